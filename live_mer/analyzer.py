@@ -1,0 +1,164 @@
+"""The Analyzer: audio blocks in, one :class:`~live_mer.estimate.Estimate` per model hop out.
+
+The same object serves live input, files, training-time evaluation and benchmarks: it owns the
+feature front end, a rolling window of feature frames, the ONNX student and the output smoothing.
+It is not thread-safe; one thread feeds it.
+"""
+
+from __future__ import annotations
+
+import time
+from types import MappingProxyType
+
+import numpy as np
+
+from .estimate import Estimate
+from .features import FrameBatch, Frontend
+from .harmony import camelot, chord_label, key_name, open_key
+from .model import StudentModel
+
+CLIP_LEVEL = 0.999
+
+
+class Analyzer:
+    """Streaming emotion, chord and key analysis of one audio stream.
+
+    Parameters
+    ----------
+    model : StudentModel
+        A loaded, verified student (:func:`live_mer.model.load_model`); its card fixes the features,
+        the window length and the hop.
+    input_rate : int
+        Sample rate of the audio passed to :meth:`process` (8 kHz .. 192 kHz; resampled internally).
+    smoothing_s : float
+        Time constant of the one-pole smoothing applied to valence, arousal and head outputs
+        (0 disables it).
+    """
+
+    def __init__(self, model: StudentModel, input_rate: int, smoothing_s: float = 1.0):
+        if smoothing_s < 0:
+            raise ValueError(f"smoothing_s must be >= 0, got {smoothing_s}")
+        self.model = model
+        card = model.card
+        self.frontend = Frontend(card.spec, input_rate)
+        self.window_frames, self.hop_frames = card.window_frames, card.hop_frames
+        self._cat_heads = [h for h in card.heads if h.name != "va"]
+        self._alpha = 1.0 if smoothing_s == 0 else 1.0 - float(np.exp(-card.hop_seconds / smoothing_s))
+        self._silence = self.frontend.silence_row()
+        self.reset()
+
+    @property
+    def input_rate(self) -> int:
+        return self.frontend.input_rate
+
+    def reset(self) -> None:
+        """Start a new stream: the window is refilled with silence, smoothing and counters restart."""
+        self.frontend.reset()
+        # History holds 2 windows so the newest window is always one contiguous slice; when the end is
+        # reached the last window is moved to the front (amortised, no per-frame copy).
+        self._hist = np.tile(self._silence, (2 * self.window_frames, 1))
+        self._end = self.window_frames
+        self._since_hop = 0
+        self._smoothed: np.ndarray | None = None
+        self._peak = 0.0
+        self._clipped = 0
+        self._nonfinite = 0
+        self._onset_sum = 0.0
+
+    def process(self, audio: np.ndarray, overflows: int = 0) -> list[Estimate]:
+        """Analyse the next block of audio (frames, or frames x channels, any float dtype).
+
+        NaN/Inf samples are replaced by silence and counted; channels are averaged to mono.
+        Returns the estimates whose hops completed inside this block (often zero or one).
+        """
+        t0 = time.perf_counter()
+        x = np.asarray(audio, dtype=np.float32)
+        if x.ndim == 2:
+            x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+        elif x.ndim != 1:
+            raise ValueError(f"audio must be 1-D (frames) or 2-D (frames x channels), got shape {x.shape}")
+        return self._consume(self.frontend.push(self._inspect(x)), overflows, t0)
+
+    def finish(self, overflows: int = 0) -> list[Estimate]:
+        """Flush the resampler at the end of a finite stream; returns any final estimates."""
+        t0 = time.perf_counter()
+        empty = np.zeros(0, dtype=np.float32)
+        return self._consume(self.frontend.push(empty, flush=True), overflows, t0)
+
+    def _inspect(self, x: np.ndarray) -> np.ndarray:
+        if x.size == 0:
+            return x
+        finite = np.isfinite(x)
+        if not finite.all():
+            self._nonfinite += int(x.size - np.count_nonzero(finite))
+            x = np.where(finite, x, np.float32(0.0))
+        mag = np.abs(x)
+        self._peak = max(self._peak, float(mag.max()))
+        self._clipped += int(np.count_nonzero(mag >= CLIP_LEVEL))
+        return x
+
+    def _consume(self, batch: FrameBatch, overflows: int, t0: float) -> list[Estimate]:
+        due: list[tuple[int, np.ndarray, float]] = []  # (frame index in batch, window copy, onset mean)
+        i, n = 0, len(batch)
+        while i < n:
+            take = min(n - i, self.hop_frames - self._since_hop)
+            self._append(batch.features[i:i + take])
+            self._onset_sum += float(batch.onset[i:i + take].sum())
+            self._since_hop += take
+            i += take
+            if self._since_hop == self.hop_frames:
+                due.append((i - 1, self._hist[self._end - self.window_frames:self._end].copy(),
+                            self._onset_sum / self.hop_frames))
+                self._since_hop = 0
+                self._onset_sum = 0.0
+        if not due:
+            return []
+        outputs = self.model.run(np.stack([w for _, w, _ in due]))
+        latency_ms = (time.perf_counter() - t0) * 1000.0
+        return [self._estimate(k, frame, onset, outputs, batch, overflows, latency_ms)
+                for k, (frame, _, onset) in enumerate(due)]
+
+    def _append(self, rows: np.ndarray) -> None:
+        n = rows.shape[0]
+        if self._end + n > self._hist.shape[0]:
+            keep = self.window_frames
+            self._hist[:keep] = self._hist[self._end - keep:self._end]
+            self._end = keep
+        self._hist[self._end:self._end + n] = rows
+        self._end += n
+
+    def _estimate(self, k: int, frame: int, onset: float, outputs: dict[str, np.ndarray], batch: FrameBatch,
+                  overflows: int, latency_ms: float) -> Estimate:
+        raw = np.concatenate([np.asarray(outputs["va"][k], dtype=np.float64)]
+                             + [np.asarray(outputs[h.name][k], dtype=np.float64) for h in self._cat_heads])
+        raw = np.nan_to_num(raw, nan=0.0, posinf=1.0, neginf=-1.0)
+        if self._smoothed is None:
+            self._smoothed = raw
+        else:
+            self._smoothed = self._smoothed + self._alpha * (raw - self._smoothed)
+        values = self._smoothed
+        heads, quadrant, offset = {}, "", 2
+        for h in self._cat_heads:
+            vals = values[offset:offset + len(h.names)]
+            offset += len(h.names)
+            heads[h.name] = MappingProxyType({name: float(v) for name, v in zip(h.names, vals)})
+            if h.name == "quadrant":
+                quadrant = h.names[int(np.argmax(vals))]
+        key = int(batch.key[frame])
+        est = Estimate(
+            t=float(batch.times[frame]),
+            valence=float(np.clip(values[0], -1.0, 1.0)),
+            arousal=float(np.clip(values[1], -1.0, 1.0)),
+            quadrant=quadrant,
+            heads=MappingProxyType(heads),
+            chord=chord_label(int(batch.chord[frame])),
+            chord_confidence=float(batch.chord_confidence[frame]),
+            key=key_name(key), key_camelot=camelot(key), key_open=open_key(key),
+            key_confidence=float(batch.key_confidence[frame]),
+            loudness_db=float(batch.loudness_db[frame]),
+            onset=float(onset),
+            peak=self._peak, clipped=self._clipped, nonfinite=self._nonfinite,
+            overflows=int(overflows), latency_ms=latency_ms,
+        )
+        self._peak, self._clipped, self._nonfinite = 0.0, 0, 0
+        return est

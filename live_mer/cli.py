@@ -1,0 +1,194 @@
+"""The ``live-mer`` command: listen (live, to OSC), devices, analyze (files to JSON), config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from . import __version__
+from . import config as configmod
+from .analyzer import Analyzer
+from .engine import Engine, LatestEstimates
+from .estimate import Estimate
+from .fileanalysis import AudioFileError, analyze_file
+from .model import ModelError, load_model
+from .osc import DestinationError, OscSender
+from .sources import DemoSource, DeviceSource, FileSource, SourceError, describe_devices, list_input_devices
+
+log = logging.getLogger("live_mer")
+
+
+def format_line(est: Estimate) -> str:
+    """The compact live terminal line."""
+    key = f"{est.key} {est.key_camelot}" if est.key else "key ?"
+    return (f"{est.t:8.1f}s  V {est.valence:+.2f}  A {est.arousal:+.2f}  {est.quadrant or '--':2}  "
+            f"{est.chord:>7} {est.chord_confidence:.2f}  {key:<14} {est.loudness_db:6.1f} dBFS  "
+            f"ovf {est.overflows}  {est.latency_ms:4.1f} ms")
+
+
+def _open_source(cfg: configmod.SourceConfig, loop_file: bool):
+    if cfg.demo:
+        return DemoSource()
+    if cfg.file:
+        return FileSource(cfg.file, realtime=True, loop=loop_file)
+    kwargs = dict(samplerate=cfg.samplerate or None, channels=cfg.channels or None, blocksize=cfg.blocksize)
+    if cfg.device:
+        return DeviceSource(cfg.device, **kwargs)
+    try:
+        return DeviceSource(None, **kwargs)
+    except SourceError:
+        print("No input device found: playing the built-in demo piece (use --device to pick a sound card).",
+              file=sys.stderr)
+        return DemoSource()
+
+
+def cmd_listen(args) -> int:
+    cfg = configmod.load(args.config) if args.config else configmod.Config()
+    if args.device is not None or args.file is not None or args.demo:
+        # A source chosen on the command line replaces the file's choice entirely.
+        cfg = configmod.override(cfg, "source", device=args.device or "", file=args.file or "", demo=args.demo)
+    cfg = configmod.override(cfg, "source", samplerate=args.samplerate, channels=args.channels)
+    cfg = configmod.override(cfg, "model", name=args.model, provider=args.provider)
+    cfg = configmod.override(cfg, "analysis", smoothing_s=args.smoothing)
+    cfg = configmod.override(cfg, "osc", prefix=args.prefix, destinations=tuple(args.osc) if args.osc else None)
+
+    model = load_model(cfg.model.name, provider=cfg.model.provider, threads=cfg.model.threads)
+    source = _open_source(cfg.source, loop_file=args.loop)
+    analyzer = Analyzer(model, source.samplerate, smoothing_s=cfg.analysis.smoothing_s)
+    osc = OscSender(cfg.osc.destinations, prefix=cfg.osc.prefix, model_name=model.card.name)
+    latest = LatestEstimates()
+    engine = Engine(source, analyzer, [osc, latest], max_backlog_s=cfg.analysis.max_backlog_s)
+
+    print(f"live_mer {__version__}: {source.name} @ {source.samplerate} Hz, {source.channels} ch -> "
+          f"model {model.card.name} ({model.provider}, window {model.card.window_seconds:.1f} s, "
+          f"hop {model.card.hop_seconds:.2f} s) -> OSC {cfg.osc.prefix} to {', '.join(cfg.osc.destinations)}",
+          file=sys.stderr)
+    print("Ctrl-C stops.", file=sys.stderr)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    tty = sys.stdout.isatty()
+    deadline = time.monotonic() + args.duration if args.duration else None
+    last_print = 0.0
+    engine.start()
+    try:
+        while not stop.is_set() and engine.running and (deadline is None or time.monotonic() < deadline):
+            stop.wait(0.1)
+            recent = latest.drain()
+            if recent and not args.quiet and (tty or time.monotonic() - last_print >= 1.0):
+                last_print = time.monotonic()
+                print(("\r" + format_line(recent[-1])) if tty else format_line(recent[-1]),
+                      end="" if tty else "\n", flush=True)
+    finally:
+        engine.stop()
+        osc.close()
+    if tty and not args.quiet:
+        print()
+    sent = ", ".join(f"{s['destination']} sent {s['sent']} errors {s['errors']}" for s in osc.stats())
+    print(f"{engine.estimates} estimates; input overflows {source.overflows}; OSC {sent}", file=sys.stderr)
+    if engine.error is not None:
+        print(f"error: analysis stopped: {engine.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_devices(args) -> int:
+    print("Input devices:")
+    print(describe_devices(list_input_devices()))
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    model = load_model(args.model, provider=args.provider)
+    results, failed = [], 0
+    for path in args.files:
+        try:
+            result = analyze_file(path, model, smoothing_s=args.smoothing)
+        except (AudioFileError, ValueError) as exc:
+            failed += 1
+            print(f"error: {exc}", file=sys.stderr)
+            results.append({"path": str(path), "error": str(exc)})
+            continue
+        results.append(result)
+        s = result["summary"]
+        print(f"{path}: {result['duration']:.1f} s  valence {s['valence']:+.2f}  arousal {s['arousal']:+.2f}  "
+              f"{s.get('quadrant', '')}  key {s['key'] or '?'} {s['key_camelot']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_config(args) -> int:
+    if args.example:
+        print(configmod.EXAMPLE, end="")
+        return 0
+    if args.check:
+        configmod.load(args.check)
+        print(f"{args.check}: OK")
+        return 0
+    print("use --example or --check FILE", file=sys.stderr)
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="live-mer", description="Real-time music emotion analysis to OSC.")
+    p.add_argument("--version", action="version", version=f"live_mer {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    listen = sub.add_parser("listen", help="analyse live input and send OSC")
+    src = listen.add_mutually_exclusive_group()
+    src.add_argument("--device", help="input device: part of its name, or its index (see `live-mer devices`)")
+    src.add_argument("--file", help="play an audio file in real time instead of a device")
+    src.add_argument("--demo", action="store_true", help="play the built-in demo piece")
+    listen.add_argument("--loop", action="store_true", help="with --file: start again at the end")
+    listen.add_argument("--samplerate", type=int, help="device sample rate (default: the device's)")
+    listen.add_argument("--channels", type=int, help="device channels to open (mixed to mono)")
+    listen.add_argument("--osc", action="append", metavar="HOST:PORT", help="OSC destination (repeatable)")
+    listen.add_argument("--prefix", help="OSC address prefix (default /mer)")
+    listen.add_argument("--config", help="TOML configuration file (see `live-mer config --example`)")
+    listen.add_argument("--duration", type=float, help="stop after this many seconds")
+    listen.add_argument("--quiet", action="store_true", help="no live terminal line")
+    listen.add_argument("--model", help="model name in models/ or path to an .onnx with its .json card")
+    listen.add_argument("--provider", choices=["auto", "cpu", "cuda"], help="onnxruntime execution provider")
+    listen.add_argument("--smoothing", type=float, help="output smoothing time constant, seconds")
+    listen.set_defaults(func=cmd_listen)
+
+    dev = sub.add_parser("devices", help="list audio input devices")
+    dev.set_defaults(func=cmd_devices)
+
+    an = sub.add_parser("analyze", help="analyse audio files (causally, as live) and write JSON")
+    an.add_argument("files", nargs="+", help="audio files (wav, flac, ogg/opus, mp3, ...)")
+    an.add_argument("--json", help="write the results here (a JSON list, one object per file)")
+    an.add_argument("--model", default="live_mer_student", help="model name or .onnx path")
+    an.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda"])
+    an.add_argument("--smoothing", type=float, default=1.0, help="output smoothing time constant, seconds")
+    an.set_defaults(func=cmd_analyze)
+
+    cf = sub.add_parser("config", help="print an example configuration or check one")
+    cf.add_argument("--example", action="store_true", help="print a commented example configuration")
+    cf.add_argument("--check", metavar="FILE", help="validate a configuration file")
+    cf.set_defaults(func=cmd_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (configmod.ConfigError, ModelError, SourceError, DestinationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

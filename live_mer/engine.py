@@ -1,0 +1,140 @@
+"""The analyzer thread: source ring buffer -> Analyzer -> sinks.
+
+One thread does all DSP and inference and never waits on a sink: sinks are plain callables that must
+not block (the OSC sender uses non-blocking sockets; :class:`LatestEstimates` just stores). A sink
+that raises is counted and logged (rate limited), and analysis goes on.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+from .analyzer import Analyzer
+from .estimate import Estimate
+
+log = logging.getLogger("live_mer")
+
+Sink = Callable[[Estimate], None]
+
+
+class LatestEstimates:
+    """A non-blocking sink keeping the newest ``maxlen`` estimates for another thread (UI, terminal)."""
+
+    def __init__(self, maxlen: int = 1024):
+        self._items: collections.deque[Estimate] = collections.deque(maxlen=maxlen)
+        self.count = 0
+
+    def __call__(self, est: Estimate) -> None:
+        self._items.append(est)  # deque.append is atomic; the oldest item falls off when full
+        self.count += 1
+
+    def drain(self) -> list[Estimate]:
+        out = []
+        while True:
+            try:
+                out.append(self._items.popleft())
+            except IndexError:
+                return out
+
+
+class Engine:
+    """Run ``analyzer`` on ``source`` in a background thread, feeding every estimate to ``sinks``.
+
+    Parameters
+    ----------
+    source
+        A started-or-not source from :mod:`live_mer.sources`.
+    analyzer : Analyzer
+        Built for ``source.samplerate``.
+    sinks : list of callables
+        Each is called with every :class:`Estimate`, in the analyzer thread; must not block.
+    max_backlog_s : float
+        If more unread audio than this piles up (the machine could not keep up), the oldest audio is
+        dropped so estimates stay close to real time; ``dropped_s`` counts it.
+    """
+
+    poll_s = 0.004
+
+    def __init__(self, source, analyzer: Analyzer, sinks: list[Sink], max_backlog_s: float = 1.0):
+        if analyzer.input_rate != source.samplerate:
+            raise ValueError(f"analyzer expects {analyzer.input_rate} Hz, source delivers {source.samplerate} Hz")
+        self.source = source
+        self.analyzer = analyzer
+        self.sinks = list(sinks)
+        self.max_backlog = int(max_backlog_s * source.samplerate)
+        self.estimates = 0
+        self.sink_errors = 0
+        self.dropped_s = 0.0
+        self.error: Exception | None = None
+        self.started_at = 0.0
+        self.first_estimate_at: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_sink_log = 0.0
+
+    def start(self) -> None:
+        self.started_at = time.perf_counter()
+        self.source.start()
+        self._thread = threading.Thread(target=self._run, name="live_mer-analyzer", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        ring = self.source.ring
+        scratch = np.empty((ring.capacity, ring.channels), dtype=np.float32)
+        live = getattr(self.source, "realtime", True)  # only paced sources may drop audio to catch up
+        try:
+            while not self._stop.is_set():
+                if ring.available() == 0:
+                    if self.source.finished:
+                        if self.source.error is not None:
+                            raise self.source.error
+                        self._emit(self.analyzer.finish(self.source.overflows))
+                        return
+                    self._stop.wait(self.poll_s)
+                    continue
+                if live and self.max_backlog:
+                    dropped = ring.discard_to_latest(self.max_backlog)
+                    self.dropped_s += dropped / self.source.samplerate
+                block = ring.read(scratch)
+                self._emit(self.analyzer.process(block, overflows=self.source.overflows))
+        except Exception as exc:
+            self.error = exc
+            log.error("analysis stopped: %s", exc)
+
+    def _emit(self, estimates: list[Estimate]) -> None:
+        for est in estimates:
+            if self.first_estimate_at is None:
+                self.first_estimate_at = time.perf_counter()
+            self.estimates += 1
+            for sink in self.sinks:
+                try:
+                    sink(est)
+                except Exception as exc:
+                    self.sink_errors += 1
+                    now = time.monotonic()
+                    if now - self._last_sink_log > 5.0:
+                        self._last_sink_log = now
+                        log.warning("output %r failed (%d failures so far): %s", sink, self.sink_errors, exc)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a finite source to be fully analysed; True if the thread ended."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    def stop(self) -> None:
+        """Stop the source and the analyzer thread (idempotent)."""
+        self._stop.set()
+        self.source.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)

@@ -1,0 +1,78 @@
+"""The immutable per-hop result record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """One analysis hop.
+
+    Attributes
+    ----------
+    t : float
+        Stream time in seconds at the end of the analysed window (input audio time, not wall time).
+    valence, arousal : float
+        In [-1, 1] (smoothed as configured).
+    quadrant : str
+        Most probable Russell quadrant, ``"Q1"`` (+V +A) .. ``"Q4"`` (+V -A).
+    heads : Mapping[str, Mapping[str, float]]
+        Every categorical head of the model by name, e.g. ``heads["quadrant"]["Q2"]`` and
+        ``heads["gems"]["tension"]``.
+    chord, chord_confidence : str, float
+        mir_eval style label (``"A:min"``, ``"N"`` for none) and its filtered posterior.
+    key, key_camelot, key_open, key_confidence : str, str, str, float
+        ``"A minor"``, ``"8A"``, ``"1m"``; empty strings while no key is established.
+    loudness_db : float
+        Frame RMS level in dBFS of the newest frame (a full-scale sine reads -3 dB).
+    onset : float
+        Onset strength (positive log-mel flux) averaged over the hop.
+    peak : float
+        Largest absolute input sample since the previous estimate (after NaN/Inf removal).
+    clipped : int
+        Input samples at or beyond full scale since the previous estimate.
+    nonfinite : int
+        NaN/Inf input samples replaced by zeros since the previous estimate.
+    overflows : int
+        Input overflows (dropped audio blocks or PortAudio overflow flags) since the stream started.
+    latency_ms : float
+        Processing time of the analyzer call that produced this estimate.
+    """
+
+    t: float
+    valence: float
+    arousal: float
+    quadrant: str = ""
+    heads: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: MappingProxyType({}))
+    chord: str = "N"
+    chord_confidence: float = 0.0
+    key: str = ""
+    key_camelot: str = ""
+    key_open: str = ""
+    key_confidence: float = 0.0
+    loudness_db: float = -120.0
+    onset: float = 0.0
+    peak: float = 0.0
+    clipped: int = 0
+    nonfinite: int = 0
+    overflows: int = 0
+    latency_ms: float = 0.0
+
+    def to_dict(self) -> dict:
+        """Plain JSON-serialisable dict (the ``timeline`` entry of the analyze JSON contract)."""
+        d = {
+            "t": round(self.t, 4),
+            "valence": self.valence,
+            "arousal": self.arousal,
+            "quadrant": self.quadrant,
+        }
+        for name, values in self.heads.items():
+            d[f"{name}_probs" if name == "quadrant" else name] = dict(values)
+        d.update(chord=self.chord, chord_confidence=self.chord_confidence, key=self.key,
+                 key_camelot=self.key_camelot, key_open=self.key_open, key_confidence=self.key_confidence,
+                 loudness_db=self.loudness_db, onset=self.onset)
+        return d

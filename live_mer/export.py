@@ -1,0 +1,120 @@
+"""Write students as ONNX + model card.
+
+Used by the training scripts (to ship a model) and by the tests (to build tiny models so the runtime
+is tested without the shipped one). Only ``onnx`` is needed, no training framework: the graph is
+assembled from numpy weights with ``onnx.helper``.
+
+The architecture written here is the *pooled student*: per-window statistics of the frame features
+(mean and standard deviation over the whole window, mean over its most recent part) -> standardise ->
+MLP trunk -> one head per output (tanh regression for valence/arousal, softmax for quadrants,
+sigmoid shares for GEMS). The window only ever covers past audio, so the student is causal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .features import FeatureSpec
+from .model import sha256_of
+
+OPSET = 17
+ACTIVATIONS = {"tanh": "Tanh", "softmax": "Softmax", "sigmoid": "Sigmoid"}
+
+
+@dataclass
+class PooledStudentWeights:
+    """Weights of the pooled student, all float32 numpy arrays.
+
+    ``trunk`` is a list of (W (in, out), b (out,)) layers with ReLU; ``heads`` maps an output name to
+    (W, b, activation) with activation one of ``tanh``, ``softmax``, ``sigmoid``.
+    """
+
+    mean: np.ndarray  # standardisation of the pooled statistics, shape (3 * n_features,)
+    scale: np.ndarray
+    trunk: list[tuple[np.ndarray, np.ndarray]]
+    heads: dict[str, tuple[np.ndarray, np.ndarray, str]]
+    recent_frames: int
+    extra: dict = field(default_factory=dict)
+
+
+def pooled_statistics(windows: np.ndarray, recent_frames: int) -> np.ndarray:
+    """Numpy twin of the graph's pooling (batch, frames, features) -> (batch, 3 * features)."""
+    w = windows.astype(np.float32)
+    return np.concatenate([w.mean(axis=1), np.sqrt(w.var(axis=1) + 1e-6), w[:, -recent_frames:].mean(axis=1)], axis=1)
+
+
+def build_pooled_student(weights: PooledStudentWeights, window_frames: int, n_features: int,
+                         input_name: str = "features") -> bytes:
+    """Serialise the pooled student as an ONNX model (dynamic batch, fixed window and features)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits = [], []
+
+    def const(name: str, value) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def node(op: str, inputs: list[str], output: str, **attrs) -> str:
+        nodes.append(helper.make_node(op, inputs, [output], **attrs))
+        return output
+
+    x = input_name
+    mean_k = node("ReduceMean", [x], "mean_k", axes=[1], keepdims=1)
+    mean = node("ReduceMean", [x], "mean", axes=[1], keepdims=0)
+    dev = node("Sub", [x, mean_k], "dev")
+    var = node("ReduceMean", [node("Mul", [dev, dev], "dev2")], "var", axes=[1], keepdims=0)
+    std = node("Sqrt", [node("Add", [var, const("eps", np.float32(1e-6))], "var_eps")], "std")
+    recent = node("Slice", [x, const("r_start", np.array([-weights.recent_frames], np.int64)),
+                            const("r_end", np.array([window_frames], np.int64)),
+                            const("r_axes", np.array([1], np.int64))], "recent_frames")
+    recent_mean = node("ReduceMean", [recent], "recent_mean", axes=[1], keepdims=0)
+    pooled = node("Concat", [mean, std, recent_mean], "pooled", axis=1)
+    h = node("Div", [node("Sub", [pooled, const("pool_mean", weights.mean.astype(np.float32))], "centred"),
+                     const("pool_scale", weights.scale.astype(np.float32))], "h0")
+    for i, (w, b) in enumerate(weights.trunk):
+        h = node("Gemm", [h, const(f"trunk{i}_w", w.astype(np.float32)), const(f"trunk{i}_b", b.astype(np.float32))],
+                 f"trunk{i}_lin")
+        h = node("Relu", [h], f"trunk{i}")
+    outputs = []
+    for name, (w, b, act) in weights.heads.items():
+        logits = node("Gemm", [h, const(f"{name}_w", w.astype(np.float32)), const(f"{name}_b", b.astype(np.float32))],
+                      f"{name}_logits")
+        attrs = {"axis": 1} if act == "softmax" else {}
+        node(ACTIVATIONS[act], [logits], name, **attrs)
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", int(w.shape[1])]))
+    graph = helper.make_graph(
+        nodes, "live_mer_pooled_student",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["batch", window_frames, n_features])],
+        outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="live_mer")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def write_model(directory: str | Path, name: str, onnx_bytes: bytes, spec: FeatureSpec, window_frames: int,
+                hop_frames: int, outputs: dict[str, dict], card_extra: dict | None = None) -> tuple[Path, Path]:
+    """Write ``<name>.onnx`` and its card ``<name>.json`` (with the file's sha256) into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    onnx_path, card_path = directory / f"{name}.onnx", directory / f"{name}.json"
+    onnx_path.write_bytes(onnx_bytes)
+    card = {
+        "name": name,
+        "onnx_sha256": sha256_of(onnx_path),
+        "input_name": "features",
+        "feature_spec": spec.to_dict(),
+        "feature_names": spec.feature_names(),
+        "window": {"frames": window_frames, "hop_frames": hop_frames,
+                   "seconds": round(window_frames / spec.frame_rate, 4),
+                   "hop_seconds": round(hop_frames / spec.frame_rate, 4)},
+        "outputs": outputs,
+    }
+    card.update(card_extra or {})
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return onnx_path, card_path

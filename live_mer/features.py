@@ -1,0 +1,285 @@
+"""Streaming feature front end: the one feature path used live, on files, in training and in evaluation.
+
+Audio at any input rate goes in; per analysis frame (``hop_length`` samples at ``sample_rate``) comes
+out a fixed-layout feature vector (:meth:`FeatureSpec.feature_names`) plus the harmony labels.
+
+Stages: soxr streaming resampler -> framing with a Hann window -> ``scipy.fft.rfft`` over a batch of
+frames -> one Numba kernel per batch that applies the (sparse) mel and chroma filterbanks from
+``librosa.filters`` and computes loudness and onset strength -> :class:`~live_mer.harmony.HarmonyTracker`.
+The kernel is hand-written because librosa's feature functions work on whole signals, recompute the
+STFT per feature, and allocate per call; here the filterbanks are built once and applied in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import scipy.fft
+import soxr
+
+from ._numba import njit
+from .harmony import NO_CHORD, HarmonyParams, HarmonyTracker
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Everything that defines the feature layout a model was trained on (stored in its card)."""
+
+    sample_rate: int = 22050
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 64
+    fmin: float = 30.0
+    fmax: float = 11025.0
+    chroma_fmin: float = 55.0  # chroma ignores the sub-bass rumble and kick drums
+    chroma_fmax: float = 4200.0
+    chroma_gate_db: float = -55.0  # frames quieter than this carry no chroma (no chords from noise floor)
+    chord_stay_seconds: float = HarmonyParams.chord_stay_seconds
+    chord_sharpness: float = HarmonyParams.chord_sharpness
+    key_memory_seconds: float = HarmonyParams.key_memory_seconds
+    key_switch_margin: float = HarmonyParams.key_switch_margin
+    version: int = 1
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    def feature_names(self) -> list[str]:
+        """Names of the per-frame feature vector's columns, in order."""
+        names = [f"logmel_{i:02d}" for i in range(self.n_mels)]
+        names += [f"chroma_rel_{i:02d}" for i in range(12)]  # chroma rotated so the key tonic is column 0
+        names += ["loudness_db", "onset"]
+        names += [f"chord_root_rel_{i:02d}" for i in range(12)]
+        names += ["chord_major", "chord_minor", "chord_none", "chord_confidence", "key_major", "key_confidence"]
+        return names
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names())
+
+    def harmony_params(self) -> HarmonyParams:
+        return HarmonyParams(self.chord_stay_seconds, self.chord_sharpness, self.key_memory_seconds,
+                             self.key_switch_margin)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FeatureSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown feature spec field(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+    def differences(self, other: "FeatureSpec") -> list[str]:
+        """Human-readable list of fields where ``other`` differs from this spec."""
+        return [f"{f.name}: {getattr(other, f.name)!r} != {getattr(self, f.name)!r}"
+                for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
+
+
+def _to_csr(weights: np.ndarray, rel_threshold: float = 1e-3):
+    """Dense filterbank (bands x bins) to CSR arrays, dropping negligible weights."""
+    indptr = [0]
+    indices: list[int] = []
+    values: list[float] = []
+    for row in weights:
+        keep = np.flatnonzero(row > rel_threshold * max(row.max(), 1e-12))
+        indices.extend(keep.tolist())
+        values.extend(row[keep].tolist())
+        indptr.append(len(indices))
+    return (np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int64),
+            np.asarray(values, dtype=np.float32))
+
+
+def _filterbanks(spec: FeatureSpec):
+    import librosa.filters  # deferred: only the filter constructors are needed, once per stream
+
+    mel = librosa.filters.mel(sr=spec.sample_rate, n_fft=spec.n_fft, n_mels=spec.n_mels, fmin=spec.fmin,
+                              fmax=spec.fmax, htk=False, norm="slaney")
+    chroma = librosa.filters.chroma(sr=spec.sample_rate, n_fft=spec.n_fft, n_chroma=12, ctroct=5.0,
+                                    octwidth=2.0, base_c=True)
+    freqs = np.fft.rfftfreq(spec.n_fft, 1.0 / spec.sample_rate)
+    chroma[:, (freqs < spec.chroma_fmin) | (freqs > spec.chroma_fmax)] = 0.0
+    return _to_csr(mel), _to_csr(chroma)
+
+
+@njit(cache=True, nogil=True)
+def _spectral_kernel(spectra, mel_ptr, mel_idx, mel_w, chr_ptr, chr_idx, chr_w, power_scale, gate_db,
+                     prev_logmel, out_logmel, out_chroma, out_loudness, out_onset):
+    n_frames, n_bins = spectra.shape
+    n_mels = mel_ptr.shape[0] - 1
+    power = np.empty(n_bins, dtype=np.float32)
+    for f in range(n_frames):
+        total = 0.0
+        for b in range(n_bins):
+            re = spectra[f, b].real
+            im = spectra[f, b].imag
+            p = re * re + im * im
+            power[b] = p
+            # Parseval: interior bins stand for their negative-frequency twins too.
+            total += p if (b == 0 or b == n_bins - 1) else 2.0 * p
+        loud = 10.0 * np.log10(total * power_scale + 1e-12)
+        out_loudness[f] = loud
+        flux = 0.0
+        for m in range(n_mels):
+            acc = 0.0
+            for j in range(mel_ptr[m], mel_ptr[m + 1]):
+                acc += mel_w[j] * power[mel_idx[j]]
+            lm = np.log10(acc + 1e-10)
+            out_logmel[f, m] = lm
+            d = lm - prev_logmel[m]
+            if d > 0.0:
+                flux += d
+            prev_logmel[m] = lm
+        out_onset[f] = flux / n_mels
+        # Chroma on power (sharper than magnitudes at low, poorly resolved pitches), max-normalised.
+        peak = 0.0
+        for c in range(12):
+            acc = 0.0
+            if loud > gate_db:
+                for j in range(chr_ptr[c], chr_ptr[c + 1]):
+                    acc += chr_w[j] * power[chr_idx[j]]
+            out_chroma[f, c] = acc
+            if acc > peak:
+                peak = acc
+        for c in range(12):
+            out_chroma[f, c] = out_chroma[f, c] / peak if peak > 1e-9 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _assemble(logmel, chroma, loudness, onset, chord, chord_conf, key, key_conf, out):
+    """Fill the model's feature rows: key-relative chroma and chord, mode, confidences."""
+    n_frames, n_mels = logmel.shape
+    for f in range(n_frames):
+        col = 0
+        for m in range(n_mels):
+            out[f, col] = logmel[f, m]
+            col += 1
+        tonic = key[f] % 12 if key[f] >= 0 else 0
+        for c in range(12):
+            out[f, col + c] = chroma[f, (c + tonic) % 12]
+        col += 12
+        out[f, col] = loudness[f]
+        out[f, col + 1] = onset[f]
+        col += 2
+        for c in range(12):
+            out[f, col + c] = 0.0
+        ch = chord[f]
+        if ch != NO_CHORD:
+            out[f, col + ((ch % 12) - tonic) % 12] = 1.0
+        col += 12
+        out[f, col] = 1.0 if ch < 12 else 0.0
+        out[f, col + 1] = 1.0 if 12 <= ch < NO_CHORD else 0.0
+        out[f, col + 2] = 1.0 if ch == NO_CHORD else 0.0
+        out[f, col + 3] = chord_conf[f]
+        out[f, col + 4] = 0.5 if key[f] < 0 else (1.0 if key[f] < 12 else 0.0)
+        out[f, col + 5] = key_conf[f]
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    """Frames produced by one :meth:`Frontend.push`; all arrays have one row per frame."""
+
+    times: np.ndarray  # stream time (s) at the end of each frame's newest hop
+    features: np.ndarray  # (n, n_features) float32, layout of FeatureSpec.feature_names()
+    loudness_db: np.ndarray
+    onset: np.ndarray
+    chroma: np.ndarray  # absolute pitch-class chroma (n, 12), C first
+    chord: np.ndarray  # chord index, see live_mer.harmony.chord_label
+    chord_confidence: np.ndarray
+    key: np.ndarray  # key index, see live_mer.harmony.key_name
+    key_confidence: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.times.shape[0])
+
+
+class Frontend:
+    """Streaming resampler + STFT + features + harmony for one audio stream.
+
+    Parameters
+    ----------
+    spec : FeatureSpec
+        The feature layout (usually the loaded model's card).
+    input_rate : int
+        Sample rate of the mono float32 audio passed to :meth:`push`.
+    """
+
+    def __init__(self, spec: FeatureSpec, input_rate: int):
+        if not 8000 <= int(input_rate) <= 192000:
+            raise ValueError(f"input sample rate {input_rate} Hz is outside 8000..192000 Hz")
+        self.spec = spec
+        self.input_rate = int(input_rate)
+        (self._mel_ptr, self._mel_idx, self._mel_w), (self._chr_ptr, self._chr_idx, self._chr_w) = _filterbanks(spec)
+        self._window = np.hanning(spec.n_fft + 1)[:-1].astype(np.float32)
+        self._power_scale = 1.0 / (spec.n_fft ** 2 * float(np.mean(self._window.astype(np.float64) ** 2)))
+        self._harmony = HarmonyTracker(spec.frame_rate, spec.harmony_params())
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all stream state (resampler, partial frame, harmony, onset memory)."""
+        spec = self.spec
+        self._resampler = (None if self.input_rate == spec.sample_rate else
+                           soxr.ResampleStream(self.input_rate, spec.sample_rate, 1, dtype="float32", quality="HQ"))
+        # Start with n_fft - hop zeros so the first frame completes after one hop of audio.
+        self._buf = np.zeros(spec.n_fft * 4, dtype=np.float32)
+        self._fill = spec.n_fft - spec.hop_length
+        self._frames_done = 0
+        self._prev_logmel = np.full(spec.n_mels, -10.0, dtype=np.float32)
+        self._harmony.reset()
+
+    def silence_row(self) -> np.ndarray:
+        """The feature vector of digital silence (used to pre-fill a model window)."""
+        spec = self.spec
+        out = np.empty((1, spec.n_features), dtype=np.float32)
+        _assemble(np.full((1, spec.n_mels), -10.0, np.float32), np.zeros((1, 12), np.float32),
+                  np.full(1, -120.0, np.float32), np.zeros(1, np.float32), np.full(1, NO_CHORD, np.int64),
+                  np.ones(1, np.float32), np.full(1, -1, np.int64), np.zeros(1, np.float32), out)
+        return out[0]
+
+    def push(self, mono: np.ndarray, flush: bool = False) -> FrameBatch:
+        """Consume mono float32 samples at ``input_rate``; return every frame completed by them.
+
+        ``flush=True`` drains the resampler's internal delay (use at the end of a file).
+        """
+        spec = self.spec
+        x = np.ascontiguousarray(mono, dtype=np.float32)
+        if self._resampler is not None:
+            x = self._resampler.resample_chunk(x, last=flush)
+        need = self._fill + x.shape[0]
+        if need > self._buf.shape[0]:
+            grown = np.zeros(max(need, 2 * self._buf.shape[0]), dtype=np.float32)
+            grown[: self._fill] = self._buf[: self._fill]
+            self._buf = grown
+        self._buf[self._fill:need] = x
+        self._fill = need
+        n = 0 if need < spec.n_fft else (need - spec.n_fft) // spec.hop_length + 1
+        if n == 0:
+            return self._empty_batch()
+        frames = np.lib.stride_tricks.sliding_window_view(self._buf[:need], spec.n_fft)[:: spec.hop_length][:n]
+        spectra = scipy.fft.rfft(frames * self._window, axis=1)
+        logmel = np.empty((n, spec.n_mels), dtype=np.float32)
+        chroma = np.empty((n, 12), dtype=np.float32)
+        loudness = np.empty(n, dtype=np.float32)
+        onset = np.empty(n, dtype=np.float32)
+        _spectral_kernel(spectra, self._mel_ptr, self._mel_idx, self._mel_w, self._chr_ptr, self._chr_idx,
+                         self._chr_w, self._power_scale, spec.chroma_gate_db, self._prev_logmel, logmel, chroma,
+                         loudness, onset)
+        chord, chord_conf, key, key_conf = self._harmony.update(chroma)
+        features = np.empty((n, spec.n_features), dtype=np.float32)
+        _assemble(logmel, chroma, loudness, onset, chord, chord_conf, key, key_conf, features)
+        consumed = n * spec.hop_length
+        self._buf[: need - consumed] = self._buf[consumed:need]
+        self._fill = need - consumed
+        times = (np.arange(self._frames_done + 1, self._frames_done + n + 1) * spec.hop_length
+                 / spec.sample_rate)
+        self._frames_done += n
+        return FrameBatch(times, features, loudness, onset, chroma, chord, chord_conf, key, key_conf)
+
+    def _empty_batch(self) -> FrameBatch:
+        f32 = np.empty(0, dtype=np.float32)
+        i64 = np.empty(0, dtype=np.int64)
+        return FrameBatch(np.empty(0), np.empty((0, self.spec.n_features), np.float32), f32, f32,
+                          np.empty((0, 12), np.float32), i64, f32, i64, f32)

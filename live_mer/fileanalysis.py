@@ -1,0 +1,117 @@
+"""Whole-file analysis through the streaming Analyzer, and the ``analyze`` JSON contract.
+
+Contract (stable; other tools read it), one object per file::
+
+    {"path": str, "duration": float seconds, "sample_rate": int, "model": str,
+     "summary": {"valence", "arousal", "quadrant", "quadrant_probs": {Q1..Q4}, "<head>": {name: mean},
+                 "key", "key_camelot", "key_open", "key_confidence"},
+     "timeline": [Estimate.to_dict(), ...]}
+
+valence/arousal are in [-1, 1]; the timeline has one entry per model hop, ``t`` in seconds from the
+start of the file at the end of the analysed (causal) window.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+
+from .analyzer import Analyzer
+from .estimate import Estimate
+from .model import StudentModel
+
+BLOCK_FRAMES = 1 << 16
+
+
+class AudioFileError(RuntimeError):
+    """A file cannot be decoded (missing, unsupported, empty or truncated)."""
+
+
+def open_audio(path: str | Path) -> sf.SoundFile:
+    """Open ``path`` with soundfile, turning its errors into :class:`AudioFileError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioFileError(f"{path}: no such file")
+    try:
+        f = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioFileError(f"{path}: cannot decode audio ({exc})") from None
+    if f.frames == 0:
+        f.close()
+        raise AudioFileError(f"{path}: contains no audio frames")
+    return f
+
+
+def iter_blocks(f: sf.SoundFile, block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+    """Yield float32 (frames x channels) blocks; a decoding failure mid-file is an AudioFileError."""
+    done = 0
+    while True:
+        try:
+            block = f.read(block_frames, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioFileError(f"{f.name}: decoding failed after {done / f.samplerate:.2f} s ({exc})") from None
+        if block.shape[0] == 0:
+            return
+        done += block.shape[0]
+        yield block
+
+
+def analyze_stream(analyzer: Analyzer, blocks) -> list[Estimate]:
+    """Run ``analyzer`` over an iterable of audio blocks and flush it; returns all estimates."""
+    analyzer.reset()
+    estimates: list[Estimate] = []
+    for block in blocks:
+        estimates.extend(analyzer.process(block))
+    estimates.extend(analyzer.finish())
+    return estimates
+
+
+def summarize(estimates: list[Estimate]) -> dict:
+    """Clip-level summary: mean valence/arousal and head values, dominant quadrant, prevailing key."""
+    if not estimates:
+        return {"valence": 0.0, "arousal": 0.0, "quadrant": "", "key": "", "key_camelot": "", "key_open": "",
+                "key_confidence": 0.0}
+    summary: dict = {"valence": float(np.mean([e.valence for e in estimates])),
+                     "arousal": float(np.mean([e.arousal for e in estimates]))}
+    for name in estimates[0].heads:
+        names = list(estimates[0].heads[name])
+        means = np.mean([[e.heads[name][n] for n in names] for e in estimates], axis=0)
+        values = {n: float(v) for n, v in zip(names, means)}
+        if name == "quadrant":
+            summary["quadrant"] = names[int(np.argmax(means))]
+            summary["quadrant_probs"] = values
+        else:
+            summary[name] = values
+    # The prevailing key: the one held longest, weighted by confidence.
+    weight: Counter = Counter()
+    for e in estimates:
+        if e.key:
+            weight[(e.key, e.key_camelot, e.key_open)] += e.key_confidence
+    if weight:
+        (key, cam, ok), w = weight.most_common(1)[0]
+        held = sum(1 for e in estimates if e.key == key)
+        summary.update(key=key, key_camelot=cam, key_open=ok, key_confidence=float(w / max(held, 1)))
+    else:
+        summary.update(key="", key_camelot="", key_open="", key_confidence=0.0)
+    return summary
+
+
+def analyze_file(path: str | Path, model: StudentModel, smoothing_s: float = 1.0) -> dict:
+    """Analyse one file causally, as live, and return its JSON-contract dict.
+
+    Raises
+    ------
+    AudioFileError
+        If the file cannot be read or decoded.
+    """
+    with open_audio(path) as f:
+        analyzer = Analyzer(model, f.samplerate, smoothing_s=smoothing_s)
+        estimates = analyze_stream(analyzer, iter_blocks(f))
+        duration = f.frames / f.samplerate
+        rate = f.samplerate
+    return {"path": str(path), "duration": round(duration, 4), "sample_rate": rate, "model": model.card.name,
+            "summary": summarize(estimates), "timeline": [e.to_dict() for e in estimates]}

@@ -1,0 +1,221 @@
+"""Model runtime: load an ONNX student and its JSON card, verify them, run windows.
+
+A card that does not match the runtime's own feature code, a file whose sha256 differs from the
+card, or an ONNX graph whose inputs/outputs differ from what the card promises is a load-time
+:class:`ModelError` that names what differs, never a silent mismatch at run time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .features import FeatureSpec
+
+DEFAULT_MODEL = "live_mer_student"
+HEAD_KINDS = ("regression", "softmax", "shares")
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+class ModelError(RuntimeError):
+    """A model or its card is missing, corrupt, or does not match this runtime."""
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One output of the model: ``kind`` is regression (values in ``range``), softmax or shares."""
+
+    name: str
+    kind: str
+    names: tuple[str, ...]
+    range: tuple[float, float] = (0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The validated, typed part of a model card; ``raw`` keeps the whole JSON document."""
+
+    name: str
+    spec: FeatureSpec
+    window_frames: int
+    hop_frames: int
+    input_name: str
+    heads: tuple[HeadSpec, ...]
+    sha256: str
+    raw: dict
+
+    @property
+    def window_seconds(self) -> float:
+        return self.window_frames / self.spec.frame_rate
+
+    @property
+    def hop_seconds(self) -> float:
+        return self.hop_frames / self.spec.frame_rate
+
+    def head(self, name: str) -> HeadSpec:
+        for h in self.heads:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def models_dir() -> Path:
+    """Where named models live: ``$LIVE_MER_MODELS`` or the repository's ``models/`` folder."""
+    env = os.environ.get("LIVE_MER_MODELS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+
+
+def resolve(model: str | os.PathLike) -> tuple[Path, Path]:
+    """Map a model name, ``.onnx`` path or ``.json`` card path to (onnx path, card path)."""
+    p = Path(model)
+    if p.suffix in (".onnx", ".json") or p.parent != Path("."):
+        base = p.with_suffix("")
+    else:
+        base = models_dir() / str(model)
+    onnx_path, card_path = base.with_suffix(".onnx"), base.with_suffix(".json")
+    missing = [str(x) for x in (onnx_path, card_path) if not x.is_file()]
+    if missing:
+        where = models_dir()
+        available = sorted(x.stem for x in where.glob("*.onnx")) if where.is_dir() else []
+        raise ModelError(f"model {str(model)!r}: missing {', '.join(missing)}; models in {where}: "
+                         f"{available or 'none'}")
+    return onnx_path, card_path
+
+
+def parse_card(data: dict, source: str = "card") -> ModelCard:
+    """Validate a card document against this runtime; raises :class:`ModelError` naming the problem."""
+    def need(obj: dict, key: str, where: str):
+        if key not in obj:
+            raise ModelError(f"{source}: missing key '{where}{key}'")
+        return obj[key]
+
+    try:
+        spec = FeatureSpec.from_dict(need(data, "feature_spec", ""))
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{source}: feature_spec: {exc}") from None
+    if spec.version != FeatureSpec.version:
+        raise ModelError(f"{source}: feature_spec.version {spec.version} != runtime {FeatureSpec.version}")
+    runtime = spec.feature_names()  # what this runtime's feature code computes for that spec
+    names = need(data, "feature_names", "")
+    if list(names) != runtime:
+        diff = [f"column {i}: card {a!r} != runtime {b!r}" for i, (a, b) in enumerate(zip(names, runtime)) if a != b]
+        if len(names) != len(runtime):
+            diff.insert(0, f"card has {len(names)} feature columns, runtime computes {len(runtime)}")
+        raise ModelError(f"{source}: feature layout differs from this runtime's feature code: {diff[:5]}")
+    window = need(data, "window", "")
+    frames, hop = int(need(window, "frames", "window.")), int(need(window, "hop_frames", "window."))
+    if frames < 1 or not 1 <= hop <= frames:
+        raise ModelError(f"{source}: window.frames={frames}, window.hop_frames={hop} are not a valid window")
+    heads = []
+    for hname, h in need(data, "outputs", "").items():
+        kind = need(h, "kind", f"outputs.{hname}.")
+        if kind not in HEAD_KINDS:
+            raise ModelError(f"{source}: outputs.{hname}.kind {kind!r} is not one of {HEAD_KINDS}")
+        heads.append(HeadSpec(hname, kind, tuple(need(h, "names", f"outputs.{hname}.")),
+                              tuple(h.get("range", (0.0, 1.0)))))
+    va = next((h for h in heads if h.name == "va"), None)
+    if va is None or va.kind != "regression" or va.names != ("valence", "arousal"):
+        raise ModelError(f"{source}: outputs must include 'va', a regression head with names [valence, arousal]")
+    return ModelCard(name=str(need(data, "name", "")), spec=spec, window_frames=frames, hop_frames=hop,
+                     input_name=str(data.get("input_name", "features")), heads=tuple(heads),
+                     sha256=str(need(data, "onnx_sha256", "")), raw=data)
+
+
+def _providers(provider: str) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if provider == "auto":
+        return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    if provider not in PROVIDERS:
+        raise ModelError(f"provider {provider!r} is not one of auto, {', '.join(PROVIDERS)}")
+    wanted = PROVIDERS[provider]
+    if wanted not in available:
+        raise ModelError(f"provider {provider!r} needs {wanted}, which this onnxruntime lacks "
+                         f"(available: {available}); for CUDA replace onnxruntime by onnxruntime-gpu")
+    return [wanted] + (["CPUExecutionProvider"] if wanted != "CPUExecutionProvider" else [])
+
+
+class StudentModel:
+    """A verified ONNX student; :meth:`run` maps feature windows to per-head outputs."""
+
+    def __init__(self, onnx_path: Path, card: ModelCard, provider: str = "auto", threads: int = 1):
+        import onnxruntime as ort
+
+        self.path = onnx_path
+        self.card = card
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=_providers(provider))
+        except ModelError:
+            raise
+        except Exception as exc:  # onnxruntime raises several private exception types for bad files
+            raise ModelError(f"{onnx_path}: onnxruntime cannot load it: {exc}") from None
+        self.provider = self._session.get_providers()[0]
+        if provider == "cuda" and self.provider != "CUDAExecutionProvider":
+            raise ModelError(f"provider 'cuda' was requested but onnxruntime runs on {self.provider}")
+        self._check_graph()
+        self._outputs = [h.name for h in card.heads]
+
+    def _check_graph(self) -> None:
+        card, where = self.card, str(self.path)
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1 or inputs[0].name != card.input_name:
+            raise ModelError(f"{where}: inputs {[i.name for i in inputs]} != card input [{card.input_name!r}]")
+        shape = inputs[0].shape
+        expected = [None, card.window_frames, card.spec.n_features]
+        if len(shape) != 3 or any(isinstance(s, int) and s != e for s, e in zip(shape[1:], expected[1:])):
+            raise ModelError(f"{where}: input shape {shape} does not match card [batch, {card.window_frames}, "
+                             f"{card.spec.n_features}]")
+        outputs = {o.name: o.shape for o in self._session.get_outputs()}
+        for h in card.heads:
+            if h.name not in outputs:
+                raise ModelError(f"{where}: card output {h.name!r} is not in the graph (has {sorted(outputs)})")
+            last = outputs[h.name][-1]
+            if isinstance(last, int) and last != len(h.names):
+                raise ModelError(f"{where}: output {h.name!r} has {last} values, card names {len(h.names)}")
+
+    def run(self, windows: np.ndarray) -> dict[str, np.ndarray]:
+        """Run a batch of windows (batch, window_frames, n_features); returns {head name: (batch, k)}."""
+        values = self._session.run(self._outputs, {self.card.input_name: windows})
+        return dict(zip(self._outputs, values))
+
+
+def load_model(model: str | os.PathLike = DEFAULT_MODEL, provider: str = "auto", threads: int = 1) -> StudentModel:
+    """Load and verify ``model`` (a name in :func:`models_dir`, or a path to its .onnx or .json).
+
+    Raises
+    ------
+    ModelError
+        If a file is missing or corrupt, the sha256 differs from the card, the card's feature spec
+        differs from this runtime's feature code, or the graph does not match the card.
+    """
+    onnx_path, card_path = resolve(model)
+    try:
+        data = json.loads(card_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{card_path}: not a readable JSON model card: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{card_path}: a model card must be a JSON object")
+    card = parse_card(data, str(card_path))
+    actual = sha256_of(onnx_path)
+    if actual != card.sha256:
+        raise ModelError(f"{onnx_path}: sha256 {actual} does not match its card {card_path} "
+                         f"({card.sha256}): the file is corrupt or the card belongs to another model")
+    return StudentModel(onnx_path, card, provider=provider, threads=threads)

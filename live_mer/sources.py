@@ -1,0 +1,218 @@
+"""Audio sources that fill a :class:`~live_mer.ringbuffer.RingBuffer`: a sound card, a file, the demo.
+
+Every source has ``name``, ``samplerate``, ``channels``, ``ring``, ``start()``, ``stop()``,
+``finished`` (a finite source has delivered everything), ``overflows`` and ``error``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .fileanalysis import open_audio
+from .ringbuffer import RingBuffer
+
+MIN_RATE, MAX_RATE = 8000, 192000
+
+
+class SourceError(RuntimeError):
+    """An input that cannot be found or opened; the message says what exists instead."""
+
+
+def list_input_devices() -> list[dict]:
+    """Input devices PortAudio reports: index, name, host API, channels, default sample rate."""
+    import sounddevice as sd
+
+    apis = sd.query_hostapis()
+    return [{"index": d["index"], "name": d["name"], "hostapi": apis[d["hostapi"]]["name"],
+             "channels": d["max_input_channels"], "default_samplerate": d["default_samplerate"]}
+            for d in sd.query_devices() if d["max_input_channels"] > 0]
+
+
+def describe_devices(devices: list[dict]) -> str:
+    if not devices:
+        return "  (none: no sound card or sound server was found)"
+    return "\n".join(f"  [{d['index']}] {d['name']} ({d['hostapi']}, {d['channels']} ch, "
+                     f"{d['default_samplerate']:.0f} Hz)" for d in devices)
+
+
+def find_device(device: str | int | None) -> dict:
+    """Pick an input device by index, by (case-insensitive) name substring, or the default (None)."""
+    import sounddevice as sd
+
+    devices = list_input_devices()
+    if device is None or device == "":
+        default = sd.default.device[0]
+        if default is None or default < 0:
+            match = devices[:1]
+        else:
+            match = [d for d in devices if d["index"] == default] or devices[:1]
+    elif isinstance(device, int) or str(device).isdigit():
+        match = [d for d in devices if d["index"] == int(device)]
+    else:
+        exact = [d for d in devices if d["name"].lower() == str(device).lower()]
+        match = exact or [d for d in devices if str(device).lower() in d["name"].lower()]
+    if not match:
+        wanted = "a default input device" if device in (None, "") else f"input device {device!r}"
+        raise SourceError(f"no {wanted}; available input devices:\n{describe_devices(devices)}")
+    return match[0]
+
+
+def _check_rate(rate: int) -> int:
+    if not MIN_RATE <= int(rate) <= MAX_RATE:
+        raise SourceError(f"sample rate {rate} Hz is outside {MIN_RATE}..{MAX_RATE} Hz")
+    return int(rate)
+
+
+class DeviceSource:
+    """A sound card input through ``sounddevice.InputStream``.
+
+    The PortAudio callback only copies into the ring buffer; PortAudio status flags
+    (input overflow/underflow) and dropped blocks are counted, never logged from the callback.
+    """
+
+    def __init__(self, device: str | int | None = None, samplerate: int | None = None, channels: int | None = None,
+                 blocksize: int = 0, ring_seconds: float = 4.0):
+        info = find_device(device)
+        self.info = info
+        self.name = info["name"]
+        self.samplerate = _check_rate(samplerate or int(info["default_samplerate"]))
+        self.channels = int(channels or min(2, info["channels"]))
+        if not 1 <= self.channels <= info["channels"]:
+            raise SourceError(f"input device {self.name!r} has {info['channels']} channels, {self.channels} asked")
+        self.blocksize = int(blocksize)
+        self.ring = RingBuffer(int(self.samplerate * ring_seconds), self.channels)
+        self.status_flags = 0
+        self.error: Exception | None = None
+        self.finished = False
+        self._stream = None
+
+    def _callback(self, indata, frames, time_info, status) -> None:
+        if status:
+            self.status_flags += 1
+        self.ring.write(indata)
+
+    @property
+    def overflows(self) -> int:
+        return self.ring.overflows + self.status_flags
+
+    def start(self) -> None:
+        import sounddevice as sd
+
+        try:
+            self._stream = sd.InputStream(device=self.info["index"], channels=self.channels,
+                                          samplerate=self.samplerate, dtype="float32", blocksize=self.blocksize,
+                                          latency="low", callback=self._callback)
+            self._stream.start()
+        except (sd.PortAudioError, ValueError) as exc:
+            self._stream = None
+            raise SourceError(f"cannot open input device {self.name!r} at {self.samplerate} Hz with "
+                              f"{self.channels} channel(s): {exc}") from None
+
+    @property
+    def active(self) -> bool:
+        return self._stream is not None and self._stream.active
+
+    def stop(self) -> None:
+        if self._stream is not None:
+            self._stream.stop()
+            self._stream.close()
+            self._stream = None
+
+
+class _PlayerSource:
+    """Plays blocks from :meth:`_blocks` into the ring from a thread, paced in real time or not."""
+
+    block_frames = 1024
+
+    def __init__(self, name: str, samplerate: int, channels: int, realtime: bool, ring_seconds: float = 4.0):
+        self.name = name
+        self.samplerate = _check_rate(samplerate)
+        self.channels = channels
+        self.realtime = realtime
+        self.ring = RingBuffer(int(self.samplerate * ring_seconds), channels)
+        self.finished = False
+        self.error: Exception | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def overflows(self) -> int:
+        return self.ring.overflows
+
+    def _blocks(self):
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"live_mer-source-{self.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        start = time.perf_counter()
+        played = 0
+        try:
+            for block in self._blocks():
+                if self._stop.is_set():
+                    return
+                if self.realtime:
+                    # Pace by the block's *end* so the analyzer never sees audio "from the future".
+                    delay = start + (played + block.shape[0]) / self.samplerate - time.perf_counter()
+                    if delay > 0 and self._stop.wait(delay):
+                        return
+                    self.ring.write(block)  # a slow consumer loses audio, exactly as with a sound card
+                else:
+                    while self.ring.capacity - self.ring.available() < block.shape[0]:
+                        if self._stop.wait(0.002):
+                            return
+                    self.ring.write(block)
+                played += block.shape[0]
+        except Exception as exc:  # reported to the engine, which stops cleanly
+            self.error = exc
+        finally:
+            self.finished = True
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+
+
+class FileSource(_PlayerSource):
+    """Any file soundfile decodes, paced in real time (``realtime=True``) or as fast as the analyzer goes."""
+
+    def __init__(self, path: str | Path, realtime: bool = True, loop: bool = False):
+        self.path = Path(path)
+        with open_audio(self.path) as f:
+            rate, channels = f.samplerate, f.channels
+        super().__init__(self.path.name, rate, channels, realtime)
+        self.loop = loop
+
+    def _blocks(self):
+        from .fileanalysis import iter_blocks
+
+        while True:
+            with open_audio(self.path) as f:
+                yield from iter_blocks(f, self.block_frames)
+            if not self.loop:
+                return
+
+
+class DemoSource(_PlayerSource):
+    """The built-in generated demo piece (:mod:`live_mer.demo`), looped, paced in real time by default."""
+
+    def __init__(self, samplerate: int = 44100, realtime: bool = True, loop: bool = True):
+        super().__init__("demo", samplerate, 1, realtime)
+        self.loop = loop
+
+    def _blocks(self):
+        from .demo import render_demo
+
+        audio = np.asarray(render_demo(self.samplerate), dtype=np.float32).reshape(-1, 1)
+        while True:
+            for i in range(0, audio.shape[0], self.block_frames):
+                yield audio[i:i + self.block_frames]
+            if not self.loop:
+                return

@@ -1,0 +1,144 @@
+"""Benchmark the live pipeline; prints numbers and ratios against baselines measured in the same run.
+
+    python scripts/bench.py [--minutes 10] [--model live_mer_student] [--skip-startup]
+
+Measures, pinned to one CPU core (numba, BLAS and onnxruntime single-threaded):
+  1. full pipeline (Analyzer + OSC bundle to a loopback socket) over the generated demo piece looped to
+     --minutes at 44.1 kHz in 512-frame blocks: real-time factor, per-hop processing latency p50/p99;
+  2. peak RSS after the pipeline run (before the librosa baseline below allocates);
+  3. the feature path (resample-free Frontend: STFT, mel, chroma, loudness, onset, chords, key) against
+     librosa.feature.melspectrogram + librosa.feature.chroma_stft on the same audio at 22.05 kHz;
+  4. time from `live-mer listen` process start to the first OSC bundle, with a cold and a warm numba cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = "1"
+if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+import resource  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from live_mer.analyzer import Analyzer  # noqa: E402
+from live_mer.demo import render_demo  # noqa: E402
+from live_mer.features import Frontend  # noqa: E402
+from live_mer.model import DEFAULT_MODEL, load_model  # noqa: E402
+from live_mer.osc import OscSender  # noqa: E402
+
+
+def looped(audio: np.ndarray, n_samples: int) -> np.ndarray:
+    """``audio`` repeated to exactly ``n_samples``."""
+    return np.tile(audio, int(np.ceil(n_samples / len(audio))))[:n_samples]
+
+
+def bench_pipeline(model, minutes: float) -> dict:
+    sr = 44100
+    x = looped(render_demo(sr), int(minutes * 60 * sr))
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    osc = OscSender([f"127.0.0.1:{sink.getsockname()[1]}"], model_name=model.card.name)
+    analyzer = Analyzer(model, sr)
+    analyzer.process(x[: sr * 2])  # compile / warm up before timing
+    analyzer.reset()
+    hop_ms = []
+    t0 = time.perf_counter()
+    for i in range(0, len(x), 512):
+        c0 = time.perf_counter()
+        ests = analyzer.process(x[i:i + 512])
+        for e in ests:
+            osc(e)
+        if ests:
+            hop_ms.append((time.perf_counter() - c0) * 1000)
+    wall = time.perf_counter() - t0
+    osc.close()
+    sink.close()
+    audio_s = len(x) / sr
+    return {"audio_s": audio_s, "wall_s": wall, "rtf": wall / audio_s, "hops": len(hop_ms),
+            "p50_ms": float(np.percentile(hop_ms, 50)), "p99_ms": float(np.percentile(hop_ms, 99)),
+            "max_ms": float(np.max(hop_ms))}
+
+
+def bench_features(spec, minutes: float) -> dict:
+    import librosa
+
+    sr = spec.sample_rate
+    x = looped(render_demo(sr), int(minutes * 60 * sr)).astype(np.float32)
+    fe = Frontend(spec, sr)
+    fe.push(x[: sr * 2])
+    fe.reset()
+    t0 = time.perf_counter()
+    for i in range(0, len(x), 8192):
+        fe.push(x[i:i + 8192])
+    ours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    librosa.feature.melspectrogram(y=x, sr=sr, n_fft=spec.n_fft, hop_length=spec.hop_length, n_mels=spec.n_mels,
+                                   fmin=spec.fmin, fmax=spec.fmax)
+    librosa.feature.chroma_stft(y=x, sr=sr, n_fft=spec.n_fft, hop_length=spec.hop_length)
+    theirs = time.perf_counter() - t0
+    return {"audio_s": len(x) / sr, "ours_s": ours, "librosa_s": theirs, "speedup": theirs / ours}
+
+
+def time_to_first_bundle(model_arg: str, cache_dir: str) -> float:
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(60)
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "live_mer", "listen", "--demo", "--quiet", "--duration", "30",
+                             "--model", model_arg, "--osc", f"127.0.0.1:{rx.getsockname()[1]}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        rx.recvfrom(65536)
+        return time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        rx.close()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--skip-startup", action="store_true", help="skip the start-to-first-bundle measurement")
+    args = p.parse_args()
+    model = load_model(args.model, provider="cpu", threads=1)
+    print(f"model {model.card.name}: window {model.card.window_seconds:.2f} s, hop {model.card.hop_seconds:.3f} s; "
+          f"one core; {args.minutes:g} min of audio")
+
+    r = bench_pipeline(model, args.minutes)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"pipeline   : {r['audio_s']:.0f} s audio in {r['wall_s']:.2f} s -> RTF {r['rtf']:.4f} "
+          f"({1 / r['rtf']:.0f}x faster than real time; target RTF <= 0.01)")
+    print(f"per hop    : p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.2f} ms over "
+          f"{r['hops']} hops (target p99 <= 5 ms)")
+    print(f"peak RSS   : {rss_mb:.0f} MB after the pipeline run (target <= 250 MB headless)")
+
+    f = bench_features(model.card.spec, args.minutes)
+    print(f"features   : ours {f['ours_s']:.2f} s vs librosa mel+chroma_stft {f['librosa_s']:.2f} s on "
+          f"{f['audio_s']:.0f} s -> {f['speedup']:.1f}x (target >= 10x; ours also tracks chords and key)")
+
+    if not args.skip_startup:
+        model_arg = str(model.path)
+        with tempfile.TemporaryDirectory() as cache:
+            cold = time_to_first_bundle(model_arg, cache)
+            warm = time_to_first_bundle(model_arg, cache)
+        print(f"first OSC  : cold numba cache {cold:.2f} s, warm {warm:.2f} s from process start "
+              f"(includes one {model.card.hop_seconds:.2f} s hop of real-time audio; target warm <= 2 s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Training data for live_mer: dataset loaders, artist/track-grouped folds, and the feature cache.
+
+Features come from :class:`live_mer.features.Frontend`, the analyzer's own front end, so training and
+serving cannot drift apart. Windows are cut exactly as :class:`live_mer.analyzer.Analyzer` cuts them
+(one every model hop, the start of a clip padded with the silence row), see :func:`windows_of`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from live_mer.features import FeatureSpec, Frontend
+from live_mer.fileanalysis import iter_blocks, open_audio
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("LIVE_MER_DATA", ROOT.parent / "shared" / "data"))
+CACHE = Path(os.environ.get("LIVE_MER_CACHE", ROOT / ".cache"))
+GEMS = ("amazement", "solemnity", "tenderness", "nostalgia", "calmness", "power", "joyful_activation", "tension",
+        "sadness")
+QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
+# Russell quadrant -> (valence sign, arousal sign)
+QUADRANT_VA = {"Q1": (1.0, 1.0), "Q2": (-1.0, 1.0), "Q3": (-1.0, -1.0), "Q4": (1.0, -1.0)}
+
+
+@dataclass
+class Clip:
+    """One labelled audio clip. Missing label types are None."""
+
+    dataset: str
+    clip_id: str
+    path: Path
+    group: str  # the unit that must not straddle folds: artist (4Q), track (Emotify)
+    quadrant: int | None = None
+    gems: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def load_4q(data: Path = DATA) -> list[Clip]:
+    """4Q audio emotion dataset: quadrant labels, grouped by artist."""
+    clips = []
+    with open(data / "4q" / "labels.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            clips.append(Clip("4q", row["song"], data / row["path"], "4q:" + row["artist"].strip().lower(),
+                              quadrant=QUADRANTS.index(row["quadrant"]), extra={"moods": row["moods"]}))
+    return clips
+
+
+def load_emotify(data: Path = DATA) -> list[Clip]:
+    """Emotify: share of listeners ticking each GEMS-9 category, grouped by track."""
+    votes: dict[str, list[np.ndarray]] = defaultdict(list)
+    with open(data / "emotify" / "votes.csv", newline="") as fh:
+        for row in csv.DictReader(fh, skipinitialspace=True):
+            row = {k.strip(): v for k, v in row.items()}
+            votes[row["track id"].strip()].append(np.array([float(row[g]) for g in GEMS], np.float32))
+    clips = []
+    with open(data / "emotify" / "tracks.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            tid = row["track_id"].strip()
+            if tid in votes:
+                clips.append(Clip("emotify", tid, data / row["path"], "emotify:" + tid,
+                                  gems=np.mean(votes[tid], axis=0), extra={"genre": row["genre"]}))
+    return clips
+
+
+def folds(clips: list[Clip], n_folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold index per clip: groups never straddle folds; 4Q is stratified by quadrant."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    out = np.full(len(clips), -1)
+    by_dataset = defaultdict(list)
+    for i, c in enumerate(clips):
+        by_dataset[c.dataset].append(i)
+    for idx in by_dataset.values():
+        y = [clips[i].quadrant if clips[i].quadrant is not None else 0 for i in idx]
+        groups = [clips[i].group for i in idx]
+        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        for k, (_, test) in enumerate(splitter.split(np.zeros(len(idx)), y, groups)):
+            out[np.asarray(idx)[test]] = k
+    return out
+
+
+def spec_key(spec: FeatureSpec) -> str:
+    blob = json.dumps({"spec": spec.to_dict(), "names": spec.feature_names()}, sort_keys=True).encode()
+    return hashlib.sha1(blob).hexdigest()[:12]
+
+
+def extract_features(path: Path, spec: FeatureSpec) -> np.ndarray:
+    """Frame features of a whole file through the live front end, (frames, n_features) float32."""
+    with open_audio(path) as f:
+        fe = Frontend(spec, f.samplerate)
+        rows = [fe.push(block.mean(axis=1)).features for block in iter_blocks(f)]
+    rows.append(fe.push(np.zeros(0, np.float32), flush=True).features)
+    return np.concatenate(rows)
+
+
+def _cached(args) -> str:
+    path, out, spec = args
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp.npy")
+        np.save(tmp, extract_features(path, spec).astype(np.float32))
+        tmp.replace(out)
+    return str(out)
+
+
+def feature_cache(clips: list[Clip], spec: FeatureSpec, workers: int = 2, progress: bool = True) -> list[Path]:
+    """Compute (or reuse) every clip's frame features; returns the .npy paths in clip order."""
+    base = CACHE / "features" / spec_key(spec)
+    jobs = [(c.path, base / c.dataset / f"{c.clip_id}.npy", spec) for c in clips]
+    todo = [j for j in jobs if not j[1].exists()]
+    if todo:
+        from tqdm import tqdm
+
+        with ProcessPoolExecutor(workers) as pool:
+            for _ in tqdm(pool.map(_cached, todo, chunksize=4), total=len(todo), desc="features",
+                          disable=not progress):
+                pass
+    return [j[1] for j in jobs]
+
+
+def windows_of(frames: np.ndarray, silence: np.ndarray, window: int, hop: int) -> np.ndarray:
+    """Every window the streaming Analyzer would run the model on, (n_windows, window, n_features).
+
+    The Analyzer starts with a window full of the silence row and emits after every ``hop`` frames.
+    """
+    n = frames.shape[0]
+    padded = np.concatenate([np.tile(silence, (window, 1)), frames])
+    ends = np.arange(hop, n + 1, hop) + window
+    return np.stack([padded[e - window:e] for e in ends]) if len(ends) else np.zeros((0, window, frames.shape[1]))

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Set up live_mer on a Debian/Ubuntu machine: system packages (apt, as root or through sudo), then a
+# virtual environment in .venv with the package installed in editable mode.
+#   bash scripts/setup.sh            # to run live-mer
+#   bash scripts/setup.sh test       # ... plus the test rig (PulseAudio, soundfonts) and test extras
+#   bash scripts/setup.sh train      # ... plus the training extras (torch CPU, scikit-learn, tqdm)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+what=${1:-run}
+
+packages=(libportaudio2 libsndfile1 python3-venv)
+extra="."
+case "$what" in
+  run) ;;
+  test) packages+=(pulseaudio pulseaudio-utils libasound2-plugins fluidsynth fluid-soundfont-gm
+                   libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3); extra=".[test]" ;;
+  train) extra=".[train]" ;;
+  *) echo "setup.sh: unknown target '$what' (run | test | train)" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt_install() {
+    local opts=(-qq -o=Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300)
+    "$@" env DEBIAN_FRONTEND=noninteractive apt-get "${opts[@]}" update
+    "$@" env DEBIAN_FRONTEND=noninteractive apt-get "${opts[@]}" install -y --no-install-recommends \
+      "${missing[@]}" >/dev/null
+  }
+  echo "setup.sh: installing system packages: ${missing[*]}" >&2
+  if [ "$(id -u)" -eq 0 ]; then
+    apt_install
+  elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    apt_install sudo || echo "setup.sh: WARNING: could not install ${missing[*]}" >&2
+  else
+    echo "setup.sh: WARNING: not root and no sudo: please install ${missing[*]}" >&2
+  fi
+fi
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+PYTHON=${PYTHON:-python3}
+# A venv made without ensurepip (Debian without python3-venv) has a python but no pip: (re)make it then.
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+  "$PYTHON" -m venv .venv || {
+    echo "setup.sh: could not create .venv with $PYTHON (on Debian/Ubuntu: apt-get install python3-venv)" >&2
+    exit 1
+  }
+fi
+.venv/bin/python -m pip install -q -e "$extra"

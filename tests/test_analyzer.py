@@ -1,0 +1,151 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import tone, triad
+from live_mer.analyzer import Analyzer
+from live_mer.fileanalysis import AudioFileError, analyze_file
+
+
+def feed(analyzer, x, block):
+    out = []
+    for i in range(0, len(x), block):
+        out += analyzer.process(x[i:i + block])
+    return out
+
+
+def check_sane(ests):
+    assert ests
+    for e in ests:
+        vals = [e.valence, e.arousal, e.loudness_db, e.onset, e.chord_confidence, e.key_confidence]
+        vals += [v for h in e.heads.values() for v in h.values()]
+        assert all(np.isfinite(vals)), e
+        assert -1 <= e.valence <= 1 and -1 <= e.arousal <= 1
+
+
+def test_one_estimate_per_hop(tiny_model):
+    sr = 48000
+    a = Analyzer(tiny_model, sr, smoothing_s=0)
+    ests = feed(a, triad(57, True, 5.0, sr), 480)
+    hop_s = tiny_model.card.hop_seconds
+    assert len(ests) == pytest.approx(5.0 / hop_s, abs=1.5)
+    np.testing.assert_allclose(np.diff([e.t for e in ests]), hop_s, atol=1e-6)
+    check_sane(ests)
+    assert ests[-1].chord == "A:min" and ests[-1].key.startswith("A")
+    assert ests[-1].heads["quadrant"].keys() == {"Q1", "Q2", "Q3", "Q4"}
+
+
+def test_arousal_follows_loudness_with_the_test_model(tiny_model):
+    sr = 22050
+    a = Analyzer(tiny_model, sr, smoothing_s=0)
+    quiet = feed(a, tone([330], 4.0, sr, amp=0.003), 1024)
+    loud = feed(a, tone([330], 4.0, sr, amp=0.5), 1024)
+    assert loud[-1].arousal > quiet[-1].arousal + 0.3
+
+
+def test_smoothing_slows_changes(tiny_model):
+    sr = 22050
+    x = np.concatenate([tone([330], 4.0, sr, amp=0.003), tone([330], 3.0, sr, amp=0.5)])
+    raw = feed(Analyzer(tiny_model, sr, smoothing_s=0), x, 2048)
+    smooth = feed(Analyzer(tiny_model, sr, smoothing_s=3.0), x, 2048)
+    jump = lambda es: max(abs(b.arousal - a.arousal) for a, b in zip(es, es[1:]))  # noqa: E731
+    assert jump(smooth) < 0.5 * jump(raw)
+
+
+@pytest.mark.parametrize("kind", ["nan", "inf", "silence", "clipping", "dc", "denormal"])
+def test_hostile_input_never_crashes_or_leaks_nan(tiny_model, kind):
+    sr = 44100
+    x = triad(57, True, 4.0, sr)
+    if kind == "nan":
+        x[sr:sr + 5000] = np.nan
+    elif kind == "inf":
+        x[::97] = np.inf
+        x[1::97] = -np.inf
+    elif kind == "silence":
+        x[:] = 0
+    elif kind == "clipping":
+        x = np.sign(x) * 1.5
+    elif kind == "dc":
+        x = x + 0.8
+    elif kind == "denormal":
+        x[:] = 1e-40
+    a = Analyzer(tiny_model, sr)
+    ests = feed(a, x.astype(np.float32), 512)
+    check_sane(ests)
+    if kind in ("nan", "inf"):
+        # counts are reported per hop: everything up to the last estimate has been counted
+        counted = sum(e.nonfinite for e in ests)
+        bad = ~np.isfinite(x)
+        assert int(bad[: int((ests[-1].t - 0.05) * sr)].sum()) <= counted <= int(bad.sum())
+    if kind == "clipping":
+        assert sum(e.clipped for e in ests) >= int((ests[-1].t - 0.05) * sr) * 0.9
+    if kind == "silence":
+        assert {e.chord for e in ests} == {"N"} and all(e.chord_confidence > 0.5 for e in ests)
+        assert all(e.loudness_db < -100 for e in ests)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 8])
+@pytest.mark.parametrize("sr", [8000, 44100, 48000, 96000])
+def test_channels_and_rates(tiny_model, channels, sr):
+    x = np.repeat(triad(57, True, 3.0, sr)[:, None], channels, axis=1)
+    ests = feed(Analyzer(tiny_model, sr), x, 1000)
+    check_sane(ests)
+    assert ests[-1].chord == "A:min"
+
+
+def test_bad_rates_are_refused(tiny_model):
+    with pytest.raises(ValueError, match="8000..192000"):
+        Analyzer(tiny_model, 4000)
+
+
+def test_analyze_file_json_contract(tiny_model, tmp_path):
+    sr = 32000
+    x = np.concatenate([triad(60, False, 4.0, sr), triad(67, False, 4.0, sr)])
+    path = tmp_path / "c.flac"
+    sf.write(path, np.stack([x, x], axis=1), sr)
+    r = analyze_file(path, tiny_model)
+    json.dumps(r)  # serialisable
+    assert set(r) == {"path", "duration", "sample_rate", "model", "summary", "timeline"}
+    assert r["duration"] == pytest.approx(8.0, abs=1e-3)
+    s = r["summary"]
+    for k in ("valence", "arousal", "quadrant", "quadrant_probs", "gems", "key", "key_camelot", "key_open"):
+        assert k in s
+    assert s["key"] == "C major" and s["key_camelot"] == "8B"
+    assert set(s["gems"]) == {"amazement", "solemnity", "tenderness", "nostalgia", "calmness", "power",
+                              "joyful_activation", "tension", "sadness"}
+    tl = r["timeline"]
+    assert len(tl) == pytest.approx(8.0 / tiny_model.card.hop_seconds, abs=2)
+    for entry in tl:
+        assert -1 <= entry["valence"] <= 1 and -1 <= entry["arousal"] <= 1
+        assert {"t", "quadrant", "quadrant_probs", "chord", "key", "loudness_db", "onset"} <= set(entry)
+    assert [e["t"] for e in tl] == sorted(e["t"] for e in tl)
+
+
+def test_bad_files_give_clear_errors(tiny_model, tmp_path):
+    with pytest.raises(AudioFileError, match="no such file"):
+        analyze_file(tmp_path / "missing.wav", tiny_model)
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
+    with pytest.raises(AudioFileError, match="cannot decode"):
+        analyze_file(junk, tiny_model)
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), 22050)
+    with pytest.raises(AudioFileError, match="no audio"):
+        analyze_file(empty, tiny_model)
+
+
+def test_truncated_file_is_analysed_as_far_as_it_goes_or_reported(tiny_model, tmp_path):
+    sr = 22050
+    full = tmp_path / "full.ogg"
+    sf.write(full, triad(57, True, 6.0, sr), sr)
+    cut = tmp_path / "cut.ogg"
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    try:
+        r = analyze_file(cut, tiny_model)
+    except AudioFileError as exc:
+        assert "cut.ogg" in str(exc)
+    else:
+        assert 0 < len(r["timeline"]) and r["duration"] > 0

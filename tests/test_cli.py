@@ -1,0 +1,124 @@
+"""The live-mer command as a user runs it (subprocesses), with real OSC on loopback."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import triad
+from live_mer import config as configmod
+from osc_receiver import Receiver, messages
+
+
+def live_mer(*args, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "live_mer", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def song(tmp_path):
+    sr = 44100
+    x = np.concatenate([triad(57, True, 3.0, sr), triad(64, False, 3.0, sr)])
+    path = tmp_path / "song.wav"
+    sf.write(path, x, sr)
+    return path
+
+
+def test_listen_file_sends_osc_in_real_time(tiny_model_path, song):
+    rx = Receiver()
+    try:
+        t0 = time.monotonic()
+        r = live_mer("listen", "--file", song, "--osc", f"127.0.0.1:{rx.port}", "--model", tiny_model_path,
+                     "--provider", "cpu", "--prefix", "/vj")
+        took = time.monotonic() - t0
+        assert r.returncode == 0, r.stderr
+        assert took >= 5.5  # paced in real time: a 6 s file takes 6 s
+        assert rx.wait_for(20)
+        msgs = messages(rx.bundles()[-1])
+        assert msgs["/vj/chord"].params[0] == "E:maj"
+        assert "CPUExecutionProvider" in r.stderr
+        assert f"127.0.0.1:{rx.port} sent {len(rx.datagrams)} errors 0" in r.stderr
+        assert "V +" in r.stdout or "V -" in r.stdout  # the live line
+    finally:
+        rx.close()
+
+
+def test_listen_demo_runs_and_stops_at_duration(tiny_model_path):
+    rx = Receiver()
+    try:
+        r = live_mer("listen", "--demo", "--duration", "4", "--osc", f"127.0.0.1:{rx.port}", "--model",
+                     tiny_model_path)
+        assert r.returncode == 0, r.stderr
+        assert "demo" in r.stderr
+        assert rx.wait_for(5)
+    finally:
+        rx.close()
+
+
+def test_analyze_writes_contract_and_reports_bad_files(tiny_model_path, song, tmp_path):
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"\x00" * 1000)
+    out = tmp_path / "out.json"
+    r = live_mer("analyze", song, bad, "--json", out, "--model", tiny_model_path)
+    assert r.returncode == 1  # one file failed...
+    data = json.loads(out.read_text())
+    assert [d["path"] for d in data] == [str(song), str(bad)]  # ...and the other was still analysed
+    assert data[0]["summary"]["key"] in ("A minor", "E major", "C major")
+    assert "error" in data[1] and "bad.mp3" in r.stderr
+
+
+def test_devices_lists_or_says_none():
+    r = live_mer("devices")
+    assert r.returncode == 0 and r.stdout.startswith("Input devices:")
+
+
+def test_unknown_device_error_lists_devices(tiny_model_path):
+    r = live_mer("listen", "--device", "definitely-not-a-device", "--model", tiny_model_path)
+    assert r.returncode == 2
+    assert "definitely-not-a-device" in r.stderr and "available input devices" in r.stderr
+
+
+def test_missing_model_is_a_clear_error():
+    r = live_mer("listen", "--demo", "--model", "nonexistent_model", "--duration", "1")
+    assert r.returncode == 2 and "nonexistent_model" in r.stderr and "missing" in r.stderr
+
+
+def test_config_example_round_trips_and_bad_keys_are_named(tmp_path, tiny_model_path):
+    r = live_mer("config", "--example")
+    assert r.returncode == 0
+    path = tmp_path / "live_mer.toml"
+    path.write_text(r.stdout)
+    assert configmod.load(path) == configmod.Config()
+    path.write_text(r.stdout.replace("prefix =", "prefx ="))
+    r = live_mer("listen", "--config", path, "--model", tiny_model_path, "--demo", "--duration", "1")
+    assert r.returncode == 2 and "'osc.prefx'" in r.stderr and "prefix" in r.stderr
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("[sources]\n", "unknown section [sources]"),
+    ("[source]\nsamplerate = 4000\n", "source.samplerate"),
+    ("[source]\nchannels = 'two'\n", "source.channels must be an integer"),
+    ("[model]\nprovider = 'tpu'\n", "model.provider"),
+    ("[osc]\ndestinations = ['nohost']\n", "osc.destinations"),
+    ("[osc]\ndestinations = 'a:1'\n", "osc.destinations must be a list"),
+    ("[source]\nfile = 'x.wav'\ndemo = true\n", "at most one"),
+    ("[analysis]\nsmoothing_s = -1\n", "analysis.smoothing_s"),
+    ("not toml [", "not valid TOML"),
+])
+def test_config_errors_name_the_key(tmp_path, text, needle):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(configmod.ConfigError, match=__import__("re").escape(needle)):
+        configmod.load(path)
+
+
+def test_flags_override_the_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[osc]\ndestinations = ['10.0.0.1:7000']\nprefix = '/a'\n")
+    cfg = configmod.override(configmod.load(path), "osc", prefix="/b")
+    assert cfg.osc.prefix == "/b" and cfg.osc.destinations == ("10.0.0.1:7000",)

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+
+from conftest import tone, triad
+from live_mer.features import FeatureSpec, Frontend
+from live_mer.harmony import chord_label
+
+
+def run(x, sr, spec=None, block=None):
+    fe = Frontend(spec or FeatureSpec(), sr)
+    if block is None:
+        batches = [fe.push(x)]
+    else:
+        batches = [fe.push(x[i:i + block]) for i in range(0, len(x), block)]
+    batches.append(fe.push(np.zeros(0, np.float32), flush=True))
+    feats = np.concatenate([b.features for b in batches])
+    return fe, batches, feats
+
+
+def test_spec_round_trip_and_differences():
+    spec = FeatureSpec()
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+    other = FeatureSpec(n_mels=40)
+    assert other.differences(spec) == ["n_mels: 64 != 40"]
+    assert len(other.feature_names()) == other.n_features == 40 + 12 + 2 + 12 + 6
+    with pytest.raises(ValueError, match="bogus"):
+        FeatureSpec.from_dict({**spec.to_dict(), "bogus": 1})
+
+
+def test_block_size_does_not_change_features():
+    sr = 22050
+    x = np.random.default_rng(0).standard_normal(sr * 3).astype(np.float32) * 0.1 + tone([220], 3, sr)
+    _, _, whole = run(x, sr)
+    _, _, small = run(x, sr, block=333)
+    assert whole.shape == small.shape
+    np.testing.assert_allclose(whole, small, rtol=1e-4, atol=1e-4)
+
+
+def test_frame_count_and_times():
+    spec = FeatureSpec()
+    fe, batches, feats = run(np.zeros(spec.sample_rate * 2, np.float32), spec.sample_rate)
+    assert feats.shape == (spec.sample_rate * 2 // spec.hop_length, spec.n_features)
+    times = np.concatenate([b.times for b in batches])
+    np.testing.assert_allclose(np.diff(times), spec.hop_length / spec.sample_rate)
+    assert times[0] == pytest.approx(spec.hop_length / spec.sample_rate)
+
+
+def test_loudness_of_full_scale_sine_is_minus_3_db():
+    sr = 44100
+    _, batches, _ = run(tone([997], 2, sr, amp=1.0), sr)
+    loud = np.concatenate([b.loudness_db for b in batches])
+    assert np.median(loud[10:-5]) == pytest.approx(-3.01, abs=0.1)
+
+
+def test_logmel_matches_librosa_on_the_same_frames():
+    import librosa
+
+    spec = FeatureSpec()
+    sr = spec.sample_rate
+    x = np.random.default_rng(1).standard_normal(sr * 2).astype(np.float32) * 0.3
+    _, _, feats = run(x, sr)
+    padded = np.concatenate([np.zeros(spec.n_fft - spec.hop_length, np.float32), x])
+    ref = librosa.feature.melspectrogram(y=padded, sr=sr, n_fft=spec.n_fft, hop_length=spec.hop_length,
+                                         center=False, n_mels=spec.n_mels, fmin=spec.fmin, fmax=spec.fmax,
+                                         window="hann", power=2.0)
+    ours = feats[: ref.shape[1], : spec.n_mels]
+    # The mel filterbank is made sparse (weights < 1e-3 of a band's peak dropped): tiny differences only.
+    np.testing.assert_allclose(ours.T, np.log10(ref + 1e-10), atol=2e-3)
+
+
+@pytest.mark.parametrize("sr", [8000, 44100, 48000, 96000])
+def test_resampled_rates_agree(sr):
+    ref_sr = FeatureSpec().sample_rate
+    _, _, ref = run(triad(57, True, 3.0, ref_sr), ref_sr)
+    _, batches, other = run(triad(57, True, 3.0, sr), sr)
+    n = min(len(ref), len(other))
+    # Compare the mel bands below 3.5 kHz (an 8 kHz input has nothing above 4 kHz), after warm-up.
+    band = slice(0, 40)
+    assert np.abs(ref[20:n - 5, band] - other[20:n - 5, band]).mean() < 0.1
+    chords = np.concatenate([b.chord for b in batches])
+    assert chord_label(int(np.bincount(chords[20:]).argmax())) == "A:min"
+
+
+def test_silence_and_noise_give_no_chroma_or_no_chord():
+    sr = 22050
+    _, batches, feats = run(np.zeros(sr * 2, np.float32), sr)
+    assert np.all(np.concatenate([b.chroma for b in batches]) == 0)
+    assert set(np.concatenate([b.chord for b in batches]).tolist()) == {24}
+    noise = np.random.default_rng(2).standard_normal(sr * 4).astype(np.float32) * 0.2
+    _, batches, _ = run(noise, sr)
+    chords = np.concatenate([b.chord for b in batches])[20:]
+    assert np.mean(chords == 24) > 0.9
+
+
+def test_onset_strength_peaks_at_attacks():
+    sr = 22050
+    x = np.zeros(sr * 4, np.float32)
+    clicks = [int(0.5 * sr), int(1.5 * sr), int(2.5 * sr)]
+    for c in clicks:
+        x[c:c + 2000] = np.random.default_rng(c).standard_normal(2000) * np.exp(-np.arange(2000) / 300)
+    _, batches, _ = run(x, sr)
+    onset = np.concatenate([b.onset for b in batches])
+    times = np.concatenate([b.times for b in batches])
+    peaks = times[np.argsort(onset)[-3:]]
+    for c in clicks:
+        # the frame containing the attack is the one that ends within a hop after it
+        assert np.min(np.abs(peaks - c / sr)) < 2 * 512 / 22050 + 1e-6

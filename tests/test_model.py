@@ -1,0 +1,99 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from live_mer.features import FeatureSpec
+from live_mer.model import ModelError, load_model, sha256_of
+
+
+def copy_model(src_onnx, dst_dir, name="m"):
+    onnx = dst_dir / f"{name}.onnx"
+    shutil.copy(src_onnx, onnx)
+    shutil.copy(src_onnx.with_suffix(".json"), dst_dir / f"{name}.json")
+    return onnx, dst_dir / f"{name}.json"
+
+
+def edit_card(card_path, fn):
+    card = json.loads(card_path.read_text())
+    fn(card)
+    card_path.write_text(json.dumps(card))
+
+
+def test_loads_and_reports_provider(tiny_model):
+    assert tiny_model.provider == "CPUExecutionProvider"
+    card = tiny_model.card
+    out = tiny_model.run(np.zeros((3, card.window_frames, card.spec.n_features), np.float32))
+    assert out["va"].shape == (3, 2) and out["quadrant"].shape == (3, 4) and out["gems"].shape == (3, 9)
+    np.testing.assert_allclose(out["quadrant"].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_sha_mismatch_is_named(tiny_model_path, tmp_path):
+    onnx, card = copy_model(tiny_model_path, tmp_path)
+    edit_card(card, lambda c: c.update(onnx_sha256="0" * 64))
+    with pytest.raises(ModelError, match="sha256"):
+        load_model(onnx)
+
+
+def test_corrupt_onnx_is_named(tiny_model_path, tmp_path):
+    onnx, card = copy_model(tiny_model_path, tmp_path)
+    onnx.write_bytes(onnx.read_bytes()[:200])
+    with pytest.raises(ModelError, match="sha256"):
+        load_model(onnx)
+    # even with a card that matches the broken file, onnxruntime's refusal is reported with the path
+    edit_card(card, lambda c: c.update(onnx_sha256=sha256_of(onnx)))
+    with pytest.raises(ModelError, match="cannot load"):
+        load_model(onnx)
+
+
+def test_feature_spec_mismatch_is_named(tiny_model_path, tmp_path):
+    onnx, card = copy_model(tiny_model_path, tmp_path)
+    edit_card(card, lambda c: c["feature_names"].__setitem__(3, "something_else"))
+    with pytest.raises(ModelError, match="column 3"):
+        load_model(onnx)
+    onnx, card = copy_model(tiny_model_path, tmp_path, "m2")
+    edit_card(card, lambda c: c["feature_spec"].update(n_mels=40))
+    with pytest.raises(ModelError, match="feature columns"):
+        load_model(onnx)
+    onnx, card = copy_model(tiny_model_path, tmp_path, "m3")
+    edit_card(card, lambda c: c["feature_spec"].update(version=99))
+    with pytest.raises(ModelError, match="version"):
+        load_model(onnx)
+
+
+def test_graph_card_mismatch_is_named(tiny_model_path, tmp_path):
+    onnx, card = copy_model(tiny_model_path, tmp_path)
+    edit_card(card, lambda c: c["window"].update(frames=c["window"]["frames"] + 1))
+    with pytest.raises(ModelError, match="input shape"):
+        load_model(onnx)
+    onnx, card = copy_model(tiny_model_path, tmp_path, "m2")
+    edit_card(card, lambda c: c["outputs"]["gems"].update(names=["a", "b"]))
+    with pytest.raises(ModelError, match="'gems' has 9 values"):
+        load_model(onnx)
+    onnx, card = copy_model(tiny_model_path, tmp_path, "m3")
+    edit_card(card, lambda c: c["outputs"].pop("va"))
+    with pytest.raises(ModelError, match="'va'"):
+        load_model(onnx)
+
+
+def test_missing_model_lists_available(tmp_path, tiny_model_path, monkeypatch):
+    copy_model(tiny_model_path, tmp_path, "present")
+    monkeypatch.setenv("LIVE_MER_MODELS", str(tmp_path))
+    with pytest.raises(ModelError, match=r"missing .*absent\.onnx.*\['present'\]"):
+        load_model("absent")
+    assert load_model("present").card.name == "tiny"
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(tiny_model_path):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    with pytest.raises(ModelError, match="onnxruntime-gpu"):
+        load_model(tiny_model_path, provider="cuda")
+
+
+def test_card_spec_round_trip(tiny_model):
+    assert tiny_model.card.spec == FeatureSpec.from_dict(tiny_model.card.raw["feature_spec"])
+    assert tiny_model.card.raw["feature_names"] == FeatureSpec().feature_names()
