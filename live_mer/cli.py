@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -172,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--smoothing", type=float, default=1.0, help="output smoothing time constant, seconds")
     an.set_defaults(func=cmd_analyze)
 
+    sub.add_parser("gui", help="open the live monitor window (needs the gui extra); see `live-mer gui --help`")
+
     cf = sub.add_parser("config", help="print an example configuration or check one")
     cf.add_argument("--example", action="store_true", help="print a commented example configuration")
     cf.add_argument("--check", metavar="FILE", help="validate a configuration file")
@@ -180,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["gui"]:
+        # The monitor is a separate program (gui/ imports live_mer, never the other way round).
+        os.execv(sys.executable, [sys.executable, "-m", "gui", *argv[1:]])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
