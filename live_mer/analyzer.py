@@ -14,7 +14,7 @@ import numpy as np
 
 from .estimate import Estimate
 from .features import FrameBatch, Frontend
-from .harmony import camelot, chord_label, key_name, open_key
+from .harmony import camelot, chord_ext_label, chord_label, key_name, open_key
 from .model import StudentModel
 
 CLIP_LEVEL = 0.999
@@ -64,6 +64,7 @@ class Analyzer:
         self._clipped = 0
         self._nonfinite = 0
         self._onset_sum = 0.0
+        self._key_changed = False
 
     def process(self, audio: np.ndarray, overflows: int = 0) -> list[Estimate]:
         """Analyse the next block of audio (frames, or frames x channels, any float dtype).
@@ -98,25 +99,28 @@ class Analyzer:
         return x
 
     def _consume(self, batch: FrameBatch, overflows: int, t0: float) -> list[Estimate]:
-        due: list[tuple[int, np.ndarray, float]] = []  # (frame index in batch, window copy, onset mean)
+        # (frame index in batch, window copy, onset mean, key changed during the hop)
+        due: list[tuple[int, np.ndarray, float, bool]] = []
         i, n = 0, len(batch)
         while i < n:
             take = min(n - i, self.hop_frames - self._since_hop)
             self._append(batch.features[i:i + take])
             self._onset_sum += float(batch.onset[i:i + take].sum())
+            self._key_changed |= bool(batch.key_change[i:i + take].any())
             self._since_hop += take
             i += take
             if self._since_hop == self.hop_frames:
                 due.append((i - 1, self._hist[self._end - self.window_frames:self._end].copy(),
-                            self._onset_sum / self.hop_frames))
+                            self._onset_sum / self.hop_frames, self._key_changed))
                 self._since_hop = 0
                 self._onset_sum = 0.0
+                self._key_changed = False
         if not due:
             return []
-        outputs = self.model.run(np.stack([w for _, w, _ in due]))
+        outputs = self.model.run(np.stack([w for _, w, _, _ in due]))
         latency_ms = (time.perf_counter() - t0) * 1000.0
-        return [self._estimate(k, frame, onset, outputs, batch, overflows, latency_ms)
-                for k, (frame, _, onset) in enumerate(due)]
+        return [self._estimate(k, frame, onset, changed, outputs, batch, overflows, latency_ms)
+                for k, (frame, _, onset, changed) in enumerate(due)]
 
     def _append(self, rows: np.ndarray) -> None:
         n = rows.shape[0]
@@ -127,7 +131,7 @@ class Analyzer:
         self._hist[self._end:self._end + n] = rows
         self._end += n
 
-    def _estimate(self, k: int, frame: int, onset: float, outputs: dict[str, np.ndarray], batch: FrameBatch,
+    def _estimate(self, k: int, frame: int, onset: float, key_changed: bool, outputs: dict[str, np.ndarray], batch: FrameBatch,
                   overflows: int, latency_ms: float) -> Estimate:
         raw = np.concatenate([np.asarray(outputs["va"][k], dtype=np.float64)]
                              + [np.asarray(outputs[h.name][k], dtype=np.float64) for h in self._cat_heads])
@@ -155,6 +159,9 @@ class Analyzer:
             chord_confidence=float(batch.chord_confidence[frame]),
             key=key_name(key), key_camelot=camelot(key), key_open=open_key(key),
             key_confidence=float(batch.key_confidence[frame]),
+            chord_ext=chord_ext_label(int(batch.chord_ext[frame])),
+            chord_ext_confidence=float(batch.chord_ext_confidence[frame]),
+            key_change=key_changed,
             loudness_db=float(batch.loudness_db[frame]),
             onset=float(onset),
             peak=self._peak, clipped=self._clipped, nonfinite=self._nonfinite,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -15,11 +16,13 @@ from pathlib import Path
 from . import __version__
 from . import config as configmod
 from .analyzer import Analyzer
+from .batch import run_batch, write_summary_csv
+from .control import ControlServer, Controller
 from .engine import Engine, LatestEstimates
 from .estimate import Estimate
-from .fileanalysis import AudioFileError, analyze_file
 from .model import ModelError, load_model
 from .osc import DestinationError, OscSender
+from .recorder import Recorder
 from .sources import DemoSource, DeviceSource, FileSource, SourceError, describe_devices, list_input_devices
 
 log = logging.getLogger("live_mer")
@@ -58,18 +61,43 @@ def cmd_listen(args) -> int:
     cfg = configmod.override(cfg, "model", name=args.model, provider=args.provider)
     cfg = configmod.override(cfg, "analysis", smoothing_s=args.smoothing)
     cfg = configmod.override(cfg, "osc", prefix=args.prefix, destinations=tuple(args.osc) if args.osc else None)
+    cfg = configmod.override(cfg, "record", path=args.record)
+    if args.control is not None:
+        cfg = configmod.override(cfg, "control", enabled=True, port=args.control)
+    if args.preset is not None:
+        cfg = dataclasses.replace(cfg, preset=args.preset).validate()
 
     model = load_model(cfg.model.name, provider=cfg.model.provider, threads=cfg.model.threads)
     source = _open_source(cfg.source, loop_file=args.loop)
     analyzer = Analyzer(model, source.samplerate, smoothing_s=cfg.analysis.smoothing_s)
-    osc = OscSender(cfg.osc.destinations, prefix=cfg.osc.prefix, model_name=model.card.name)
+    osc = OscSender(cfg.osc.all_destinations(), prefix=cfg.osc.prefix, model_name=model.card.name,
+                    provider=model.provider, settings=cfg.active_outputs())
+    closers = [osc.close]
     latest = LatestEstimates()
-    engine = Engine(source, analyzer, [osc, latest], max_backlog_s=cfg.analysis.max_backlog_s)
+    sinks = [osc, latest]
+    try:
+        if cfg.record.path:
+            recorder = Recorder(cfg.record.path)
+            sinks.append(recorder)
+            closers.append(recorder.close)
+        if cfg.control.enabled:
+            controller = Controller(lambda: osc.settings, lambda new: setattr(osc, "settings", new), cfg.presets,
+                                    cfg.osc.prefix)
+            server = ControlServer(controller, cfg.control.host, cfg.control.port)
+            closers.append(server.close)
+            print(f"control port: {server.address[0]}:{server.address[1]} (OSC {cfg.osc.prefix}/control/...)",
+                  file=sys.stderr)
+    except (OSError, ValueError) as exc:
+        for close in reversed(closers):
+            close()
+        raise configmod.ConfigError(str(exc)) from None
+    engine = Engine(source, analyzer, sinks, max_backlog_s=cfg.analysis.max_backlog_s)
 
+    dests = ", ".join(d.label + (f" @{d.rate_hz:g} Hz" if d.rate_hz else "") for d in cfg.osc.all_destinations())
     print(f"live_mer {__version__}: {source.name} @ {source.samplerate} Hz, {source.channels} ch -> "
           f"model {model.card.name} ({model.provider}, window {model.card.window_seconds:.1f} s, "
-          f"hop {model.card.hop_seconds:.2f} s) -> OSC {cfg.osc.prefix} to {', '.join(cfg.osc.destinations)}",
-          file=sys.stderr)
+          f"hop {model.card.hop_seconds:.2f} s) -> OSC {cfg.osc.prefix} to {dests or 'nowhere'}"
+          + (f", preset {cfg.preset}" if cfg.preset else ""), file=sys.stderr)
     print("Ctrl-C stops.", file=sys.stderr)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -88,11 +116,15 @@ def cmd_listen(args) -> int:
                       end="" if tty else "\n", flush=True)
     finally:
         engine.stop()
-        osc.close()
+        for close in reversed(closers):
+            close()
     if tty and not args.quiet:
         print()
     sent = ", ".join(f"{s['destination']} sent {s['sent']} errors {s['errors']}" for s in osc.stats())
     print(f"{engine.estimates} estimates; input overflows {source.overflows}; OSC {sent}", file=sys.stderr)
+    if cfg.record.path:
+        print(f"recorded {recorder.written} estimates to {cfg.record.path}"
+              + (f" ({recorder.error})" if recorder.error else ""), file=sys.stderr)
     if engine.error is not None:
         print(f"error: analysis stopped: {engine.error}", file=sys.stderr)
         return 1
@@ -106,24 +138,25 @@ def cmd_devices(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    model = load_model(args.model, provider=args.provider)
-    results, failed = [], 0
-    for path in args.files:
-        try:
-            result = analyze_file(path, model, smoothing_s=args.smoothing)
-        except (AudioFileError, ValueError) as exc:
-            failed += 1
-            print(f"error: {exc}", file=sys.stderr)
-            results.append({"path": str(path), "error": str(exc)})
-            continue
-        results.append(result)
-        s = result["summary"]
-        print(f"{path}: {result['duration']:.1f} s  valence {s['valence']:+.2f}  arousal {s['arousal']:+.2f}  "
-              f"{s.get('quadrant', '')}  key {s['key'] or '?'} {s['key_camelot']}")
+    if (args.plot or args.resume) and not args.out:
+        raise configmod.ConfigError("--plot and --resume need --out DIR (where the per-file results go)")
+    model = load_model(args.model, provider=args.provider)  # fail early, with a clear error, before forking
+    report = run_batch(args.paths, str(model.path), out_dir=args.out, jobs=args.jobs, smoothing_s=args.smoothing,
+                       plot=args.plot, resume=args.resume, provider=args.provider)
+    for r in report.results:
+        if "error" not in r:
+            s = r["summary"]
+            print(f"{r['path']}: {r['duration']:.1f} s  valence {s['valence']:+.2f}  arousal {s['arousal']:+.2f}  "
+                  f"{s.get('quadrant', '')}  key {s['key'] or '?'} {s['key_camelot']}")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
-        print(f"wrote {args.json}", file=sys.stderr)
-    return 1 if failed else 0
+        Path(args.json).write_text(json.dumps(report.results, indent=1) + "\n")
+    csv_path = args.csv or (Path(args.out) / "summary.csv" if args.out else None)
+    if csv_path:
+        write_summary_csv(report.results, csv_path)
+    done = len(report.results) - report.failed - report.skipped
+    print(f"{done} analysed, {report.skipped} already done, {report.failed} failed in {report.seconds:.1f} s"
+          + (f"; summary {csv_path}" if csv_path else ""), file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def cmd_config(args) -> int:
@@ -157,17 +190,26 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--config", help="TOML configuration file (see `live-mer config --example`)")
     listen.add_argument("--duration", type=float, help="stop after this many seconds")
     listen.add_argument("--quiet", action="store_true", help="no live terminal line")
+    listen.add_argument("--record", metavar="FILE", help="write every estimate to FILE (.csv or .jsonl)")
+    listen.add_argument("--preset", help="start with this preset from the configuration")
+    listen.add_argument("--control", type=int, metavar="PORT", help="enable the OSC control port on 127.0.0.1")
     listen.add_argument("--model", help="model name in models/ or path to an .onnx with its .json card")
     listen.add_argument("--provider", choices=["auto", "cpu", "cuda"], help="onnxruntime execution provider")
-    listen.add_argument("--smoothing", type=float, help="output smoothing time constant, seconds")
+    listen.add_argument("--smoothing", type=float, help="smoothing of the raw estimates, seconds (OSC is "
+                        "shaped per output, see the configuration)")
     listen.set_defaults(func=cmd_listen)
 
     dev = sub.add_parser("devices", help="list audio input devices")
     dev.set_defaults(func=cmd_devices)
 
-    an = sub.add_parser("analyze", help="analyse audio files (causally, as live) and write JSON")
-    an.add_argument("files", nargs="+", help="audio files (wav, flac, ogg/opus, mp3, ...)")
-    an.add_argument("--json", help="write the results here (a JSON list, one object per file)")
+    an = sub.add_parser("analyze", help="analyse audio files and folders (causally, as live) to JSON/CSV/PNG")
+    an.add_argument("paths", nargs="+", help="audio files (wav, flac, ogg/opus, mp3, ...) and folders (recursive)")
+    an.add_argument("--json", help="write all results here (a JSON list, one object per file)")
+    an.add_argument("--out", help="folder for one JSON (and PNG) per file, mirroring the input folders")
+    an.add_argument("--csv", help="library summary CSV (default with --out: OUT/summary.csv)")
+    an.add_argument("--plot", action="store_true", help="also draw a PNG per file (needs matplotlib)")
+    an.add_argument("--jobs", type=int, default=0, help="parallel worker processes (default: one per core)")
+    an.add_argument("--resume", action="store_true", help="skip files whose JSON is already in --out")
     an.add_argument("--model", default="live_mer_student", help="model name or .onnx path")
     an.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda"])
     an.add_argument("--smoothing", type=float, default=1.0, help="output smoothing time constant, seconds")

@@ -1,7 +1,8 @@
 """Configuration: one TOML file, validated strictly; command-line flags override it.
 
 An unknown section or key, or a value of the wrong type or range, is a :class:`ConfigError` that names
-the key and what is allowed. ``live-mer config --example`` prints :data:`EXAMPLE`.
+the key and what is allowed. ``live-mer config --example`` prints :data:`EXAMPLE`, which documents every
+key; the tests load it back.
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 from .model import DEFAULT_MODEL, PROVIDERS
-from .osc import DEFAULT_PREFIX, DestinationError, check_prefix, parse_destination
+from .osc import DEFAULT_PREFIX, DestinationConfig, DestinationError, check_prefix, parse_destination
+from .outputs import DEFAULT_SHAPES, OUTPUTS, OutputSettings, OutputShape
 
 
 class ConfigError(ValueError):
@@ -37,14 +41,30 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    smoothing_s: float = 1.0  # time constant of the output smoothing; 0 = off
+    smoothing_s: float = 0.0  # one-pole smoothing of the estimates themselves; OSC has its own shaping
     max_backlog_s: float = 1.0  # drop older audio when the analyzer falls this far behind
 
 
 @dataclass(frozen=True)
 class OscConfig:
     prefix: str = DEFAULT_PREFIX
-    destinations: tuple[str, ...] = ("127.0.0.1:9000",)
+    destinations: tuple[str, ...] = ("127.0.0.1:9000",)  # simple form: per-hop bundles of everything
+    destination: tuple[DestinationConfig, ...] = ()  # detailed form: [[osc.destination]] tables
+
+    def all_destinations(self) -> tuple[DestinationConfig, ...]:
+        return tuple(DestinationConfig.parse(d) for d in self.destinations) + self.destination
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    enabled: bool = False
+    host: str = "127.0.0.1"  # loopback only unless you mean it
+    port: int = 9001
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    path: str = ""  # .csv or .jsonl; "" = no recording
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,11 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     osc: OscConfig = field(default_factory=OscConfig)
+    outputs: OutputSettings = field(default_factory=OutputSettings)
+    presets: Mapping[str, OutputSettings] = field(default_factory=lambda: MappingProxyType({}))
+    preset: str = ""  # the preset active at start
+    control: ControlConfig = field(default_factory=ControlConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
 
     def validate(self) -> "Config":
         def bad(key: str, value, allowed: str):
@@ -84,50 +109,115 @@ class Config:
                 parse_destination(d)
             except DestinationError as exc:
                 raise ConfigError(f"osc.destinations: {exc}") from None
+        if self.preset and self.preset not in self.presets:
+            bad("preset", self.preset, f"one of the [presets.*] names: {', '.join(self.presets) or 'none defined'}")
+        if not 0 < self.control.port < 65536:
+            bad("control.port", self.control.port, "1..65535")
+        if self.record.path and Path(self.record.path).suffix.lower() not in (".csv", ".jsonl"):
+            bad("record.path", self.record.path, "a file name ending in .csv or .jsonl")
         return self
+
+    def active_outputs(self) -> OutputSettings:
+        """The output settings in force at start: the chosen preset, or the [outputs] section."""
+        return self.presets[self.preset] if self.preset else self.outputs
 
 
 _TYPES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
-def _section(cls, data: dict, name: str):
+def _value(key: str, value, default):
+    """Check ``value`` against the type of ``default``; returns the converted value."""
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key} must be a list of strings, got {value!r}")
+        return tuple(value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, str):
+        if key.endswith("device") and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # a device index may be written as a number
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported value {value!r}")
+
+
+def _table(cls, data, name: str, skip: tuple[str, ...] = (), **defaults):
     if not isinstance(data, dict):
         raise ConfigError(f"[{name}] must be a table")
-    known = {f.name: f for f in fields(cls)}
+    known = [f.name for f in fields(cls) if f.name not in skip]
+    proto = cls(**defaults)
     values = {}
     for key, value in data.items():
         if key not in known:
             raise ConfigError(f"unknown key '{name}.{key}'; allowed in [{name}]: {', '.join(known)}")
-        default = getattr(cls(), key)
-        if isinstance(default, tuple):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{name}.{key} must be a list of strings, got {value!r}")
-            value = tuple(value)
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise ConfigError(f"{name}.{key} must be true or false, got {value!r}")
-        elif isinstance(default, float):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{name}.{key} must be {_TYPES[float]}, got {value!r}")
-            value = float(value)
-        elif isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"{name}.{key} must be {_TYPES[int]}, got {value!r}")
-        elif isinstance(default, str):
-            if key == "device" and isinstance(value, int) and not isinstance(value, bool):
-                value = str(value)  # a device index may be written as a number
-            elif not isinstance(value, str):
-                raise ConfigError(f"{name}.{key} must be {_TYPES[str]}, got {value!r}")
-        values[key] = value
-    return cls(**values)
+        values[key] = _value(f"{name}.{key}", value, getattr(proto, key))
+    try:
+        return cls(**{**defaults, **values})
+    except (ValueError, DestinationError) as exc:
+        raise ConfigError(f"[{name}]: {exc}") from None
+
+
+def _output_settings(data, name: str, base: OutputSettings, preset: str = "") -> OutputSettings:
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    settings = replace(base, preset=preset)
+    for key, value in data.items():
+        if key == "muted":
+            muted = _value(f"{name}.muted", value, ())
+            for m in muted:
+                if m not in OUTPUTS and m != "all":
+                    raise ConfigError(f"{name}.muted: unknown output {m!r}; outputs: {', '.join(OUTPUTS)}, all")
+            settings = replace(settings, muted=frozenset(OUTPUTS if "all" in muted else muted))
+        elif key in DEFAULT_SHAPES:
+            shape = _table(OutputShape, value, f"{name}.{key}", **settings.shape(key).__dict__)
+            settings = settings.with_shape(key, **shape.__dict__)
+        else:
+            raise ConfigError(f"unknown key '{name}.{key}'; allowed in [{name}]: muted, "
+                              f"{', '.join(DEFAULT_SHAPES)}")
+    return settings
 
 
 def from_dict(data: dict) -> Config:
-    classes = {"source": SourceConfig, "model": ModelConfig, "analysis": AnalysisConfig, "osc": OscConfig}
-    parts = {}
+    simple = {"source": SourceConfig, "model": ModelConfig, "analysis": AnalysisConfig,
+              "control": ControlConfig, "record": RecordConfig}
+    allowed = [*simple, "osc", "outputs", "presets", "preset"]
+    parts: dict = {}
     for name, value in data.items():
-        if name not in classes:
-            raise ConfigError(f"unknown section [{name}]; allowed: {', '.join('[' + s + ']' for s in classes)}")
-        parts[name] = _section(classes[name], value, name)
+        if name not in allowed:
+            raise ConfigError(f"unknown section or key [{name}]; allowed: {', '.join(allowed)}")
+        if name in simple:
+            parts[name] = _table(simple[name], value, name)
+        elif name == "preset":
+            parts["preset"] = _value("preset", value, "")
+    if "osc" in data:
+        osc = dict(data["osc"]) if isinstance(data["osc"], dict) else None
+        if osc is None:
+            raise ConfigError("[osc] must be a table")
+        tables = osc.pop("destination", [])
+        if not isinstance(tables, list):
+            raise ConfigError("osc.destination must be an array of tables: [[osc.destination]]")
+        parts["osc"] = replace(_table(OscConfig, osc, "osc", skip=("destination",)),
+                               destination=tuple(_table(DestinationConfig, t, f"osc.destination[{i}]",
+                                                        host="127.0.0.1", port=9000)
+                                                 for i, t in enumerate(tables)))
+    outputs = _output_settings(data.get("outputs", {}), "outputs", OutputSettings())
+    parts["outputs"] = outputs
+    presets = data.get("presets", {})
+    if not isinstance(presets, dict):
+        raise ConfigError("[presets] must be a table of [presets.<name>] tables")
+    parts["presets"] = MappingProxyType({p: _output_settings(v, f"presets.{p}", outputs, preset=p)
+                                         for p, v in presets.items()})
     return Config(**parts).validate()
 
 
@@ -169,10 +259,85 @@ provider = "auto"    # auto | cpu | cuda (cuda needs onnxruntime-gpu, see README
 threads = 1          # onnxruntime threads; 1 leaves the other cores to your visuals
 
 [analysis]
-smoothing_s = 1.0    # output smoothing time constant in seconds; 0 = raw model output
+smoothing_s = 0.0    # smoothing of the raw estimates (terminal, recording); OSC is shaped per output below
 max_backlog_s = 1.0  # if the computer falls this far behind, skip old audio to stay live
 
 [osc]
-prefix = "{DEFAULT_PREFIX}"
-destinations = ["127.0.0.1:9000"]   # one or more HOST:PORT; broadcast and multicast addresses work
+prefix = "/mer"
+destinations = ["127.0.0.1:9000"]   # quick form: HOST:PORT, one bundle per analysis hop, every output
+
+# Detailed form: as many [[osc.destination]] tables as you like.
+# [[osc.destination]]
+# host = "192.168.1.255"   # unicast, broadcast (x.x.x.255) or multicast (224-239.x.x.x)
+# port = 7000
+# rate_hz = 60.0           # 0 = one bundle per hop; 1..60 = this rate, values smoothed between hops
+# bundle = true            # false = plain messages (one datagram each), for receivers without bundles
+# layout = "separate"      # "separate" messages, or "array": one /mer/frame message with every value
+# unipolar = ["valence", "arousal", "level"]   # map these to 0..1 (level: -60..0 dBFS)
+# offset_ms = 80.0         # > 0 delays this destination (match a lagging video chain)
+# outputs = ["va", "quadrant", "chord", "key", "level", "onset"]   # default: all
+
+# Per-output shaping: attack/release in ms for values; hold (ms) + hysteresis for labels.
+[outputs]
+muted = []           # outputs not sent: va valence arousal quadrant moods chord key level onset status
+
+[outputs.valence]
+attack_ms = 300.0
+release_ms = 600.0
+
+[outputs.arousal]
+attack_ms = 200.0
+release_ms = 600.0
+
+[outputs.quadrant]
+attack_ms = 300.0    # the four probabilities
+release_ms = 600.0
+hold_ms = 1500.0     # the label changes only after a challenger has led this long...
+hysteresis = 0.1     # ...by at least this much probability
+
+[outputs.moods]
+attack_ms = 300.0
+release_ms = 800.0
+
+[outputs.chord]
+hold_ms = 150.0
+hysteresis = 0.05
+
+[outputs.key]
+hold_ms = 2000.0
+
+[outputs.level]
+attack_ms = 10.0
+release_ms = 300.0
+
+[outputs.onset]
+release_ms = 150.0
+
+# Presets: named changes to [outputs], switched with `preset = "name"`, --preset or the control port.
+[presets.club.valence]
+attack_ms = 100.0
+release_ms = 200.0
+
+[presets.club.arousal]
+attack_ms = 50.0
+release_ms = 200.0
+
+[presets.ambient.valence]
+attack_ms = 2000.0
+release_ms = 4000.0
+
+[presets.ambient.arousal]
+attack_ms = 2000.0
+release_ms = 4000.0
+
+[presets.ambient]
+muted = ["onset"]
+
+[control]
+enabled = false      # an OSC control port: presets, smoothing, mute, query (see README)
+host = "127.0.0.1"   # loopback only; use "0.0.0.0" to accept control from the network
+port = 9001
+
+[record]
+path = ""            # write every estimate to this .csv or .jsonl file while streaming
 """

@@ -24,9 +24,14 @@ class Estimate:
         Every categorical head of the model by name, e.g. ``heads["quadrant"]["Q2"]`` and
         ``heads["gems"]["tension"]``.
     chord, chord_confidence : str, float
-        mir_eval style label (``"A:min"``, ``"N"`` for none) and its filtered posterior.
+        mir_eval style major/minor label (``"A:min"``, ``"N"`` for none) and its posterior; it describes
+        the audio one chord look-ahead (200 ms by default) before ``t``.
+    chord_ext, chord_ext_confidence : str, float
+        The same chord in the extended vocabulary (``"G:7"``, ``"A:min7"``, ``"B:dim"``, ``"D:sus4"`` ...).
     key, key_camelot, key_open, key_confidence : str, str, str, float
         ``"A minor"``, ``"8A"``, ``"1m"``; empty strings while no key is established.
+    key_change : bool
+        True if the key changed (or was first established) during this hop.
     loudness_db : float
         Frame RMS level in dBFS of the newest frame (a full-scale sine reads -3 dB).
     onset : float
@@ -54,6 +59,9 @@ class Estimate:
     key_camelot: str = ""
     key_open: str = ""
     key_confidence: float = 0.0
+    chord_ext: str = "N"
+    chord_ext_confidence: float = 0.0
+    key_change: bool = False
     loudness_db: float = -120.0
     onset: float = 0.0
     peak: float = 0.0
@@ -72,7 +80,8 @@ class Estimate:
         }
         for name, values in self.heads.items():
             d[f"{name}_probs" if name == "quadrant" else name] = dict(values)
-        d.update(chord=self.chord, chord_confidence=self.chord_confidence, key=self.key,
-                 key_camelot=self.key_camelot, key_open=self.key_open, key_confidence=self.key_confidence,
+        d.update(chord=self.chord, chord_confidence=self.chord_confidence, chord_ext=self.chord_ext,
+                 chord_ext_confidence=self.chord_ext_confidence, key=self.key, key_camelot=self.key_camelot,
+                 key_open=self.key_open, key_confidence=self.key_confidence, key_change=self.key_change,
                  loudness_db=self.loudness_db, onset=self.onset)
         return d

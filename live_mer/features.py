@@ -8,6 +8,8 @@ frames -> one Numba kernel per batch that applies the (sparse) mel and chroma fi
 ``librosa.filters`` and computes loudness and onset strength -> :class:`~live_mer.harmony.HarmonyTracker`.
 The kernel is hand-written because librosa's feature functions work on whole signals, recompute the
 STFT per feature, and allocate per call; here the filterbanks are built once and applied in place.
+Chroma is not a fixed filterbank: :func:`live_mer.harmony.peak_chroma` maps interpolated spectral peaks
+through an online tuning estimate, which a filterbank built once (``librosa.filters.chroma``) cannot.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import scipy.fft
 import soxr
 
 from ._numba import njit
-from .harmony import NO_CHORD, HarmonyParams, HarmonyTracker
+from .harmony import NO_CHORD, TUNING_PRIOR_WEIGHT, HarmonyParams, HarmonyTracker, peak_chroma, tonal_weight
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,24 @@ class FeatureSpec:
     chroma_fmin: float = 55.0  # chroma ignores the sub-bass rumble and kick drums
     chroma_fmax: float = 4200.0
     chroma_gate_db: float = -55.0  # frames quieter than this carry no chroma (no chords from noise floor)
+    chroma_bass_fmax: float = 250.0  # peaks below this also go to the bass chroma (chord roots, inversions)
+    chroma_tuning_seconds: float = 10.0  # memory of the online tuning estimate
+    chroma_compression: float = 100.0  # peak magnitudes -> log1p(compression * magnitude / strongest peak)
+    chroma_tonality_gate: float = 0.0  # frames whose in-tune peak share is below this carry no chroma (noise, drums)
     chord_stay_seconds: float = HarmonyParams.chord_stay_seconds
     chord_sharpness: float = HarmonyParams.chord_sharpness
-    key_memory_seconds: float = HarmonyParams.key_memory_seconds
+    chord_bass_sharpness: float = HarmonyParams.chord_bass_sharpness
+    chord_no_chord_cosine: float = HarmonyParams.chord_no_chord_cosine
+    chord_bass_in_treble: float = HarmonyParams.chord_bass_in_treble
+    chord_lookahead_seconds: float = HarmonyParams.chord_lookahead_seconds
+    chord_hysteresis: float = HarmonyParams.chord_hysteresis
+    key_profile: str = HarmonyParams.key_profile
+    key_stay_seconds: float = HarmonyParams.key_stay_seconds
+    key_chord_weight: float = HarmonyParams.key_chord_weight
+    key_profile_weight: float = HarmonyParams.key_profile_weight
     key_switch_margin: float = HarmonyParams.key_switch_margin
-    version: int = 1
+    key_hold_seconds: float = HarmonyParams.key_hold_seconds
+    version: int = 2
 
     @property
     def frame_rate(self) -> float:
@@ -59,8 +74,7 @@ class FeatureSpec:
         return len(self.feature_names())
 
     def harmony_params(self) -> HarmonyParams:
-        return HarmonyParams(self.chord_stay_seconds, self.chord_sharpness, self.key_memory_seconds,
-                             self.key_switch_margin)
+        return HarmonyParams(**{f.name: getattr(self, f.name) for f in fields(HarmonyParams)})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,19 +112,30 @@ def _filterbanks(spec: FeatureSpec):
 
     mel = librosa.filters.mel(sr=spec.sample_rate, n_fft=spec.n_fft, n_mels=spec.n_mels, fmin=spec.fmin,
                               fmax=spec.fmax, htk=False, norm="slaney")
-    chroma = librosa.filters.chroma(sr=spec.sample_rate, n_fft=spec.n_fft, n_chroma=12, ctroct=5.0,
-                                    octwidth=2.0, base_c=True)
-    freqs = np.fft.rfftfreq(spec.n_fft, 1.0 / spec.sample_rate)
-    chroma[:, (freqs < spec.chroma_fmin) | (freqs > spec.chroma_fmax)] = 0.0
-    return _to_csr(mel), _to_csr(chroma)
+    # Chroma: the FFT bin range of the peak picker (see live_mer.harmony.peak_chroma). Tuning is
+    # estimated from peaks above 150 Hz, where an FFT bin is under a semitone and interpolation is exact.
+    bin_hz = spec.sample_rate / spec.n_fft
+    chroma_bins = np.array([max(int(np.ceil(spec.chroma_fmin / bin_hz)), 6),
+                            min(int(spec.chroma_fmax / bin_hz) + 1, spec.n_fft // 2 - 6),
+                            int(np.ceil(spec.chroma_bass_fmax / bin_hz)), int(np.ceil(150.0 / bin_hz))],
+                           dtype=np.int64)
+    return _to_csr(mel), chroma_bins
 
 
 @njit(cache=True, nogil=True)
-def _spectral_kernel(spectra, mel_ptr, mel_idx, mel_w, chr_ptr, chr_idx, chr_w, power_scale, gate_db,
-                     prev_logmel, out_logmel, out_chroma, out_loudness, out_onset):
+def _spectral_kernel(spectra, mel_ptr, mel_idx, mel_w, chroma_bins, bin_hz, tuning_decay, compression,
+                     tonality_gate, power_scale, gate_db,
+                     prev_logmel, prev_power, tuning_state, out_logmel, out_chroma, out_bass, out_tuning,
+                     out_loudness, out_onset):
     n_frames, n_bins = spectra.shape
     n_mels = mel_ptr.shape[0] - 1
     power = np.empty(n_bins, dtype=np.float32)
+    smooth = np.empty(n_bins, dtype=np.float32)
+    n_max = chroma_bins[1] - chroma_bins[0] + 1
+    peak_pc = np.empty(n_max, dtype=np.int64)
+    peak_w = np.empty(n_max, dtype=np.float64)
+    peak_mag = np.empty(n_max, dtype=np.float64)
+    peak_low = np.empty(n_max, dtype=np.bool_)
     for f in range(n_frames):
         total = 0.0
         for b in range(n_bins):
@@ -134,18 +159,20 @@ def _spectral_kernel(spectra, mel_ptr, mel_idx, mel_w, chr_ptr, chr_idx, chr_w, 
                 flux += d
             prev_logmel[m] = lm
         out_onset[f] = flux / n_mels
-        # Chroma on power (sharper than magnitudes at low, poorly resolved pitches), max-normalised.
+        # Chroma: tuned, compressed spectral peaks (live_mer.harmony.peak_chroma); max-normalised, the
+        # bass chroma on the same scale (so its share of the chroma is kept).
+        out_tuning[f] = peak_chroma(power, prev_power, smooth, bin_hz, chroma_bins[0], chroma_bins[1],
+                                    chroma_bins[2], chroma_bins[3], tuning_state, tuning_decay, compression, tonality_gate,
+                                    loud > gate_db, out_chroma[f], out_bass[f], peak_pc, peak_w, peak_mag, peak_low)
+        # The chroma's maximum is the frame's tonal weight (1 = clearly pitched, 0 = noise-like).
         peak = 0.0
         for c in range(12):
-            acc = 0.0
-            if loud > gate_db:
-                for j in range(chr_ptr[c], chr_ptr[c + 1]):
-                    acc += chr_w[j] * power[chr_idx[j]]
-            out_chroma[f, c] = acc
-            if acc > peak:
-                peak = acc
+            if out_chroma[f, c] > peak:
+                peak = out_chroma[f, c]
+        g = tonal_weight(tuning_state[3]) / peak if peak > 1e-9 else 0.0
         for c in range(12):
-            out_chroma[f, c] = out_chroma[f, c] / peak if peak > 1e-9 else 0.0
+            out_chroma[f, c] = out_chroma[f, c] * g
+            out_bass[f, c] = out_bass[f, c] * g
 
 
 @njit(cache=True, nogil=True)
@@ -187,10 +214,15 @@ class FrameBatch:
     loudness_db: np.ndarray
     onset: np.ndarray
     chroma: np.ndarray  # absolute pitch-class chroma (n, 12), C first
-    chord: np.ndarray  # chord index, see live_mer.harmony.chord_label
+    chord: np.ndarray  # majmin chord index, see live_mer.harmony.chord_label (describes frame i - harmony lag)
     chord_confidence: np.ndarray
     key: np.ndarray  # key index, see live_mer.harmony.key_name
     key_confidence: np.ndarray
+    bass_chroma: np.ndarray  # (n, 12) chroma of the peaks below chroma_bass_fmax, on the chroma's scale
+    tuning: np.ndarray  # online tuning estimate, semitones from A440 (within +-0.5)
+    chord_ext: np.ndarray  # extended chord index, see live_mer.harmony.chord_ext_label
+    chord_ext_confidence: np.ndarray
+    key_change: np.ndarray  # bool: the held key changed at this frame (its first establishment included)
 
     def __len__(self) -> int:
         return int(self.times.shape[0])
@@ -212,7 +244,8 @@ class Frontend:
             raise ValueError(f"input sample rate {input_rate} Hz is outside 8000..192000 Hz")
         self.spec = spec
         self.input_rate = int(input_rate)
-        (self._mel_ptr, self._mel_idx, self._mel_w), (self._chr_ptr, self._chr_idx, self._chr_w) = _filterbanks(spec)
+        (self._mel_ptr, self._mel_idx, self._mel_w), self._chroma_bins = _filterbanks(spec)
+        self._tuning_decay = float(np.exp(-1.0 / (spec.chroma_tuning_seconds * spec.frame_rate)))
         self._window = np.hanning(spec.n_fft + 1)[:-1].astype(np.float32)
         self._power_scale = 1.0 / (spec.n_fft ** 2 * float(np.mean(self._window.astype(np.float64) ** 2)))
         self._harmony = HarmonyTracker(spec.frame_rate, spec.harmony_params())
@@ -228,7 +261,15 @@ class Frontend:
         self._fill = spec.n_fft - spec.hop_length
         self._frames_done = 0
         self._prev_logmel = np.full(spec.n_mels, -10.0, dtype=np.float32)
+        self._prev_power = np.zeros(spec.n_fft // 2 + 1, dtype=np.float32)
+        # tuning phasor (re, im), offset in semitones, last frame's tonality
+        self._tuning_state = np.array([TUNING_PRIOR_WEIGHT, 0.0, 0.0, 0.0])
         self._harmony.reset()
+
+    @property
+    def harmony_lag_seconds(self) -> float:
+        """Chord labels in a batch describe the frame this much earlier (the decoder's fixed look-ahead)."""
+        return self._harmony.lookahead_seconds
 
     def silence_row(self) -> np.ndarray:
         """The feature vector of digital silence (used to pre-fill a model window)."""
@@ -262,24 +303,31 @@ class Frontend:
         spectra = scipy.fft.rfft(frames * self._window, axis=1)
         logmel = np.empty((n, spec.n_mels), dtype=np.float32)
         chroma = np.empty((n, 12), dtype=np.float32)
+        bass = np.empty((n, 12), dtype=np.float32)
+        tuning = np.empty(n, dtype=np.float32)
         loudness = np.empty(n, dtype=np.float32)
         onset = np.empty(n, dtype=np.float32)
-        _spectral_kernel(spectra, self._mel_ptr, self._mel_idx, self._mel_w, self._chr_ptr, self._chr_idx,
-                         self._chr_w, self._power_scale, spec.chroma_gate_db, self._prev_logmel, logmel, chroma,
+        _spectral_kernel(spectra, self._mel_ptr, self._mel_idx, self._mel_w, self._chroma_bins,
+                         spec.sample_rate / spec.n_fft, self._tuning_decay, spec.chroma_compression,
+                         spec.chroma_tonality_gate, self._power_scale,
+                         spec.chroma_gate_db,
+                         self._prev_logmel, self._prev_power, self._tuning_state, logmel, chroma, bass, tuning,
                          loudness, onset)
-        chord, chord_conf, key, key_conf = self._harmony.update(chroma)
+        h = self._harmony.update(chroma, bass)
         features = np.empty((n, spec.n_features), dtype=np.float32)
-        _assemble(logmel, chroma, loudness, onset, chord, chord_conf, key, key_conf, features)
+        _assemble(logmel, chroma, loudness, onset, h.chord, h.chord_confidence, h.key, h.key_confidence, features)
         consumed = n * spec.hop_length
         self._buf[: need - consumed] = self._buf[consumed:need]
         self._fill = need - consumed
         times = (np.arange(self._frames_done + 1, self._frames_done + n + 1) * spec.hop_length
                  / spec.sample_rate)
         self._frames_done += n
-        return FrameBatch(times, features, loudness, onset, chroma, chord, chord_conf, key, key_conf)
+        return FrameBatch(times, features, loudness, onset, chroma, h.chord, h.chord_confidence, h.key,
+                          h.key_confidence, bass, tuning, h.chord_ext, h.chord_ext_confidence, h.key_change)
 
     def _empty_batch(self) -> FrameBatch:
         f32 = np.empty(0, dtype=np.float32)
         i64 = np.empty(0, dtype=np.int64)
         return FrameBatch(np.empty(0), np.empty((0, self.spec.n_features), np.float32), f32, f32,
-                          np.empty((0, 12), np.float32), i64, f32, i64, f32)
+                          np.empty((0, 12), np.float32), i64, f32, i64, f32, np.empty((0, 12), np.float32), f32,
+                          i64, f32, np.empty(0, np.bool_))

@@ -1,13 +1,32 @@
-"""Causal chord and key tracking on chroma frames.
+"""Causal chroma, chord and key estimation (the harmonic half of the streaming front end).
 
-Chords: 24 major/minor triads plus a no-chord state ``N``, scored by cosine similarity against
-binary triad templates and decoded with an online HMM (forward filtering, no look-ahead), so a label
-is available the moment its frame is. Key: a running, exponentially decayed chroma profile
-correlated with the 24 rotations of a key profile, with hysteresis so the key does not flip on a
-single ambiguous bar.
+Three stages, each one Numba loop per frame with its state carried between calls:
 
-Why hand-written: no library decodes chords or keys frame by frame without allocating (librosa and
-madmom decode whole sequences offline); this is one small Numba loop per frame.
+1. **Chroma** (:func:`peak_chroma`, called from the front end's spectral kernel). Spectral peaks of the
+   power spectrum are picked, located to a fraction of a bin by parabolic interpolation, mapped to a
+   pitch on a log-frequency (MIDI) axis and folded to 12 pitch classes. An *online tuning estimate*
+   (a decayed, magnitude-weighted circular mean of the peaks' deviation from the equal-tempered grid)
+   shifts the grid, and peaks far from it are down-weighted (``cos^2`` of the deviation), so noise
+   peaks, which are spread evenly over the cents, add little. Percussion is suppressed by taking the
+   bin-wise minimum of this and the previous frame's power (a one-frame causal "harmonic" filter: a
+   drum hit lives for a frame or two, a chord for many) and by requiring a peak to stand well above
+   its local spectral floor. Magnitudes are log-compressed (``log1p(compression * magnitude / strongest)``),
+   so the chroma does not depend on the level. A bass chroma (peaks below ``bass_fmax``) is kept
+   beside the full chroma for root/inversion evidence.
+2. **Chords** (:class:`HarmonyTracker`). 12 roots x 9 qualities (maj, min, 7, maj7, min7, dim, aug,
+   sus2, sus4) + no-chord ``N`` = 109 states, scored against harmonic-series templates (treble and
+   bass), decoded by an online HMM: forward filtering plus a *fixed-lag* backward pass over the last
+   ``chord_lookahead_seconds`` (0 = pure filtering). The label of frame ``t - L`` is final at frame
+   ``t``: the look-ahead is stated and bounded. The majmin label is the marginal posterior over the
+   extended states (maj/7/maj7/aug/sus -> maj, min/min7/dim -> min), held with hysteresis; the
+   extended label is the best extended state consistent with it.
+3. **Key** (24 keys). A decayed chroma profile correlated with a selectable key profile plus a decayed
+   histogram of majmin chord posteriors scored by diatonic fit; a new key must win by a margin for
+   ``key_hold_seconds`` before it replaces the held one, which raises a key-change event.
+
+Why hand-written: librosa's chroma and madmom's chord/key recognisers work on whole signals and decode
+offline; none filters frame by frame without allocating. Only the fixed parts (templates, profiles)
+are built in Python, once.
 """
 
 from __future__ import annotations
@@ -19,12 +38,52 @@ import numpy as np
 from ._numba import njit
 
 PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-N_CHORDS = 25  # 12 major, 12 minor, N
+
+# ---- majmin vocabulary (the model's features and ``Estimate.chord``): 0-11 maj, 12-23 min, 24 N ----
+N_CHORDS = 25
 NO_CHORD = 24
 
-# Krumhansl & Kessler (1982) probe-tone profiles, tonic first.
-KRUMHANSL_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-KRUMHANSL_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+# ---- extended vocabulary (``chord_ext``): index = quality * 12 + root, 108 = N ----
+QUALITIES = ("maj", "min", "7", "maj7", "min7", "dim", "aug", "sus2", "sus4")
+QUALITY_INTERVALS = ((0, 4, 7), (0, 3, 7), (0, 4, 7, 10), (0, 4, 7, 11), (0, 3, 7, 10), (0, 3, 6), (0, 4, 8),
+                     (0, 2, 7), (0, 5, 7))
+# majmin family of each quality: 0 = major, 1 = minor (aug and sus have no minor third: counted major)
+QUALITY_FAMILY = np.array([0, 1, 0, 0, 1, 1, 0, 0, 0], dtype=np.int64)
+# Log prior of each quality in the emission (frame-level bias): rarer, richer chords must earn it.
+QUALITY_LOG_PRIOR = np.log(np.array([1.0, 1.0, 0.6, 0.5, 0.6, 0.12, 0.06, 0.08, 0.12]))
+N_EXT = len(QUALITIES) * 12 + 1
+EXT_NO_CHORD = N_EXT - 1
+
+# ---- key profiles, tonic first (major row, minor row) ----
+KEY_PROFILES = {
+    # Krumhansl & Kessler (1982), probe-tone ratings.
+    "krumhansl": ((6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88),
+                  (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)),
+    # Temperley (1999), "What's key for key? The Krumhansl-Schmuckler key-finding algorithm reconsidered",
+    # Music Perception 17(1): the revised (corpus-informed) profiles.
+    "temperley": ((5.0, 2.0, 3.5, 2.0, 4.5, 4.0, 2.0, 4.5, 2.0, 3.5, 1.5, 4.0),
+                  (5.0, 2.0, 3.5, 4.5, 2.0, 4.0, 2.0, 4.5, 3.5, 2.0, 1.5, 4.0)),
+    # Faraldo, Gómez, Jordà & Herrera (2016), "Key Estimation in Electronic Dance Music", ECIR 2016 (LNCS
+    # 9626): the "edma" profiles, derived automatically from averaged chroma of a Beatport EDM corpus
+    # (as also shipped in Essentia's KeyEDM / Key(profileType="edma")).
+    "edma": ((1.0000, 0.2875, 0.5020, 0.4048, 0.6050, 0.5614, 0.3205, 0.7966, 0.3159, 0.4506, 0.4202, 0.3889),
+             (1.0000, 0.3096, 0.4415, 0.5827, 0.3262, 0.4948, 0.2889, 0.7804, 0.4328, 0.2903, 0.5331, 0.3217)),
+}
+KRUMHANSL_MAJOR = np.array(KEY_PROFILES["krumhansl"][0])
+KRUMHANSL_MINOR = np.array(KEY_PROFILES["krumhansl"][1])
+
+# How often each majmin chord occurs in a key, by the chord root's interval above the tonic (relative
+# weights, a rough summary of common-practice and pop harmony; the rest share NON_DIATONIC_WEIGHT).
+# Major key: I, V, IV, vi, ii, iii (+ bVII, a common borrowing); minor key: i, VI, iv, V, VII, III, v.
+# The tonic chord's weight is what separates a key from its relative major/minor.
+_MAJOR_KEY_MAJ = {0: 1.0, 5: 0.6, 7: 0.75, 10: 0.1, 2: 0.05}
+_MAJOR_KEY_MIN = {9: 0.45, 2: 0.35, 4: 0.2}
+_MINOR_KEY_MAJ = {3: 0.35, 8: 0.45, 10: 0.4, 7: 0.4}
+_MINOR_KEY_MIN = {0: 1.0, 5: 0.45, 7: 0.2, 2: 0.05}
+NON_DIATONIC_WEIGHT = 0.02
+
+TEMPLATE_HARMONIC_DECAY = 0.8  # amplitude of harmonic h is decay**(h-1) in the chord templates
+BASS_TEMPLATE_OTHER = 0.7  # bass template weight of the non-root chord tones (the root has 1)
 
 
 def chord_label(index: int) -> str:
@@ -35,11 +94,30 @@ def chord_label(index: int) -> str:
     return f"{root}:maj" if index < 12 else f"{root}:min"
 
 
+def chord_ext_label(index: int) -> str:
+    """Extended chord index (``quality * 12 + root``, 108 none) to a mir_eval label (``"G:7"``, ``"N"``)."""
+    if index < 0 or index >= EXT_NO_CHORD:
+        return "N"
+    return f"{PITCH_CLASSES[index % 12]}:{QUALITIES[index // 12]}"
+
+
+def chord_ext_to_majmin(index: int) -> int:
+    """Reduce an extended chord index to the majmin index used by :func:`chord_label`."""
+    if index < 0 or index >= EXT_NO_CHORD:
+        return NO_CHORD
+    return int(index % 12 + 12 * QUALITY_FAMILY[index // 12])
+
+
 def key_name(index: int) -> str:
     """Key index (0-11 major tonic, 12-23 minor tonic, -1 unknown) to ``"A minor"`` style text."""
     if index < 0:
         return ""
     return f"{PITCH_CLASSES[index % 12]} {'major' if index < 12 else 'minor'}"
+
+
+def key_label(index: int) -> str:
+    """Key index to a mir_eval key string (``"A minor"``; ``"N"`` while unknown)."""
+    return key_name(index) or "N"
 
 
 def camelot(index: int) -> str:
@@ -61,8 +139,16 @@ def open_key(index: int) -> str:
     return f"{number}{'m' if code[-1] == 'A' else 'd'}"
 
 
+def _note_profile(decay: float = TEMPLATE_HARMONIC_DECAY) -> np.ndarray:
+    """Pitch-class image of one harmonic tone (partials 1..6) relative to its own pitch class."""
+    p = np.zeros(12)
+    for h in range(1, 7):
+        p[int(round(12 * np.log2(h))) % 12] += decay ** (h - 1)
+    return p
+
+
 def chord_templates() -> np.ndarray:
-    """Unit-norm chroma templates, shape (25, 12): major triads, minor triads, flat no-chord."""
+    """Unit-norm binary chroma templates, shape (25, 12): major triads, minor triads, flat no-chord."""
     t = np.zeros((N_CHORDS, 12), dtype=np.float32)
     for root in range(12):
         for interval in (0, 4, 7):
@@ -73,119 +159,537 @@ def chord_templates() -> np.ndarray:
     return t / np.linalg.norm(t, axis=1, keepdims=True)
 
 
-def key_profiles() -> np.ndarray:
+def extended_templates(decay: float = TEMPLATE_HARMONIC_DECAY) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-norm treble and bass templates of the 108 extended chords, shapes (108, 12) each.
+
+    Treble: the sum of the chord tones' harmonic images (so a played C major also explains the G and E
+    its partials put into the chroma). Bass: the root, with a little weight on the other chord tones
+    (inversions).
+    """
+    note = _note_profile(decay)
+    treble = np.zeros((EXT_NO_CHORD, 12))
+    bass = np.zeros((EXT_NO_CHORD, 12))
+    for q, intervals in enumerate(QUALITY_INTERVALS):
+        for root in range(12):
+            s = q * 12 + root
+            for i in intervals:
+                treble[s] += np.roll(note, (root + i) % 12)
+                bass[s, (root + i) % 12] += 1.0 if i == 0 else BASS_TEMPLATE_OTHER
+    treble /= np.linalg.norm(treble, axis=1, keepdims=True)
+    bass /= np.linalg.norm(bass, axis=1, keepdims=True)
+    return treble.astype(np.float32), bass.astype(np.float32)
+
+
+def key_profiles(name: str = "krumhansl") -> np.ndarray:
     """Zero-mean, unit-norm key profiles, shape (24, 12): 12 major then 12 minor tonics."""
+    if name not in KEY_PROFILES:
+        raise ValueError(f"unknown key profile {name!r}; known: {sorted(KEY_PROFILES)}")
+    major, minor = (np.asarray(x, dtype=np.float64) for x in KEY_PROFILES[name])
     p = np.zeros((24, 12), dtype=np.float32)
     for tonic in range(12):
-        p[tonic] = np.roll(KRUMHANSL_MAJOR, tonic)
-        p[12 + tonic] = np.roll(KRUMHANSL_MINOR, tonic)
+        p[tonic] = np.roll(major, tonic)
+        p[12 + tonic] = np.roll(minor, tonic)
     p -= p.mean(axis=1, keepdims=True)
     return p / np.linalg.norm(p, axis=1, keepdims=True)
+
+
+def chord_given_key() -> np.ndarray:
+    """P(majmin chord | key), shape (24 keys, 25 chords); column 24 (N) is zero."""
+    p = np.full((24, 25), NON_DIATONIC_WEIGHT, dtype=np.float64)
+    p[:, 24] = 0.0
+    for tonic in range(12):
+        for minor_key, fmaj, fmin in ((0, _MAJOR_KEY_MAJ, _MAJOR_KEY_MIN), (1, _MINOR_KEY_MAJ, _MINOR_KEY_MIN)):
+            k = tonic + 12 * minor_key
+            for interval, w in fmaj.items():
+                p[k, (tonic + interval) % 12] = w
+            for interval, w in fmin.items():
+                p[k, 12 + (tonic + interval) % 12] = w
+    return p / p.sum(axis=1, keepdims=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage 1: chroma from one power spectrum (called per frame from features._spectral_kernel)
+# --------------------------------------------------------------------------------------------------
+
+TUNING_PRIOR_WEIGHT = 20.0  # weight of "A = 440 Hz" in the tuning estimate before any peak is seen
+PEAK_PROMINENCE = 1.0  # a peak must not be below its local floor (bins 3-5 away) times this power ratio
+PEAK_RANGE_DB = 50.0  # peaks more than this below the frame's strongest are ignored
+
+
+@njit(cache=True, nogil=True)
+def peak_chroma(power, prev_power, smooth, bin_hz, k_lo, k_hi, k_bass, k_tune, tuning_state, tuning_decay,
+                compression, tonality_gate, active, out_chroma, out_bass, scratch_pc, scratch_w, scratch_mag,
+                scratch_low):
+    """Tuned, compressed chroma and bass chroma of one frame's power spectrum (in place).
+
+    ``prev_power`` (the previous frame's power) is updated; ``tuning_state`` holds (re, im, semitones)
+    of the decayed tuning phasor and the frame's tonality. ``active`` False (a gated, near-silent frame) gives all-zero chroma
+    but still advances the state. Returns the current tuning offset in semitones.
+    """
+    n_bins = power.shape[0]
+    for c in range(12):
+        out_chroma[c] = 0.0
+        out_bass[c] = 0.0
+    lo = max(k_lo - 6, 0)
+    hi = min(k_hi + 6, n_bins)
+    for b in range(lo, hi):
+        p = power[b]
+        q = prev_power[b]
+        smooth[b] = p if p < q else q  # a drum hit is gone in a frame or two; a note is not
+        prev_power[b] = p
+    tuning = tuning_state[2]
+    z_re = 0.0
+    z_im = 0.0
+    n_peaks = 0
+    a_max = 0.0
+    if active:
+        top = 0.0
+        for b in range(k_lo, k_hi):
+            if smooth[b] > top:
+                top = smooth[b]
+        floor_abs = top * 10.0 ** (-PEAK_RANGE_DB / 10.0)
+        for b in range(max(k_lo, 5), min(k_hi, n_bins - 5)):
+            h = smooth[b]
+            if h <= floor_abs or h <= smooth[b - 1] or h < smooth[b + 1]:
+                continue
+            local = (smooth[b - 5] + smooth[b - 4] + smooth[b - 3] + smooth[b + 3] + smooth[b + 4]
+                     + smooth[b + 5]) / 6.0
+            if h < PEAK_PROMINENCE * local:
+                continue
+            la = np.log(smooth[b - 1] + 1e-20)
+            lb = np.log(h + 1e-20)
+            lc = np.log(smooth[b + 1] + 1e-20)
+            den = la - 2.0 * lb + lc
+            delta = 0.5 * (la - lc) / den if den < 0.0 else 0.0
+            if delta > 0.5:
+                delta = 0.5
+            elif delta < -0.5:
+                delta = -0.5
+            f = (b + delta) * bin_hz
+            pitch = 12.0 * np.log2(f / 440.0) + 69.0
+            mag = np.sqrt(h - local)
+            if b >= k_tune:
+                raw = pitch - np.floor(pitch + 0.5)
+                z_re += mag * np.cos(2.0 * np.pi * raw)
+                z_im += mag * np.sin(2.0 * np.pi * raw)
+            tuned = pitch - tuning
+            nearest = np.floor(tuned + 0.5)
+            dev = tuned - nearest
+            w = np.cos(np.pi * dev)
+            scratch_pc[n_peaks] = int(nearest) % 12
+            scratch_w[n_peaks] = mag * w * w
+            scratch_mag[n_peaks] = mag
+            scratch_low[n_peaks] = b < k_bass
+            if mag > a_max:
+                a_max = mag
+            n_peaks += 1
+    # Tonality: the magnitude-weighted in-tune share of the peaks (about 0.5 for noise and drums, whose
+    # peaks fall anywhere between the semitones; near 1 for pitched notes). Below the gate: no chroma.
+    in_tune = 0.0
+    total = 0.0
+    for i in range(n_peaks):
+        in_tune += scratch_w[i]
+        total += scratch_mag[i]
+    tonality = in_tune / total if total > 0.0 else 0.0
+    tuning_state[3] = tonality
+    if tonality < tonality_gate:
+        n_peaks = 0
+    for i in range(n_peaks):
+        w = np.log1p(compression * scratch_w[i] / a_max)
+        out_chroma[scratch_pc[i]] += w
+        if scratch_low[i]:
+            out_bass[scratch_pc[i]] += w
+    # Online tuning: decayed circular mean of peak deviations (weighted by magnitude, so loud steady
+    # partials dominate); the phasor's angle is the offset from A440 in semitones, within +-0.5.
+    tuning_state[0] = tuning_decay * tuning_state[0] + z_re
+    tuning_state[1] = tuning_decay * tuning_state[1] + z_im
+    tuning_state[2] = np.arctan2(tuning_state[1], tuning_state[0]) / (2.0 * np.pi)
+    return tuning
+
+
+TONALITY_NOISE = 0.5  # tonality of white noise and drums (peaks anywhere between the semitones)
+TONALITY_SPAN = 0.08  # tonality above TONALITY_NOISE at which a frame counts as fully pitched
+NO_CHORD_TONALITY_WEIGHT = 2.0  # log-evidence for N added in proportion to (1 - tonal weight)
+
+
+@njit(cache=True, nogil=True)
+def tonal_weight(tonality):
+    """Map a frame's tonality to [0, 1]: the scale of its chroma (its maximum) after normalisation."""
+    # Never exactly 0: a noisy frame keeps the shape of its chroma (at a small scale) for the HMM to weigh.
+    g = (tonality - TONALITY_NOISE) / TONALITY_SPAN
+    return 0.05 if g < 0.05 else (1.0 if g > 1.0 else g)
+
+
+# --------------------------------------------------------------------------------------------------
+# Stages 2 and 3: chord HMM with fixed-lag smoothing, key tracker
+# --------------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def _emission(chroma, bass, treble_t, bass_t, log_prior, sharp, bass_sharp, no_chord_cos, bass_in_treble, treble,
+              out):
+    n_states = out.shape[0]  # 109: the last one is N
+    n_chords = n_states - 1
+    tn = 0.0
+    tsum = 0.0
+    bn = 0.0
+    bsum = 0.0
+    # The bass chroma is part of the chroma; the chord templates see only a share of it, so a bass
+    # note (an inversion, a pedal) cannot outvote the chord above it.
+    for c in range(12):
+        treble[c] = chroma[c] - (1.0 - bass_in_treble) * bass[c]
+        if treble[c] < 0.0:
+            treble[c] = 0.0
+        tn += treble[c] * treble[c]
+        tsum += treble[c]
+        bn += bass[c] * bass[c]
+        bsum += bass[c]
+    if tsum + bsum <= 1e-9:
+        for s in range(n_chords):
+            out[s] = 1e-12
+        out[n_chords] = 1.0
+        return
+    tn = np.sqrt(tn)
+    bn = np.sqrt(bn)
+    # Bass evidence counts in proportion to how much of the chroma the bass carries.
+    bw = min(1.0, 3.0 * bsum / (tsum + bsum)) if bn > 1e-9 else 0.0
+    if tn <= 1e-9:
+        tn = 1.0
+    best = -1e30
+    for s in range(n_chords):
+        ct = 0.0
+        cb = 0.0
+        for c in range(12):
+            ct += treble[c] * treble_t[s, c]
+            cb += bass[c] * bass_t[s, c]
+        ct /= tn
+        cb = cb / bn if bw > 0.0 else 0.0
+        out[s] = sharp * (ct - 1.0) + bw * bass_sharp * (cb - 1.0) + log_prior[s // 12]
+        if out[s] > best:
+            best = out[s]
+    # N: a chroma that no chord template explains better than ``no_chord_cos`` (flat, noisy, one note),
+    # or a frame that is not clearly pitched (the chroma's maximum is the frame's tonal weight).
+    g = 0.0
+    for c in range(12):
+        if chroma[c] > g:
+            g = chroma[c]
+    out[n_chords] = (sharp * (no_chord_cos - 1.0) + bw * bass_sharp * (0.5 - 1.0)
+                     + NO_CHORD_TONALITY_WEIGHT * (1.0 - min(g, 1.0)))
+    if out[n_chords] > best:
+        best = out[n_chords]
+    for s in range(n_states):
+        out[s] = np.exp(out[s] - best)
+
+
+@njit(cache=True, nogil=True)
+def _track(chroma, bass, treble_t, bass_t, log_prior, family, profiles, chord_fit, p_stay, sharp, bass_sharp,
+           no_chord_cos, bass_in_treble, lag, hysteresis, key_switch, key_chord_weight, key_profile_weight, key_margin, key_hold,
+           key_alpha, key_ll, treble, em_ring, alpha_ring, alpha, beta, beta_next, gamma, mm, state_i, out_chord, out_conf, out_ext, out_ext_conf, out_key, out_key_conf, out_key_change):
+    """Per frame: emission, forward step, fixed-lag backward pass, labels with hysteresis, key update.
+
+    state_i: [frames seen, held majmin chord, held extended chord, held key, key candidate, candidate run]
+    """
+    n_frames = chroma.shape[0]
+    n_states = alpha.shape[0]
+    n_chords = n_states - 1
+    ring = em_ring.shape[0]  # lag + 1
+    move = (1.0 - p_stay) / n_states
+    for f in range(n_frames):
+        t = state_i[0]
+        slot = t % ring
+        _emission(chroma[f], bass[f], treble_t, bass_t, log_prior, sharp, bass_sharp, no_chord_cos, bass_in_treble,
+                  treble, em_ring[slot])
+        # Forward filtering. Transition: stay with p_stay, else jump uniformly: O(states) per frame.
+        total = 0.0
+        for s in range(n_states):
+            a = (p_stay * alpha[s] + move) * em_ring[slot, s]
+            alpha[s] = a
+            total += a
+        for s in range(n_states):
+            alpha[s] /= total
+            alpha_ring[slot, s] = alpha[s]
+        state_i[0] = t + 1
+        # Fixed-lag smoothing: the posterior of frame t - lag given frames up to t.
+        if t < lag:
+            out_chord[f] = NO_CHORD
+            out_conf[f] = 0.0
+            out_ext[f] = n_chords
+            out_ext_conf[f] = 0.0
+            out_key[f] = state_i[3]
+            out_key_conf[f] = 0.0
+            out_key_change[f] = False
+            continue
+        for s in range(n_states):
+            beta[s] = 1.0
+        for k in range(lag):
+            e = em_ring[(t - k) % ring]
+            acc = 0.0
+            for s in range(n_states):
+                beta_next[s] = e[s] * beta[s]
+                acc += beta_next[s]
+            norm = 0.0
+            for s in range(n_states):
+                beta[s] = p_stay * beta_next[s] + move * acc
+                norm += beta[s]
+            for s in range(n_states):
+                beta[s] /= norm
+        past = alpha_ring[(t - lag) % ring]
+        total = 0.0
+        for s in range(n_states):
+            gamma[s] = past[s] * beta[s]
+            total += gamma[s]
+        for s in range(n_states):
+            gamma[s] /= total
+        # majmin marginal and its held label (hysteresis: a new label must lead by a margin).
+        for i in range(25):
+            mm[i] = 0.0
+        for s in range(n_chords):
+            mm[s % 12 + 12 * family[s // 12]] += gamma[s]
+        mm[24] = gamma[n_chords]
+        best = 0
+        for i in range(25):
+            if mm[i] > mm[best]:
+                best = i
+        held = state_i[1]
+        if held < 0 or (best != held and mm[best] > mm[held] + hysteresis):
+            held = best
+        state_i[1] = held
+        out_chord[f] = held
+        out_conf[f] = mm[held]
+        # Extended label: the best extended state whose reduction is the held majmin chord.
+        if held == 24:
+            ext = n_chords
+        else:
+            ext = -1
+            for q in range(n_chords // 12):
+                if family[q] == held // 12:
+                    s = q * 12 + held % 12
+                    if ext < 0 or gamma[s] > gamma[ext]:
+                        ext = s
+            prev = state_i[2]
+            if (prev >= 0 and prev != n_chords and prev % 12 == held % 12 and family[prev // 12] == held // 12
+                    and gamma[ext] <= gamma[prev] + hysteresis):
+                ext = prev
+        state_i[2] = ext
+        out_ext[f] = ext
+        out_ext_conf[f] = gamma[ext]
+
+        # ---- key: an HMM over the 24 keys fed by this frame's chords and chroma ----
+        _key_step(chroma[f], mm, profiles, chord_fit, key_alpha, key_ll, key_switch, key_chord_weight, key_profile_weight,
+                  key_margin, key_hold, state_i, out_key, out_key_conf, out_key_change, f)
+
+
+@njit(cache=True, nogil=True)
+def _key_step(chroma, mm, profiles, chord_given_key, alpha, key_ll, p_switch, chord_weight, profile_weight, margin,
+              hold, state_i, out_key, out_key_conf, out_key_change, f):
+    """One forward step of the key HMM, then the held key with hysteresis.
+
+    Evidence per frame, scaled by how sure we are that a chord sounds (1 - P(N)): the log-likelihood of
+    the majmin chord posterior under each key's chord distribution, plus the correlation of the chroma
+    with the key profile. An HMM (rather than a decayed average) makes a modulation a change point: the
+    new key takes over once its evidence outweighs the switch prior, however long the old key lasted.
+    """
+    n_keys = alpha.shape[0]
+    tonal = 1.0 - mm[24]
+    mean = 0.0
+    for c in range(12):
+        mean += chroma[c]
+    mean /= 12.0
+    cn = 0.0
+    for c in range(12):
+        cn += (chroma[c] - mean) ** 2
+    cn = np.sqrt(cn)
+    best_l = -1e30
+    for k in range(n_keys):
+        ll = 0.0
+        if tonal > 0.05:
+            lik = 0.0
+            for i in range(24):
+                lik += mm[i] * chord_given_key[k, i]
+            ll = chord_weight * np.log(lik / tonal + 1e-9)
+            if cn > 1e-9:
+                r = 0.0
+                for c in range(12):
+                    r += (chroma[c] - mean) * profiles[k, c]
+                ll += profile_weight * r / cn
+            ll *= tonal
+        key_ll[k] = ll
+        if ll > best_l:
+            best_l = ll
+    total = 0.0
+    for k in range(n_keys):
+        a = np.exp(key_ll[k] - best_l) * ((1.0 - p_switch) * alpha[k] + p_switch / n_keys)
+        alpha[k] = a
+        total += a
+    best = 0
+    for k in range(n_keys):
+        alpha[k] /= total
+        if alpha[k] > alpha[best]:
+            best = k
+    held = state_i[3]
+    changed = False
+    if held < 0:
+        if alpha[best] > 0.5:
+            held = best
+            changed = True
+    elif best != held and alpha[best] > alpha[held] + margin:
+        if state_i[4] == best:
+            state_i[5] += 1
+        else:
+            state_i[4] = best
+            state_i[5] = 1
+        if state_i[5] >= hold:
+            held = best
+            changed = True
+    else:
+        state_i[4] = -1
+        state_i[5] = 0
+    if changed:
+        state_i[4] = -1
+        state_i[5] = 0
+    state_i[3] = held
+    out_key[f] = held
+    out_key_conf[f] = alpha[held] if held >= 0 else 0.0
+    out_key_change[f] = changed
 
 
 @dataclass(frozen=True)
 class HarmonyParams:
     """Tuning of the chord HMM and key tracker, in frame-rate independent units."""
 
-    chord_stay_seconds: float = 0.8  # expected chord duration for the HMM self-transition
-    chord_sharpness: float = 25.0  # emission = exp(sharpness * (cosine - 1))
-    key_memory_seconds: float = 12.0  # time constant of the decayed chroma used for the key
-    key_switch_margin: float = 0.04  # a new key must beat the current one by this correlation
-
-
-@njit(cache=True, nogil=True)
-def _track(chroma, templates, profiles, p_stay, sharpness, key_decay, key_margin, state_alpha, state_profile,
-           state_key, out_chord, out_chord_conf, out_key, out_key_conf):
-    n_frames = chroma.shape[0]
-    n_states = templates.shape[0]
-    n_keys = profiles.shape[0]
-    p_move = (1.0 - p_stay) / (n_states - 1)
-    for f in range(n_frames):
-        norm = 0.0
-        for c in range(12):
-            norm += chroma[f, c] * chroma[f, c]
-        norm = np.sqrt(norm)
-        # Forward filtering with a uniform off-diagonal transition: O(states) per frame.
-        total = 0.0
-        for s in range(n_states):
-            pred = p_stay * state_alpha[s] + p_move * (1.0 - state_alpha[s])
-            if norm > 1e-6:
-                cos = 0.0
-                for c in range(12):
-                    cos += chroma[f, c] * templates[s, c]
-                cos /= norm
-            else:
-                cos = 1.0 if s == n_states - 1 else 0.0  # silence: certain no-chord
-            e = np.exp(sharpness * (cos - 1.0))
-            state_alpha[s] = pred * e
-            total += state_alpha[s]
-        best = 0
-        for s in range(n_states):
-            state_alpha[s] /= total
-            if state_alpha[s] > state_alpha[best]:
-                best = s
-        out_chord[f] = best
-        out_chord_conf[f] = state_alpha[best]
-
-        # Key: decayed chroma profile correlated with the key profiles; switch only past a margin.
-        energy = 0.0
-        for c in range(12):
-            state_profile[c] = key_decay * state_profile[c] + (1.0 - key_decay) * (chroma[f, c] if norm > 1e-6 else 0.0)
-            energy += state_profile[c]
-        if energy < 1e-3:
-            out_key[f] = state_key[0]
-            out_key_conf[f] = 0.0
-            continue
-        mean = energy / 12.0
-        pnorm = 0.0
-        for c in range(12):
-            pnorm += (state_profile[c] - mean) ** 2
-        pnorm = np.sqrt(pnorm) + 1e-9
-        best_k = 0
-        best_r = -2.0
-        current_r = -2.0
-        for k in range(n_keys):
-            r = 0.0
-            for c in range(12):
-                r += (state_profile[c] - mean) * profiles[k, c]
-            r /= pnorm
-            if k == state_key[0]:
-                current_r = r
-            if r > best_r:
-                best_r = r
-                best_k = k
-        if state_key[0] < 0 or best_r > current_r + key_margin:
-            state_key[0] = best_k
-            current_r = best_r
-        out_key[f] = state_key[0]
-        # Confidence: the held key's profile correlation (1 = the decayed chroma is the profile).
-        out_key_conf[f] = min(max(current_r, 0.0), 1.0)
+    chord_stay_seconds: float = 4.0  # expected chord duration for the HMM self-transition
+    chord_sharpness: float = 5.0  # treble emission = exp(sharpness * (cosine - 1))
+    chord_bass_sharpness: float = 2.5  # same for the bass chroma against the bass templates
+    chord_no_chord_cosine: float = 0.55  # N wins when no template's cosine beats this
+    chord_bass_in_treble: float = 0.5  # share of the bass chroma the treble (chord) templates see
+    chord_lookahead_seconds: float = 0.2  # fixed lag of the smoother: labels are final this much later
+    chord_hysteresis: float = 0.1  # a new label's posterior must lead the held one's by this
+    key_profile: str = "temperley"  # one of KEY_PROFILES: "krumhansl", "temperley", "edma"
+    key_stay_seconds: float = 600.0  # expected time between key changes (key HMM self-transition)
+    key_chord_weight: float = 2.0  # per second: weight of the chord log-likelihood in the key evidence
+    key_profile_weight: float = 0.3  # per second: weight of the chroma / key-profile correlation
+    key_switch_margin: float = 0.2  # a new key's posterior must lead the held one's by this ...
+    key_hold_seconds: float = 1.0  # ... for this long
 
 
 class HarmonyTracker:
-    """Per-stream chord/key state; feed chroma frames in order with :meth:`update`."""
+    """Per-stream chord/key state; feed chroma frames in order with :meth:`update`.
+
+    Parameters
+    ----------
+    frame_rate : float
+        Frames per second of the chroma stream.
+    params : HarmonyParams, optional
+    """
 
     def __init__(self, frame_rate: float, params: HarmonyParams | None = None):
-        self.params = params or HarmonyParams()
-        self._templates = chord_templates()
-        self._profiles = key_profiles()
-        self._p_stay = float(np.exp(-1.0 / (self.params.chord_stay_seconds * frame_rate)))
-        self._key_decay = float(np.exp(-1.0 / (self.params.key_memory_seconds * frame_rate)))
+        p = self.params = params or HarmonyParams()
+        if not 0.0 <= p.chord_lookahead_seconds <= 2.0:
+            raise ValueError(f"chord_lookahead_seconds must be in [0, 2], got {p.chord_lookahead_seconds}")
+        self.frame_rate = float(frame_rate)
+        self._treble, self._bass = extended_templates(TEMPLATE_HARMONIC_DECAY)
+        self._profiles = key_profiles(p.key_profile)
+        self._chord_given_key = chord_given_key()
+        self._log_prior = QUALITY_LOG_PRIOR.astype(np.float64)
+        self._p_stay = float(np.exp(-1.0 / (p.chord_stay_seconds * frame_rate)))
+        self._key_switch = float(1.0 - np.exp(-1.0 / (p.key_stay_seconds * frame_rate)))
+        self.lag = int(round(p.chord_lookahead_seconds * frame_rate))
+        self._key_hold = max(1, int(round(p.key_hold_seconds * frame_rate)))
         self.reset()
 
-    def reset(self) -> None:
-        self._alpha = np.full(N_CHORDS, 1.0 / N_CHORDS)
-        self._profile = np.zeros(12)
-        self._key = np.full(1, -1, dtype=np.int64)
+    @property
+    def lookahead_seconds(self) -> float:
+        """The decoder's exact look-ahead: the chord reported at frame ``t`` describes frame ``t - lag``."""
+        return self.lag / self.frame_rate
 
-    def update(self, chroma: np.ndarray):
-        """Track ``chroma`` (frames x 12); returns (chord, chord_conf, key, key_conf) arrays per frame."""
+    def reset(self) -> None:
+        self._em = np.ones((self.lag + 1, N_EXT))
+        self._alpha_ring = np.full((self.lag + 1, N_EXT), 1.0 / N_EXT)
+        self._alpha = np.full(N_EXT, 1.0 / N_EXT)
+        self._beta = np.empty(N_EXT)
+        self._beta_next = np.empty(N_EXT)
+        self._gamma = np.empty(N_EXT)
+        self._mm = np.empty(25)
+        self._state_i = np.array([0, -1, -1, -1, -1, 0], dtype=np.int64)
+        self._key_alpha = np.full(24, 1.0 / 24)
+        self._key_ll = np.zeros(24)
+        self._treble_scratch = np.zeros(12)
+
+    def update(self, chroma: np.ndarray, bass: np.ndarray | None = None) -> "HarmonyFrames":
+        """Track ``chroma`` (and ``bass`` chroma), frames x 12 each; returns per-frame labels."""
+        p = self.params
+        chroma = np.ascontiguousarray(chroma, dtype=np.float32)
         n = chroma.shape[0]
-        chord = np.empty(n, dtype=np.int64)
-        chord_conf = np.empty(n, dtype=np.float32)
-        key = np.empty(n, dtype=np.int64)
-        key_conf = np.empty(n, dtype=np.float32)
-        _track(chroma, self._templates, self._profiles, self._p_stay, self.params.chord_sharpness,
-               self._key_decay, self.params.key_switch_margin, self._alpha, self._profile, self._key,
-               chord, chord_conf, key, key_conf)
-        return chord, chord_conf, key, key_conf
+        bass = np.zeros_like(chroma) if bass is None else np.ascontiguousarray(bass, dtype=np.float32)
+        out = HarmonyFrames.empty(n)
+        _track(chroma, bass, self._treble, self._bass, self._log_prior, QUALITY_FAMILY, self._profiles,
+               self._chord_given_key, self._p_stay, p.chord_sharpness, p.chord_bass_sharpness, p.chord_no_chord_cosine,
+               p.chord_bass_in_treble, self.lag, p.chord_hysteresis, self._key_switch, p.key_chord_weight / self.frame_rate,
+               p.key_profile_weight / self.frame_rate, p.key_switch_margin, self._key_hold, self._key_alpha,
+               self._key_ll, self._treble_scratch, self._em, self._alpha_ring, self._alpha, self._beta, self._beta_next, self._gamma, self._mm,
+               self._state_i, out.chord, out.chord_confidence, out.chord_ext, out.chord_ext_confidence, out.key,
+               out.key_confidence, out.key_change)
+        return out
+
+
+@dataclass(frozen=True)
+class HarmonyFrames:
+    """Per-frame output of :meth:`HarmonyTracker.update` (chords describe the frame ``lag`` frames back)."""
+
+    chord: np.ndarray  # majmin index, see chord_label
+    chord_confidence: np.ndarray
+    chord_ext: np.ndarray  # extended index, see chord_ext_label
+    chord_ext_confidence: np.ndarray
+    key: np.ndarray  # key index, see key_name; -1 while unknown
+    key_confidence: np.ndarray
+    key_change: np.ndarray  # bool: the held key changed at this frame (first establishment included)
+
+    @classmethod
+    def empty(cls, n: int) -> "HarmonyFrames":
+        return cls(np.empty(n, np.int64), np.empty(n, np.float32), np.empty(n, np.int64), np.empty(n, np.float32),
+                   np.empty(n, np.int64), np.empty(n, np.float32), np.empty(n, np.bool_))
+
+
+def viterbi_chords(chroma: np.ndarray, bass: np.ndarray, frame_rate: float,
+                   params: HarmonyParams | None = None) -> np.ndarray:
+    """Offline reference: full Viterbi over the same emissions and transitions (extended indices).
+
+    For evaluation only (it needs the whole signal); the live path is :class:`HarmonyTracker`.
+    """
+    p = params or HarmonyParams()
+    treble_t, bass_t = extended_templates()
+    n = chroma.shape[0]
+    em = np.empty((n, N_EXT))
+    chroma = np.ascontiguousarray(chroma, np.float32)
+    bass = np.ascontiguousarray(bass, np.float32)
+    scratch = np.zeros(12)
+    for f in range(n):
+        _emission(chroma[f], bass[f], treble_t, bass_t, QUALITY_LOG_PRIOR, p.chord_sharpness,
+                  p.chord_bass_sharpness, p.chord_no_chord_cosine, p.chord_bass_in_treble, scratch, em[f])
+    p_stay = float(np.exp(-1.0 / (p.chord_stay_seconds * frame_rate)))
+    return _viterbi(np.log(em + 1e-300), np.log(p_stay + (1 - p_stay) / N_EXT), np.log((1 - p_stay) / N_EXT))
+
+
+@njit(cache=True)
+def _viterbi(log_em, log_stay, log_move):
+    n, s = log_em.shape
+    back = np.empty((n, s), np.int64)
+    delta = log_em[0].copy()
+    for t in range(1, n):
+        best = np.argmax(delta)
+        jump = delta[best] + log_move
+        new = np.empty(s)
+        for i in range(s):
+            stay = delta[i] + log_stay
+            if stay >= jump:
+                new[i] = stay + log_em[t, i]
+                back[t, i] = i
+            else:
+                new[i] = jump + log_em[t, i]
+                back[t, i] = best
+        delta = new
+    path = np.empty(n, np.int64)
+    path[-1] = np.argmax(delta)
+    for t in range(n - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path

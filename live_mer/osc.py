@@ -1,27 +1,48 @@
-"""OSC output: one bundle per estimate, with an OSC time tag, to one or more UDP destinations.
+"""OSC output to one or more UDP destinations, each with its own rate, format, mapping and delay.
 
-Namespace (``<p>`` is the configurable prefix, ``/mer`` by default)::
+Namespace (``<p>`` is the configurable prefix, ``/mer`` by default), by output name:
 
-    <p>/va              ff    valence, arousal in [-1, 1]
-    <p>/valence         f
-    <p>/arousal         f
-    <p>/quadrant        s     "Q1".."Q4"
-    <p>/quadrant/probs  ffff  Q1..Q4 probabilities
-    <p>/mood/<name>     f     every other categorical head value (GEMS shares: tension, sadness, ...)
-    <p>/chord           sf    "A:min" ("N" = no chord), confidence
-    <p>/key             ssf   "A minor", Camelot "8A", confidence ("" while unknown)
-    <p>/level           f     loudness, dBFS
-    <p>/onset           f     onset strength
-    <p>/status          iifs  input overflows (total), clipped samples (this hop), processing ms, model
+======== =========================== ====== ===================================================
+output   address                     types  meaning
+======== =========================== ====== ===================================================
+va       <p>/va                      ff     valence, arousal
+valence  <p>/valence                 f      [-1, 1], or [0, 1] when mapped "unipolar"
+arousal  <p>/arousal                 f
+quadrant <p>/quadrant                s      "Q1".."Q4" (held, see live_mer.outputs)
+quadrant <p>/quadrant/probs          ffff   Q1..Q4 probabilities
+moods    <p>/mood/<name>             f      GEMS shares: amazement, ..., sadness
+chord    <p>/chord                   sf     "A:min" ("N" = no chord), confidence (held, major/minor)
+chord    <p>/chord/ext               sf     extended label ("G:7", "A:min7", "B:dim", ...), confidence
+key      <p>/key                     ssf    "A minor", Camelot "8A", confidence ("" until known)
+key      <p>/key/change              sss    key, Camelot, Open Key: only in the hop where the key changed
+level    <p>/level                   f      loudness dBFS, or [0, 1] over -60..0 dB when unipolar
+onset    <p>/onset                   f      onset strength
+status   <p>/status                  iifs   overflows (total), clipped samples (hop), latency ms, model
+status   <p>/status/input            ff     input peak (linear, 0..1), peak dBFS
+status   <p>/status/provider         s      onnxruntime provider in use
+======== =========================== ====== ===================================================
 
-Sending never blocks: sockets are non-blocking and connected, so a closed port on this host answers
-ECONNREFUSED on a later send, which is counted (``errors``) and otherwise ignored.
+With ``layout = "array"`` a destination gets one message ``<p>/frame`` whose arguments are the
+selected outputs' values in the order of the table (strings included). With ``bundle = false`` every
+message is its own datagram (for receivers that do not understand bundles); with bundles, the time
+tag is the send time plus ``offset_ms`` when that is negative.
+
+``rate_hz = 0`` sends one bundle per analysis hop; ``1..60`` sends at that rate, the shaped values
+moving smoothly between hops (see :class:`live_mer.outputs.Shaper`). A positive ``offset_ms`` delays a
+destination (to line up with a video chain that lags the audio).
+
+Sending never blocks the analyzer: estimates are handed to a sender thread; sockets are non-blocking
+and connected, so a closed port answers ECONNREFUSED on a later send, which is counted and ignored.
 """
 
 from __future__ import annotations
 
+import collections
 import ipaddress
+import logging
+import math
 import socket
+import threading
 import time
 from dataclasses import dataclass
 
@@ -29,8 +50,11 @@ from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from .estimate import Estimate
+from .outputs import LEVEL_FLOOR_DB, OUTPUTS, Frame, OutputSettings, Shaper, check_output
 
 DEFAULT_PREFIX = "/mer"
+MAX_RATE_HZ = 60.0
+log = logging.getLogger("live_mer")
 
 
 class DestinationError(ValueError):
@@ -53,25 +77,137 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
-@dataclass
-class Destination:
+@dataclass(frozen=True)
+class DestinationConfig:
+    """One OSC receiver and how it wants its data."""
+
     host: str
     port: int
-    sock: socket.socket
-    sent: int = 0
-    errors: int = 0
-    last_error: str = ""
+    rate_hz: float = 0.0  # 0 = one bundle per analysis hop
+    bundle: bool = True  # False: plain messages, one datagram each
+    layout: str = "separate"  # "separate" messages or one "array" message <prefix>/frame
+    unipolar: tuple[str, ...] = ()  # outputs mapped to [0, 1]: valence, arousal, va, level
+    offset_ms: float = 0.0  # > 0 delays sending; < 0 moves the bundle time tag earlier
+    outputs: tuple[str, ...] = OUTPUTS  # which outputs to send
+
+    def __post_init__(self):
+        if not 0 < self.port < 65536:
+            raise DestinationError(f"port {self.port} is not in 1..65535")
+        if not (self.rate_hz == 0 or 1 <= self.rate_hz <= MAX_RATE_HZ):
+            raise DestinationError(f"rate_hz {self.rate_hz} must be 0 (per hop) or 1..{MAX_RATE_HZ:g}")
+        if self.layout not in ("separate", "array"):
+            raise DestinationError(f"layout {self.layout!r} must be 'separate' or 'array'")
+        if not -5000 <= self.offset_ms <= 5000:
+            raise DestinationError(f"offset_ms {self.offset_ms} must be within -5000..5000")
+        for name in self.unipolar:
+            if name not in ("va", "valence", "arousal", "level"):
+                raise DestinationError(f"unipolar output {name!r} must be one of va, valence, arousal, level")
+        for name in self.outputs:
+            try:
+                check_output(name)
+            except ValueError as exc:
+                raise DestinationError(str(exc)) from None
 
     @property
     def label(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @classmethod
+    def parse(cls, text: str) -> "DestinationConfig":
+        return cls(*parse_destination(text))
 
-def _open(host: str, port: int) -> Destination:
+
+def _unipolar(x: float) -> float:
+    return min(1.0, max(0.0, (x + 1.0) / 2.0))
+
+
+def _level01(db: float) -> float:
+    return min(1.0, max(0.0, (db - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB))
+
+
+def encode(frame: Frame, cfg: DestinationConfig, prefix: str, model_name: str, provider: str,
+           fresh: bool) -> list[tuple[str, list]]:
+    """The (address, args) messages for one frame, in namespace order.
+
+    ``fresh`` says the frame carries an estimate not sent before: status and key-change events are
+    sent only then, not repeated at the output rate.
+    """
+    sel, uni = cfg.outputs, cfg.unipolar
+    v = _unipolar(frame.valence) if ("valence" in uni or "va" in uni) else frame.valence
+    a = _unipolar(frame.arousal) if ("arousal" in uni or "va" in uni) else frame.arousal
+    est = frame.estimate
+    out: list[tuple[str, list]] = []
+    if "va" in sel:
+        out.append((f"{prefix}/va", [v, a]))
+    if "valence" in sel:
+        out.append((f"{prefix}/valence", [v]))
+    if "arousal" in sel:
+        out.append((f"{prefix}/arousal", [a]))
+    if "quadrant" in sel and frame.quadrant_probs:
+        out.append((f"{prefix}/quadrant", [frame.quadrant]))
+        out.append((f"{prefix}/quadrant/probs", list(frame.quadrant_probs)))
+    if "moods" in sel:
+        out.extend((f"{prefix}/mood/{name}", [value]) for name, value in frame.moods)
+    if "chord" in sel:
+        out.append((f"{prefix}/chord", [frame.chord, frame.chord_confidence]))
+        out.append((f"{prefix}/chord/ext", [est.chord_ext, est.chord_ext_confidence]))
+    if "key" in sel:
+        out.append((f"{prefix}/key", [frame.key, frame.key_camelot, frame.key_confidence]))
+        if est.key_change and fresh:  # once per change, not repeated at the output rate
+            out.append((f"{prefix}/key/change", [est.key, est.key_camelot, est.key_open]))
+    if "level" in sel:
+        out.append((f"{prefix}/level", [_level01(frame.level_db) if "level" in uni else frame.level_db]))
+    if "onset" in sel:
+        out.append((f"{prefix}/onset", [frame.onset]))
+    if "status" in sel and fresh:
+        peak_db = 20.0 * math.log10(est.peak) if est.peak > 1e-10 else -200.0
+        out.append((f"{prefix}/status", [est.overflows, est.clipped, est.latency_ms, model_name]))
+        out.append((f"{prefix}/status/input", [est.peak, peak_db]))
+        out.append((f"{prefix}/status/provider", [provider]))
+    if cfg.layout == "array":
+        out = [(f"{prefix}/frame", [x for _, args in out for x in args])]
+    return out
+
+
+def _message(address: str, args: list):
+    b = OscMessageBuilder(address)
+    for x in args:
+        b.add_arg(float(x) if isinstance(x, float) else x)
+    return b.build()
+
+
+def datagrams(messages: list[tuple[str, list]], bundle: bool, timestamp: float) -> list[bytes]:
+    """Encode messages as one bundle (with an OSC time tag) or as one datagram per message."""
+    built = [_message(addr, args) for addr, args in messages]
+    if not bundle:
+        return [m.dgram for m in built]
+    b = OscBundleBuilder(timestamp)
+    for m in built:
+        b.add_content(m)
+    return [b.build().dgram]
+
+
+@dataclass
+class Destination:
+    cfg: DestinationConfig
+    sock: socket.socket
+    shaper: Shaper
+    sent: int = 0
+    errors: int = 0
+    last_error: str = ""
+    next_due: float = 0.0
+    last_seq: int = -1  # sequence number of the newest estimate already sent
+
+    @property
+    def label(self) -> str:
+        return self.cfg.label
+
+
+def _open(cfg: DestinationConfig) -> socket.socket:
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        infos = socket.getaddrinfo(cfg.host, cfg.port, type=socket.SOCK_DGRAM)
     except socket.gaierror as exc:
-        raise DestinationError(f"OSC destination {host}:{port}: cannot resolve host ({exc})") from None
+        raise DestinationError(f"OSC destination {cfg.label}: cannot resolve host ({exc})") from None
     family, _, _, _, addr = infos[0]
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setblocking(False)
@@ -86,78 +222,126 @@ def _open(host: str, port: int) -> Destination:
         sock.connect(addr)
     except OSError as exc:
         sock.close()
-        raise DestinationError(f"OSC destination {host}:{port}: {exc}") from None
-    return Destination(host, port, sock)
-
-
-def _msg(address: str, *values) -> object:
-    b = OscMessageBuilder(address)
-    for v in values:
-        b.add_arg(v)
-    return b.build()
+        raise DestinationError(f"OSC destination {cfg.label}: {exc}") from None
+    return sock
 
 
 class OscSender:
-    """A sink (call it with an :class:`Estimate`) that sends one OSC bundle per estimate.
+    """A sink (call it with each :class:`Estimate`) that sends OSC from its own thread.
 
     Parameters
     ----------
-    destinations : list of str or (host, port)
-        ``"HOST:PORT"`` strings or tuples; unicast, broadcast (``x.x.x.255``) or multicast addresses.
+    destinations : list of str, (host, port) or DestinationConfig
+        ``"HOST:PORT"`` strings are per-hop bundles of every output.
     prefix : str
         Address prefix of every message.
-    model_name : str
-        Reported in the status message.
+    model_name, provider : str
+        Reported in the status messages.
+    settings : OutputSettings
+        Output shaping and mutes; replace ``sender.settings`` at any time (presets, control port).
     """
 
-    def __init__(self, destinations, prefix: str = DEFAULT_PREFIX, model_name: str = ""):
+    def __init__(self, destinations, prefix: str = DEFAULT_PREFIX, model_name: str = "", provider: str = "",
+                 settings: OutputSettings | None = None):
         self.prefix = check_prefix(prefix)
         self.model_name = model_name
-        parsed = [d if isinstance(d, tuple) else parse_destination(d) for d in destinations]
+        self.provider = provider
+        self.settings = settings or OutputSettings()
+        configs = [d if isinstance(d, DestinationConfig) else
+                   DestinationConfig(*d) if isinstance(d, tuple) else DestinationConfig.parse(d)
+                   for d in destinations]
         self.destinations: list[Destination] = []
         try:
-            for host, port in parsed:
-                self.destinations.append(_open(host, port))
+            for cfg in configs:
+                self.destinations.append(Destination(cfg, _open(cfg), Shaper(self.settings)))
         except DestinationError:
             self.close()
             raise
-        self.bundles = 0
-
-    def build(self, est: Estimate, timestamp: float | None = None) -> bytes:
-        """The bundle datagram for ``est`` (time tag = ``timestamp`` or now, seconds since the epoch)."""
-        p = self.prefix
-        bundle = OscBundleBuilder(time.time() if timestamp is None else timestamp)
-        msgs = [_msg(f"{p}/va", est.valence, est.arousal), _msg(f"{p}/valence", est.valence),
-                _msg(f"{p}/arousal", est.arousal)]
-        for head, values in est.heads.items():
-            if head == "quadrant":
-                msgs.append(_msg(f"{p}/quadrant", est.quadrant))
-                msgs.append(_msg(f"{p}/quadrant/probs", *values.values()))
-            else:
-                msgs.extend(_msg(f"{p}/mood/{name}", v) for name, v in values.items())
-        msgs += [_msg(f"{p}/chord", est.chord, est.chord_confidence),
-                 _msg(f"{p}/key", est.key, est.key_camelot, est.key_confidence),
-                 _msg(f"{p}/level", est.loudness_db), _msg(f"{p}/onset", est.onset),
-                 _msg(f"{p}/status", est.overflows, est.clipped, est.latency_ms, self.model_name)]
-        for m in msgs:
-            bundle.add_content(m)
-        return bundle.build().dgram
+        self.bundles = 0  # estimates handed over
+        self._history: collections.deque[tuple[float, int, Estimate]] = collections.deque(maxlen=256)  # > 5 s offset at any hop
+        self._seq = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="live_mer-osc", daemon=True)
+        self._thread.start()
 
     def __call__(self, est: Estimate) -> None:
-        data = self.build(est)
+        """Hand an estimate over (called in the analyzer thread; never blocks)."""
+        self._history.append((time.monotonic(), self._seq, est))
+        self._seq += 1
         self.bundles += 1
-        for d in self.destinations:
+        self._wake.set()
+
+    def _send(self, d: Destination, est: Estimate, now: float, fresh: bool) -> None:
+        settings = self.settings
+        if d.shaper.settings is not settings:
+            d.shaper.settings = settings
+        frame = d.shaper.step(est, now)
+        cfg = d.cfg
+        if settings.muted:
+            cfg = DestinationConfig(**{**cfg.__dict__, "outputs": tuple(o for o in cfg.outputs
+                                                                      if o not in settings.muted)})
+        msgs = encode(frame, cfg, self.prefix, self.model_name, self.provider, fresh)
+        if not msgs:
+            return
+        stamp = time.time() + min(0.0, cfg.offset_ms) / 1000.0
+        for data in datagrams(msgs, cfg.bundle, stamp):
             try:
                 d.sock.send(data)
                 d.sent += 1
-            except OSError as exc:  # ECONNREFUSED from an earlier datagram, EAGAIN when the socket is full, ...
+            except OSError as exc:  # ECONNREFUSED from an earlier datagram, EAGAIN when full, ...
                 d.errors += 1
                 d.last_error = exc.strerror or str(exc)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            wait = 0.25
+            history = list(self._history)
+            for d in self.destinations:
+                delay = max(0.0, d.cfg.offset_ms) / 1000.0
+                visible = [(t, s, e) for t, s, e in history if t + delay <= now]
+                try:
+                    if d.cfg.rate_hz == 0:
+                        for t, seq, est in visible:
+                            if seq > d.last_seq:
+                                self._send(d, est, t + delay, fresh=True)
+                                d.last_seq = seq
+                        later = [t + delay - now for t, s, _ in history if s > d.last_seq]
+                        if later:
+                            wait = min(wait, max(0.0, min(later)))
+                    else:
+                        if now >= d.next_due and visible:
+                            _, seq, est = visible[-1]
+                            self._send(d, est, now, fresh=seq > d.last_seq)
+                            d.last_seq = seq
+                            d.next_due = max(d.next_due + 1.0 / d.cfg.rate_hz, now - 1.0 / d.cfg.rate_hz)
+                        wait = min(wait, max(0.0, d.next_due - now))
+                except Exception as exc:  # a bug in shaping/encoding must not kill the sender
+                    d.errors += 1
+                    d.last_error = str(exc)
+                    log.warning("OSC %s: %s", d.label, exc)
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def flush(self, timeout: float = 2.0) -> None:
+        """Wait until every handed-over estimate has been sent to per-hop destinations."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and any(
+                d.cfg.rate_hz == 0 and d.last_seq < self._seq - 1 for d in self.destinations):
+            self._wake.set()
+            time.sleep(0.005)
 
     def stats(self) -> list[dict]:
         return [{"destination": d.label, "sent": d.sent, "errors": d.errors, "last_error": d.last_error}
                 for d in self.destinations]
 
     def close(self) -> None:
+        """Send what is pending (briefly), stop the thread and close the sockets (idempotent)."""
+        if getattr(self, "_thread", None) is not None and self._thread.is_alive():
+            self.flush(0.5)
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(2.0)
         for d in self.destinations:
             d.sock.close()

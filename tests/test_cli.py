@@ -93,14 +93,17 @@ def test_config_example_round_trips_and_bad_keys_are_named(tmp_path, tiny_model_
     assert r.returncode == 0
     path = tmp_path / "live_mer.toml"
     path.write_text(r.stdout)
-    assert configmod.load(path) == configmod.Config()
+    example = configmod.load(path)
+    assert example.outputs == configmod.Config().outputs  # the example documents the defaults
+    assert set(example.presets) == {"club", "ambient"}
+    assert example.presets["ambient"].muted == {"onset"}
     path.write_text(r.stdout.replace("prefix =", "prefx ="))
     r = live_mer("listen", "--config", path, "--model", tiny_model_path, "--demo", "--duration", "1")
     assert r.returncode == 2 and "'osc.prefx'" in r.stderr and "prefix" in r.stderr
 
 
 @pytest.mark.parametrize("text,needle", [
-    ("[sources]\n", "unknown section [sources]"),
+    ("[sources]\n", "unknown section or key [sources]"),
     ("[source]\nsamplerate = 4000\n", "source.samplerate"),
     ("[source]\nchannels = 'two'\n", "source.channels must be an integer"),
     ("[model]\nprovider = 'tpu'\n", "model.provider"),

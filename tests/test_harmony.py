@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from conftest import triad
+from conftest import midi_hz, triad
 from live_mer.features import FeatureSpec, Frontend
-from live_mer.harmony import PITCH_CLASSES, camelot, chord_label, key_name, open_key
+from live_mer.harmony import (EXT_NO_CHORD, KEY_PROFILES, NO_CHORD, PITCH_CLASSES, HarmonyParams, HarmonyTracker,
+                              camelot, chord_ext_label, chord_ext_to_majmin, chord_label, key_name, open_key)
 
 # (key, Camelot, Open Key) for all 24 keys, from the published wheels.
 WHEEL = [
@@ -30,10 +31,82 @@ def test_unknown_key_and_chord_labels():
     assert chord_label(24) == "N" and chord_label(0) == "C:maj" and chord_label(21) == "A:min"
 
 
-def track(x, sr):
-    fe = Frontend(FeatureSpec(), sr)
+def track(x, sr, spec=None):
+    fe = Frontend(spec or FeatureSpec(), sr)
     b = fe.push(x)
     return b
+
+
+def lag_s(spec=None):
+    spec = spec or FeatureSpec()
+    return round(spec.chord_lookahead_seconds * spec.frame_rate) / spec.frame_rate
+
+
+def chord_tones(notes, seconds, sr, amp=0.12):
+    """Any set of MIDI notes with a few harmonics each."""
+    t = np.arange(int(seconds * sr)) / sr
+    x = np.zeros_like(t)
+    for n in notes:
+        for h, a in ((1, 1.0), (2, 0.4), (3, 0.2)):
+            x += a * np.sin(2 * np.pi * midi_hz(n) * h * t)
+    return (amp * x / len(notes)).astype(np.float32)
+
+
+def drums(seconds, sr, bpm=120, seed=0):
+    """Kick (pitch-swept sine), snare (noise burst) and hi-hat (high-passed noise) on a 4/4 grid."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros(int(seconds * sr), np.float32)
+    beat = int(60 / bpm * sr)
+    n = int(0.25 * sr)
+    t = np.arange(n) / sr
+    kick = np.sin(2 * np.pi * (50 * t + 60 * (1 - np.exp(-t * 30)) / 30)) * np.exp(-t * 12)
+    for i, pos in enumerate(range(0, len(x) - n, beat)):
+        x[pos:pos + n] += 0.6 * kick if i % 2 == 0 else 0.3 * rng.standard_normal(n) * np.exp(-t * 25)
+        hat = np.diff(rng.standard_normal(n // 4 + 1)) * np.exp(-np.arange(n // 4) / sr * 80)
+        x[pos + beat // 2:pos + beat // 2 + n // 4] += 0.1 * hat
+    return x.astype(np.float32)
+
+
+def test_extended_labels_and_reduction():
+    assert chord_ext_label(EXT_NO_CHORD) == "N"
+    assert chord_ext_label(2 * 12 + 7) == "G:7" and chord_ext_to_majmin(2 * 12 + 7) == 7
+    assert chord_ext_label(4 * 12 + 9) == "A:min7" and chord_ext_to_majmin(4 * 12 + 9) == 21
+    assert chord_ext_to_majmin(EXT_NO_CHORD) == NO_CHORD
+
+
+@pytest.mark.parametrize("profile", sorted(KEY_PROFILES))
+def test_every_key_profile_runs(profile):
+    tr = HarmonyTracker(43.0, HarmonyParams(key_profile=profile))
+    out = tr.update(np.zeros((5, 12), np.float32))
+    assert (out.chord == NO_CHORD).all()
+    with pytest.raises(ValueError):
+        HarmonyTracker(43.0, HarmonyParams(key_profile="bogus"))
+
+
+# min7/maj7 in close root position are still often read as their triad (D:min7 -> D:min) or, for maj7, as the
+# upper minor triad (F:maj7 -> A:min): a known limit of the template emissions, see scripts/eval_harmony.py.
+@pytest.mark.parametrize("notes,label", [((60, 64, 67), "C:maj"), ((57, 60, 64), "A:min"), ((55, 59, 62, 65), "G:7"),
+                                         ((50, 62, 65, 69), "D:min"), ((54, 58, 61), "F#:maj")])
+def test_triads_and_sevenths_within_the_lookahead(notes, label):
+    sr = 22050
+    x = np.concatenate([np.zeros(sr // 2, np.float32), chord_tones(notes, 2.5, sr)])
+    b = track(x, sr)
+    # the chord reported at frame t describes frame t - lag: judge from onset + lag + 0.5 s settling
+    sel = b.times > 0.5 + lag_s() + 0.5
+    ext = [chord_ext_label(int(c)) for c in b.chord_ext[sel]]
+    assert ext.count(label) / len(ext) > 0.8, (label, ext[:10])
+    mm = chord_label(chord_ext_to_majmin(int(b.chord_ext[sel][-1])))
+    assert [chord_label(int(c)) for c in b.chord[sel]].count(mm) / sel.sum() > 0.9
+    assert b.chord_confidence[sel].mean() > 0.5
+
+
+def test_labels_do_not_flicker():
+    sr = 22050
+    prog = [(60, False), (65, False), (67, False), (60, False)]
+    x = np.concatenate([triad(r, m, 2.0, sr) for r, m in prog])
+    b = track(x, sr)
+    changes = int(np.count_nonzero(np.diff(b.chord) != 0))
+    assert changes <= 6  # 3 chord changes + at most the N -> first chord and a little slack
 
 
 def test_progression_is_recognised_within_the_hmm_delay():
@@ -42,8 +115,8 @@ def test_progression_is_recognised_within_the_hmm_delay():
     x = np.concatenate([triad(root, minor, 2.0, sr) for root, minor, _ in prog])
     b = track(x, sr)
     for i, (_, _, label) in enumerate(prog):
-        # skip the first 0.5 s of each chord (forward-filter switching delay), judge the rest
-        seg = (b.times > i * 2.0 + 0.5) & (b.times <= (i + 1) * 2.0)
+        # the label at frame t describes t - lag; skip 0.5 s of each chord (HMM switching), judge the rest
+        seg = (b.times > i * 2.0 + 0.5 + lag_s()) & (b.times <= (i + 1) * 2.0 + lag_s())
         labels = [chord_label(int(c)) for c in b.chord[seg]]
         assert labels.count(label) / len(labels) > 0.9, (label, labels)
     assert key_name(int(b.key[-1])) == "C major"
@@ -56,7 +129,7 @@ def test_transposing_input_transposes_output(shift):
     x = np.concatenate([triad(r, m, 2.0, sr) for r, m in prog])
     y = np.concatenate([triad(r + shift, m, 2.0, sr) for r, m in prog])
     bx, by = track(x, sr), track(y, sr)
-    sel = bx.chord != 24
+    sel = (bx.chord != 24) & (by.chord != 24)
     moved = np.where(bx.chord[sel] < 12, (bx.chord[sel] + shift) % 12, 12 + (bx.chord[sel] - 12 + shift) % 12)
     assert np.mean(moved == by.chord[sel]) > 0.95
     kx, ky = int(bx.key[-1]), int(by.key[-1])
@@ -75,5 +148,49 @@ def test_modulation_is_detected_within_bounded_time():
     assert keys[np.searchsorted(b.times, change_at) - 1] == "C major"
     after = [t for t, k in zip(b.times, keys) if t > change_at and k == "E major"]
     assert after, "the key never moved to E major"
-    assert after[0] - change_at < 20.0  # key memory is 12 s: a new key needs a few bars of evidence
+    assert after[0] - change_at < 12.0  # the key HMM needs a few bars of the new key's chords
     assert keys[-1] == "E major"
+    # exactly the establishment of C major and the move to E major are key-change events
+    events = [(round(float(t), 1), k) for t, k, e in zip(b.times, keys, b.key_change) if e]
+    assert [k for _, k in events] == ["C major", "E major"], events
+
+
+def test_silence_noise_and_drums_give_no_chord():
+    sr = 22050
+    rng = np.random.default_rng(3)
+    for name, x in (("silence", np.zeros(sr * 3, np.float32)),
+                    ("noise", (rng.standard_normal(sr * 6) * 0.2).astype(np.float32)),
+                    ("drums", drums(8.0, sr))):
+        b = track(x, sr)
+        sel = b.times > 1.0
+        chords = b.chord[sel]
+        assert np.mean(chords == NO_CHORD) > 0.9, (name, [chord_label(int(c)) for c in chords if c != NO_CHORD][:10])
+        # whatever chord slips through is not reported with confidence
+        assert np.all(b.chord_confidence[sel][chords != NO_CHORD] < 0.8), name
+        assert (b.key[sel] < 0).mean() > 0.9, name  # no key either
+
+
+def test_chords_survive_drums():
+    sr = 22050
+    prog = [(57, True, "A:min"), (65, False, "F:maj"), (60, False, "C:maj"), (67, False, "G:maj")]
+    x = np.concatenate([triad(r, m, 2.5, sr) for r, m, _ in prog])
+    x = x + drums(len(x) / sr, sr)
+    b = track(x, sr)
+    lag = lag_s()
+    for i, (_, _, label) in enumerate(prog):
+        seg = (b.times > i * 2.5 + lag + 0.6) & (b.times <= (i + 1) * 2.5 + lag)
+        labels = [chord_label(int(c)) for c in b.chord[seg]]
+        assert labels.count(label) / len(labels) > 0.8, (label, labels)
+
+
+def test_online_tuning_estimate_follows_a_detuned_input():
+    sr = 22050
+    cents = 30
+    x = np.concatenate([triad(r, m, 2.0, sr) for r, m in [(60, False), (65, False), (67, False), (60, False)] * 2])
+    # resample-free detuning: play everything 30 cents sharp
+    t = np.arange(len(x)) / sr
+    ratio = 2 ** (cents / 1200)
+    y = np.interp(t * ratio, t, x).astype(np.float32)
+    b = track(y, sr)
+    assert abs(float(b.tuning[-1]) - cents / 100) < 0.08
+    assert chord_label(int(b.chord[-1])) in ("C:maj", "G:maj", "F:maj")

@@ -9,8 +9,11 @@ from live_mer.analyzer import Analyzer
 from live_mer.engine import Engine, LatestEstimates
 from live_mer.estimate import Estimate
 from live_mer.osc import DestinationError, OscSender, parse_destination
+from live_mer.outputs import OutputSettings
 from live_mer.sources import FileSource
 from osc_receiver import Receiver, free_udp_port, messages
+
+RAW = OutputSettings(shapes={})  # no shaping: OSC carries the estimates as they are
 
 TYPES = {"/mer/va": "ff", "/mer/valence": "f", "/mer/arousal": "f", "/mer/quadrant": "s",
          "/mer/quadrant/probs": "ffff", "/mer/chord": "sf", "/mer/key": "ssf", "/mer/level": "f",
@@ -46,8 +49,9 @@ def run_file(model, path, sinks):
 
 
 def test_one_bundle_per_hop_with_types_and_increasing_time_tags(tiny_model, wav, receiver):
-    osc = OscSender([f"127.0.0.1:{receiver.port}"], model_name="tiny")
+    osc = OscSender([f"127.0.0.1:{receiver.port}"], model_name="tiny", settings=RAW)
     engine, ests = run_file(tiny_model, wav, [osc])
+    osc.close()
     assert receiver.wait_for(len(ests))
     time.sleep(0.2)
     bundles = receiver.bundles()
@@ -73,6 +77,7 @@ def test_closed_port_does_not_stop_the_stream(tiny_model, wav, receiver):
     dead = free_udp_port()
     osc = OscSender([f"127.0.0.1:{dead}", f"127.0.0.1:{receiver.port}"], prefix="/room1/mer")
     engine, ests = run_file(tiny_model, wav, [osc])
+    osc.close()
     assert receiver.wait_for(len(ests))
     stats = {s["destination"]: s for s in osc.stats()}
     assert stats[f"127.0.0.1:{dead}"]["errors"] > 0  # ECONNREFUSED was counted
@@ -104,5 +109,5 @@ def test_bad_destinations_are_clear():
 def test_broadcast_and_multicast_sockets_open():
     osc = OscSender(["127.255.255.255:9000", "239.255.0.1:9000"])
     osc(Estimate(t=0.0, valence=0.1, arousal=0.2))
-    assert [s["sent"] + s["errors"] for s in osc.stats()] == [1, 1]
     osc.close()
+    assert [s["sent"] + s["errors"] for s in osc.stats()] == [1, 1]

@@ -1,0 +1,102 @@
+"""A PNG per analysed file: valence/arousal over time, quadrant colours, chord and key strips.
+
+Needs matplotlib (the ``plot`` extra); imported only when plots are asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+QUADRANT_COLOURS = {"Q1": "#f5b700", "Q2": "#e8443a", "Q3": "#3a6fe8", "Q4": "#3fbf7f"}
+QUADRANT_NAMES = {"Q1": "happy / exuberant", "Q2": "angry / tense", "Q3": "sad / low", "Q4": "calm / serene"}
+FIFTHS = [(i * 7) % 12 for i in range(12)]  # neighbouring keys on the circle of fifths get near colours
+
+
+def _root_colour(label: str):
+    import matplotlib.colors as mcolors
+
+    from .harmony import PITCH_CLASSES
+
+    if not label or label == "N":
+        return (0.25, 0.25, 0.28)
+    root = label.split(":")[0] if ":" in label else label.split()[0]
+    minor = label.endswith(":min") or label.endswith("minor")
+    hue = FIFTHS.index(PITCH_CLASSES.index(root)) / 12.0
+    return mcolors.hsv_to_rgb((hue, 0.55 if minor else 0.75, 0.60 if minor else 0.90))
+
+
+def _runs(times: np.ndarray, labels: list[str]):
+    """(start, end, label) runs of equal consecutive labels."""
+    start = 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            end = times[i] if i < len(times) else times[-1] + (times[-1] - times[-2] if len(times) > 1 else 0.5)
+            yield times[start], end, labels[start]
+            start = i
+
+
+def plot_result(result: dict, path: str | Path) -> Path:
+    """Draw one file's analyze result (the JSON contract) to a 1600x800 PNG; returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tl = result["timeline"]
+    t = np.array([e["t"] for e in tl])
+    # A frame starts where the previous one ended: the strips start at the first window's start.
+    t0 = np.concatenate([[0.0], t[:-1]]) if len(t) else t
+    plt.rcParams.update({"font.size": 13, "text.color": "#e6e6e6", "axes.labelcolor": "#e6e6e6",
+                         "xtick.color": "#bbbbbb", "ytick.color": "#bbbbbb", "axes.edgecolor": "#555555"})
+    fig = plt.figure(figsize=(16, 8), dpi=100, facecolor="#121216")
+    grid = fig.add_gridspec(4, 1, height_ratios=[5, 1, 0.8, 1.2], hspace=0.12)
+    ax = fig.add_subplot(grid[0])
+    ax_chord = fig.add_subplot(grid[1], sharex=ax)
+    ax_key = fig.add_subplot(grid[2], sharex=ax)
+    ax_level = fig.add_subplot(grid[3], sharex=ax)
+    for a in (ax, ax_chord, ax_key, ax_level):
+        a.set_facecolor("#1b1b22")
+    # Quadrant of each hop as a faint background, valence and arousal on top.
+    for start, end, q in _runs(t0, [e.get("quadrant", "") for e in tl]):
+        ax.axvspan(start, end, color=QUADRANT_COLOURS.get(q, "#444444"), alpha=0.18, lw=0)
+    ax.axhline(0, color="#666666", lw=1)
+    ax.plot(t, [e["valence"] for e in tl], color="#ff9f43", lw=2.5, label="valence")
+    ax.plot(t, [e["arousal"] for e in tl], color="#54a0ff", lw=2.5, label="arousal")
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_ylabel("valence / arousal")
+    handles, names = ax.get_legend_handles_labels()
+    import matplotlib.patches as mpatches
+
+    handles += [mpatches.Patch(color=c, alpha=0.5, label=f"{q} {QUADRANT_NAMES[q]}") for q, c in QUADRANT_COLOURS.items()]
+    ax.legend(handles=handles, loc="upper left", ncol=6, fontsize=11, facecolor="#1b1b22", edgecolor="#333333",
+              labelcolor="#e6e6e6")
+    s = result["summary"]
+    title = (f"{Path(result['path']).name}   —   valence {s['valence']:+.2f}, arousal {s['arousal']:+.2f}, "
+             f"{s.get('quadrant', '')}   key {s.get('key') or '?'} {s.get('key_camelot', '')}")
+    ax.set_title(title, color="#ffffff", fontsize=16, loc="left", pad=12)
+    for a, field_, min_width in ((ax_chord, "chord", 1.5), (ax_key, "key_camelot", 4.0)):
+        labels = [e.get(field_, "") for e in tl]
+        colour_of = [e.get("chord" if field_ == "chord" else "key", "") for e in tl]
+        lookup = dict(zip(labels, colour_of))
+        for start, end, label in _runs(t0, labels):
+            a.axvspan(start, end, color=_root_colour(lookup.get(label, "")), lw=0)
+            if end - start >= min_width and label and label != "N":
+                a.text((start + end) / 2, 0.5, label, ha="center", va="center", fontsize=11, color="#0c0c0c",
+                       fontweight="bold", transform=a.get_xaxis_transform())
+        a.set_yticks([])
+        a.set_ylabel("chord" if field_ == "chord" else "key", rotation=0, ha="right", va="center")
+    ax_level.fill_between(t, -60, np.maximum([e["loudness_db"] for e in tl], -60), color="#8e8e9e", alpha=0.7,
+                          step="pre")
+    ax_level.set_ylim(-60, 0)
+    ax_level.set_ylabel("dBFS")
+    ax_level.set_xlabel("time (s)")
+    for a in (ax, ax_chord, ax_key):
+        plt.setp(a.get_xticklabels(), visible=False)
+    if len(t):
+        ax.set_xlim(0, t[-1])
+    path = Path(path)
+    fig.savefig(path, facecolor=fig.get_facecolor(), bbox_inches="tight")
+    plt.close(fig)
+    return path

