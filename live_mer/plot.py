@@ -22,7 +22,7 @@ def _root_colour(label: str):
     if not label or label == "N":
         return (0.25, 0.25, 0.28)
     root = label.split(":")[0] if ":" in label else label.split()[0]
-    minor = label.endswith(":min") or label.endswith("minor")
+    minor = ":min" in label or " minor" in label
     hue = FIFTHS.index(PITCH_CLASSES.index(root)) / 12.0
     return mcolors.hsv_to_rgb((hue, 0.55 if minor else 0.75, 0.60 if minor else 0.90))
 
@@ -76,17 +76,17 @@ def plot_result(result: dict, path: str | Path) -> Path:
     title = (f"{Path(result['path']).name}   —   valence {s['valence']:+.2f}, arousal {s['arousal']:+.2f}, "
              f"{s.get('quadrant', '')}   key {s.get('key') or '?'} {s.get('key_camelot', '')}")
     ax.set_title(title, color="#ffffff", fontsize=16, loc="left", pad=12)
-    for a, field_, min_width in ((ax_chord, "chord", 1.5), (ax_key, "key_camelot", 4.0)):
-        labels = [e.get(field_, "") for e in tl]
-        colour_of = [e.get("chord" if field_ == "chord" else "key", "") for e in tl]
-        lookup = dict(zip(labels, colour_of))
+    span = max(float(t[-1]) if len(t) else 1.0, 1.0)
+    strips = ((ax_chord, "chord", [e.get("chord", "") for e in tl], 0.045),
+              (ax_key, "key", [f"{e['key']} {e['key_camelot']}" if e.get("key") else "" for e in tl], 0.09))
+    for a, name, labels, min_share in strips:
         for start, end, label in _runs(t0, labels):
-            a.axvspan(start, end, color=_root_colour(lookup.get(label, "")), lw=0)
-            if end - start >= min_width and label and label != "N":
+            a.axvspan(start, end, color=_root_colour(label), lw=0)
+            if end - start >= min_share * span and label and label != "N":  # label only blocks wide enough
                 a.text((start + end) / 2, 0.5, label, ha="center", va="center", fontsize=11, color="#0c0c0c",
                        fontweight="bold", transform=a.get_xaxis_transform())
         a.set_yticks([])
-        a.set_ylabel("chord" if field_ == "chord" else "key", rotation=0, ha="right", va="center")
+        a.set_ylabel(name, rotation=0, ha="right", va="center")
     ax_level.fill_between(t, -60, np.maximum([e["loudness_db"] for e in tl], -60), color="#8e8e9e", alpha=0.7,
                           step="pre")
     ax_level.set_ylim(-60, 0)
@@ -97,6 +97,7 @@ def plot_result(result: dict, path: str | Path) -> Path:
     if len(t):
         ax.set_xlim(0, t[-1])
     path = Path(path)
-    fig.savefig(path, facecolor=fig.get_facecolor(), bbox_inches="tight")
+    fig.subplots_adjust(left=0.07, right=0.98, top=0.92, bottom=0.08)
+    fig.savefig(path, facecolor=fig.get_facecolor())  # exactly 1600 x 800 pixels
     plt.close(fig)
     return path

@@ -33,11 +33,11 @@ def flat_row(est: Estimate, wall: float) -> dict:
 
 
 class Recorder:
-    """A sink writing estimates to ``path`` (``.csv`` or ``.jsonl``); call :meth:`close` at the end."""
+    """A sink writing estimates to ``path`` (``.csv`` or ``.jsonl``, or ``fmt``); call :meth:`close` at the end."""
 
-    def __init__(self, path: str | Path, max_queue: int = 10_000):
+    def __init__(self, path: str | Path, fmt: str | None = None, max_queue: int = 10_000):
         self.path = Path(path)
-        self.format = self.path.suffix.lower().lstrip(".")
+        self.format = fmt or self.path.suffix.lower().lstrip(".")
         if self.format not in ("csv", "jsonl"):
             raise ValueError(f"record file {self.path} must end in .csv or .jsonl")
         self._fh = open(self.path, "w", newline="", buffering=1 << 16)

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from conftest import triad
 from live_mer import config as configmod
-from osc_receiver import Receiver, messages
+from osc_receiver import Receiver, free_udp_port, messages
 
 
 def live_mer(*args, env=None, timeout=120):
@@ -112,6 +112,14 @@ def test_config_example_round_trips_and_bad_keys_are_named(tmp_path, tiny_model_
     ("[source]\nfile = 'x.wav'\ndemo = true\n", "at most one"),
     ("[analysis]\nsmoothing_s = -1\n", "analysis.smoothing_s"),
     ("not toml [", "not valid TOML"),
+    ("[[osc.destination]]\nport = 9000\nrate_hz = 500.0\n", "rate_hz"),
+    ("[[osc.destination]]\nhots = 'x'\n", "unknown key 'osc.destination[0].hots'"),
+    ("[outputs.valence]\nattack = 3.0\n", "unknown key 'outputs.valence.attack'"),
+    ("[outputs.valence]\nattack_ms = -3.0\n", "attack_ms must be 0..600000"),
+    ("[outputs]\nmuted = ['everything']\n", "outputs.muted: unknown output 'everything'"),
+    ("[presets.club.tempo]\nattack_ms = 1.0\n", "unknown key 'presets.club.tempo'"),
+    ("preset = 'club'\n", "preset = 'club' is not allowed"),
+    ("[record]\npath = 'x.txt'\n", "record.path"),
 ])
 def test_config_errors_name_the_key(tmp_path, text, needle):
     path = tmp_path / "c.toml"
@@ -125,3 +133,45 @@ def test_flags_override_the_file(tmp_path):
     path.write_text("[osc]\ndestinations = ['10.0.0.1:7000']\nprefix = '/a'\n")
     cfg = configmod.override(configmod.load(path), "osc", prefix="/b")
     assert cfg.osc.prefix == "/b" and cfg.osc.destinations == ("10.0.0.1:7000",)
+
+
+def test_headless_show_from_config_with_record_and_control(tmp_path, tiny_model_path, song):
+    """A config-driven run: 30 Hz destination with unipolar values, a recording, a control port."""
+    rx = Receiver()
+    rec = tmp_path / "show.jsonl"
+    cfg = tmp_path / "show.toml"
+    cfg.write_text(f"""
+[source]
+file = "{song}"
+[model]
+name = "{tiny_model_path}"
+[osc]
+destinations = []
+[[osc.destination]]
+host = "127.0.0.1"
+port = {rx.port}
+rate_hz = 30.0
+unipolar = ["va"]
+outputs = ["va", "chord"]
+[presets.calm.valence]
+attack_ms = 3000.0
+[control]
+enabled = true
+port = {free_udp_port()}
+[record]
+path = "{rec}"
+""")
+    try:
+        r = live_mer("listen", "--config", cfg, "--quiet", "--preset", "calm")
+        assert r.returncode == 0, r.stderr
+        assert "control port: 127.0.0.1:" in r.stderr and "preset calm" in r.stderr
+        bundles = rx.bundles()
+        assert 120 <= len(bundles) <= 200  # ~30 Hz for ~6 s
+        for b in bundles:
+            m = messages(b)
+            assert set(m) == {"/mer/va", "/mer/chord", "/mer/chord/ext"}
+            assert all(0.0 <= x <= 1.0 for x in m["/mer/va"].params)
+        lines = rec.read_text().splitlines()
+        assert len(lines) >= 10 and "valence" in json.loads(lines[0])
+    finally:
+        rx.close()

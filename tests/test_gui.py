@@ -6,6 +6,7 @@ import os
 import sys
 import threading
 import time
+import tomllib
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt import
 
@@ -29,10 +30,11 @@ if str(ROOT) not in sys.path:  # `gui` is a top-level package beside live_mer, n
 from gui import app as gui_app  # noqa: E402
 from gui import theme  # noqa: E402
 from gui.plots import History  # noqa: E402
-from gui.presets import PRESETS  # noqa: E402
+from gui.presets import PRESETS, from_config  # noqa: E402
 from gui.session import DEMO, DEVICE, FILE, Session, SourceChoice  # noqa: E402
 from gui.widgets import LevelMeter, chord_display, key_display  # noqa: E402
 from gui.window import MainWindow  # noqa: E402
+from live_mer import config as configmod  # noqa: E402
 from live_mer.estimate import Estimate  # noqa: E402
 from osc_receiver import Receiver  # noqa: E402
 from pulse_rig import load_sink, play, pulse_available, unload_sink  # noqa: E402
@@ -202,6 +204,19 @@ def test_switching_source_and_preset_restarts_the_engine(qapp, make_window, prog
     assert w.session.smoothing_s == pytest.approx(2.5)
 
 
+def test_configuration_presets_reshape_osc_without_a_restart(qapp, make_window, progression):
+    cfg = configmod.from_dict(tomllib.loads(configmod.EXAMPLE))  # defines [presets.club] and [presets.ambient]
+    presets = {**PRESETS, **from_config(cfg.presets)}
+    w = make_window(SourceChoice(FILE, str(progression), realtime=False, loop=True), osc="127.0.0.1:9000",
+                    presets=presets)
+    assert "club" in [w.preset_combo.itemText(i) for i in range(w.preset_combo.count())]
+    assert w.start()
+    w.apply_preset("club")
+    assert w.session.starts == 1 and w.session.running  # shaping changes live
+    assert w.session.osc.settings is cfg.presets["club"] and w.session.output_settings is cfg.presets["club"]
+    assert w.session.osc.settings.shape("arousal").attack_ms == 50.0
+
+
 def test_missing_model_is_shown_in_the_banner(make_window, tmp_path):
     w = make_window(SourceChoice(DEMO), model=str(tmp_path / "no_such_model.onnx"))
     assert w.start() is False
@@ -308,9 +323,10 @@ def test_history_keeps_the_newest_rows_in_order():
 
 
 def test_readouts_speak_like_musicians_and_meters(qapp):
-    assert [chord_display(c) for c in ("A:min", "C:maj", "Eb:maj", "F#:min", "N")] == ["Am", "C", "E\u266d", "F\u266fm",
-                                                                                      "N.C."]
-    assert key_display("Bb minor") == "B\u266d minor" and key_display("") == "\u2013"
+    labels = ("A:min", "C:maj", "Eb:maj", "F#:min", "G:7", "A:min7", "B:dim", "D:sus4", "N")
+    assert [chord_display(c) for c in labels] == ["Am", "C", "E\u266d", "F\u266fm", "G7", "Am7", "Bdim", "Dsus4",
+                                                  "N.C."]
+    assert key_display("Bb minor") == "B\u266d minor" and key_display("") == "\u2014"
     meter = LevelMeter()
     meter.set_level(-12.0, 1.0, clipped=5)
     assert meter.clipping and meter.rms_db == -12.0 and meter.peak_db == 0.0

@@ -1,0 +1,279 @@
+"""Performer outputs: shaping, OSC formats on real loopback UDP, control port, recorder."""
+
+import json
+import math
+import socket
+import time
+from types import MappingProxyType
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pythonosc.osc_bundle import OscBundle
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from live_mer.control import ControlServer, Controller
+from live_mer.estimate import Estimate
+from live_mer.osc import DestinationConfig, DestinationError, OscSender
+from live_mer.outputs import OutputSettings, OutputShape
+from live_mer.recorder import Recorder
+from live_mer.shaping import AttackRelease, LabelHold, Smoothing
+from osc_receiver import Receiver
+
+RAW = OutputSettings(shapes={})
+
+
+def est(t=0.0, v=0.0, a=0.0, chord="C:maj", conf=0.9, key="C major", cam="8B", q=(0.7, 0.1, 0.1, 0.1)):
+    heads = MappingProxyType({"quadrant": MappingProxyType(dict(zip(("Q1", "Q2", "Q3", "Q4"), q))),
+                              "gems": MappingProxyType({"tension": 0.2, "sadness": 0.1})})
+    return Estimate(t=t, valence=v, arousal=a, quadrant="Q1", heads=heads, chord=chord, chord_confidence=conf,
+                    key=key, key_camelot=cam, key_open="1d", key_confidence=0.8, loudness_db=-20.0, onset=0.1,
+                    peak=0.5, overflows=3, latency_ms=1.5)
+
+
+def test_attack_release_step_response():
+    f = AttackRelease(Smoothing(attack_ms=100, release_ms=1000))
+    f.update(0.0, 0.0)
+    dt = 0.001
+    up = [f.update(1.0, dt) for _ in range(1000)]
+    # rising: 63 % of the step after one attack time constant
+    assert up[99] == pytest.approx(1 - math.exp(-1), abs=0.01)
+    down = [f.update(0.0, dt) for _ in range(3000)]
+    assert down[999] == pytest.approx(up[-1] * math.exp(-1), abs=0.01)  # falling: release constant
+    assert 1 - up[-1] < 1e-4
+
+
+def test_attack_release_is_rate_independent():
+    a, b = AttackRelease(Smoothing(200, 200)), AttackRelease(Smoothing(200, 200))
+    a.update(0, 0), b.update(0, 0)
+    for _ in range(30):  # 0.5 s at 60 Hz
+        va = a.update(1, 1 / 60)
+    for _ in range(2):  # 0.5 s at 4 Hz
+        vb = b.update(1, 0.25)
+    assert va == pytest.approx(vb, abs=1e-9)
+
+
+def test_hysteresis_suppresses_flicker():
+    h = LabelHold(hold_ms=300, hysteresis=0.1)
+    shown = []
+    for i in range(200):  # 10 ms steps: two labels trading places with tiny margins
+        cand, score = ("A:min", 0.52) if i % 3 else ("C:maj", 0.55)
+        shown.append(h.update(cand, score, 0.5, i * 0.01))
+    assert len(set(shown)) == 1
+    # a clear, lasting change goes through after the hold time
+    t0 = 2.0
+    out = [h.update("F:maj", 0.9, 0.1, t0 + i * 0.01) for i in range(50)]
+    first = out.index("F:maj")
+    assert 0.3 <= first * 0.01 <= 0.32
+
+
+def collect(rx, n, timeout=5):
+    assert rx.wait_for(n, timeout)
+    return list(rx.datagrams)
+
+
+def parse(dgram):
+    return list(OscBundle(dgram)) if dgram.startswith(b"#bundle") else [OscMessage(dgram)]
+
+
+@pytest.fixture
+def rx():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def test_plain_messages_unipolar_and_selected_outputs(rx):
+    cfg = DestinationConfig("127.0.0.1", rx.port, bundle=False, unipolar=("va", "level"), outputs=("va", "level"))
+    osc = OscSender([cfg], settings=RAW)
+    osc(est(v=-1.0, a=0.5))
+    osc.close()
+    msgs = {m.address: m.params for d in collect(rx, 2) for m in parse(d)}
+    assert not any(d.startswith(b"#bundle") for d in rx.datagrams)
+    assert msgs == {"/mer/va": [0.0, 0.75], "/mer/level": [pytest.approx(40 / 60)]}
+
+
+def test_array_layout(rx):
+    cfg = DestinationConfig("127.0.0.1", rx.port, layout="array", outputs=("valence", "chord", "key"))
+    osc = OscSender([cfg], settings=RAW, prefix="/x")
+    osc(est(v=0.25))
+    osc.close()
+    (msg,) = parse(collect(rx, 1)[0])
+    assert msg.address == "/x/frame"
+    assert msg.params == [0.25, "C:maj", pytest.approx(0.9), "N", 0.0, "C major", "8B", pytest.approx(0.8)]
+
+
+def test_rate_interpolates_between_hops(rx):
+    settings_ = OutputSettings(shapes={"valence": OutputShape(attack_ms=200, release_ms=200)})
+    cfg = DestinationConfig("127.0.0.1", rx.port, rate_hz=50, outputs=("valence",))
+    osc = OscSender([cfg], settings=settings_)
+    osc(est(v=0.0))
+    time.sleep(0.3)
+    osc(est(v=1.0))
+    time.sleep(0.6)
+    osc.close()
+    values = [m.params[0] for d in rx.datagrams for m in parse(d)]
+    assert 30 <= len(values) <= 50  # ~50 Hz for 0.9 s, from two estimates
+    rising = [v for v in values if 0.05 < v < 0.95]
+    assert len(rising) >= 5  # smooth ramp, not a jump
+    assert all(b >= a - 1e-9 for a, b in zip(values, values[1:]))
+
+
+def test_offset_delays_a_destination():
+    fast, slow = Receiver(), Receiver()
+    try:
+        osc = OscSender([DestinationConfig("127.0.0.1", fast.port),
+                         DestinationConfig("127.0.0.1", slow.port, offset_ms=300)], settings=RAW)
+        t0 = time.monotonic()
+        osc(est())
+        assert fast.wait_for(1, 2)
+        t_fast = time.monotonic() - t0
+        assert slow.wait_for(1, 2)
+        t_slow = time.monotonic() - t0
+        osc.close()
+        assert t_fast < 0.1 and 0.28 < t_slow < 0.5
+    finally:
+        fast.close()
+        slow.close()
+
+
+def test_destination_config_is_validated():
+    for kwargs, needle in (({"rate_hz": 100}, "rate_hz"), ({"layout": "grid"}, "layout"),
+                           ({"unipolar": ("chord",)}, "unipolar"), ({"outputs": ("bogus",)}, "bogus"),
+                           ({"offset_ms": 9000}, "offset_ms"), ({"port": 0}, "port")):
+        with pytest.raises(DestinationError, match=needle):
+            DestinationConfig("127.0.0.1", kwargs.pop("port", 9000), **kwargs)
+
+
+def test_muted_outputs_are_not_sent(rx):
+    osc = OscSender([DestinationConfig("127.0.0.1", rx.port)], settings=RAW.with_mute("chord", True))
+    osc(est())
+    osc.close()
+    addresses = {m.address for d in collect(rx, 1) for m in parse(d)}
+    assert "/mer/chord" not in addresses and "/mer/va" in addresses
+
+
+def control_setup(presets=None):
+    state = {"settings": OutputSettings()}
+    presets = presets or {"club": OutputSettings(preset="club").with_shape("valence", attack_ms=50)}
+    ctl = Controller(lambda: state["settings"], lambda s: state.update(settings=s), presets)
+    return state, ctl, ControlServer(ctl, "127.0.0.1", 0)
+
+
+def send(port, address, *args, sock=None):
+    b = OscMessageBuilder(address)
+    for a in args:
+        b.add_arg(a)
+    s = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(b.build().dgram, ("127.0.0.1", port))
+    return s
+
+
+def wait_count(ctl, n, timeout=3):
+    end = time.monotonic() + timeout
+    while ctl.accepted + ctl.rejected < n and time.monotonic() < end:
+        time.sleep(0.01)
+
+
+def test_control_port_applies_valid_messages_and_answers_queries():
+    state, ctl, server = control_setup()
+    port = server.address[1]
+    try:
+        assert server.address[0] == "127.0.0.1"
+        send(port, "/mer/control/preset", "club")
+        send(port, "/mer/control/smoothing", "arousal", 10.0, 20.0)
+        send(port, "/mer/control/mute", "onset", 1)
+        wait_count(ctl, 3)
+        s = state["settings"]
+        assert s.preset == "club" and s.shape("valence").attack_ms == 50
+        assert (s.shape("arousal").attack_ms, s.shape("arousal").release_ms) == (10.0, 20.0)
+        assert s.muted == {"onset"}
+        q = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        q.bind(("127.0.0.1", 0))
+        q.settimeout(3)
+        send(port, "/mer/control/query", sock=q)
+        replies = {}
+        while "/mer/state/muted" not in replies or "/mer/state/preset" not in replies:
+            m = OscMessage(q.recvfrom(65536)[0])
+            replies[m.address] = m.params
+        assert replies["/mer/state/preset"] == ["club"] and replies["/mer/state/muted"] == ["onset"]
+        q.close()
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("address,args", [
+    ("/mer/control/preset", ("nope",)),            # unknown preset
+    ("/mer/control/preset", (3,)),                 # wrong type
+    ("/mer/control/smoothing", ("valence", -5.0, 10.0)),   # out of range
+    ("/mer/control/smoothing", ("valence", 10.0)),          # missing argument
+    ("/mer/control/smoothing", ("bogus", 1.0, 1.0)),        # unknown output
+    ("/mer/control/hold", ("valence", 1.0, 0.5)),           # not a label output
+    ("/mer/control/hold", ("chord", 100.0, 2.0)),           # hysteresis > 1
+    ("/mer/control/mute", ("chord", 2)),                    # flag not 0/1
+    ("/mer/control/reboot", ()),                            # unknown address
+    ("/other/control/preset", ("club",)),                   # wrong prefix
+])
+def test_bad_control_messages_change_nothing(address, args):
+    state, ctl, server = control_setup()
+    before = state["settings"]
+    try:
+        send(server.address[1], address, *args)
+        wait_count(ctl, 1)
+        assert ctl.rejected == 1 and ctl.accepted == 0
+        assert state["settings"] is before
+    finally:
+        server.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=2048))
+def test_fuzzed_control_packets_change_nothing(data):
+    state, ctl, server = FUZZ
+    before = state["settings"]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(data, ("127.0.0.1", server.address[1]))
+    s.close()
+    time.sleep(0.002)
+    assert state["settings"] is before or state["settings"] == before
+    assert server._thread.is_alive()
+
+
+FUZZ = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fuzz_server():
+    global FUZZ
+    FUZZ = control_setup()
+    yield
+    FUZZ[2].close()
+
+
+def test_recorder_writes_csv_and_jsonl(tmp_path):
+    for suffix in (".csv", ".jsonl"):
+        path = tmp_path / f"rec{suffix}"
+        r = Recorder(path)
+        for i in range(20):
+            r(est(t=i * 0.5, v=i / 20))
+        r.close()
+        assert r.written == 20 and not r.error
+        text = path.read_text().splitlines()
+        if suffix == ".jsonl":
+            rows = [json.loads(line) for line in text]
+            assert rows[5]["valence"] == 0.25 and rows[5]["quadrant_probs.Q1"] == 0.7
+        else:
+            assert len(text) == 21 and text[0].startswith("wall_time,t,valence")
+
+
+def test_recorder_survives_a_full_disk():
+    if not __import__("os").path.exists("/dev/full"):
+        pytest.skip("/dev/full not available")
+    rec = Recorder("/dev/full", fmt="csv")  # every flush fails with ENOSPC
+    for i in range(2000):
+        rec(est(t=i))
+    rec.close()
+    assert "No space left" in rec.error
+    rec(est())  # further estimates are ignored, no exception
