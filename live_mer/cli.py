@@ -31,6 +31,8 @@ log = logging.getLogger("live_mer")
 def format_line(est: Estimate) -> str:
     """The compact live terminal line."""
     key = f"{est.key} {est.key_camelot}" if est.key else "key ?"
+    if not est.input_ok:
+        return f"{est.t:8.1f}s  INPUT LOST: waiting for the device to come back"
     return (f"{est.t:8.1f}s  V {est.valence:+.2f}  A {est.arousal:+.2f}  {est.quadrant or '--':2}  "
             f"{est.chord:>7} {est.chord_confidence:.2f}  {key:<14} {est.loudness_db:6.1f} dBFS  "
             f"ovf {est.overflows}  {est.latency_ms:4.1f} ms")

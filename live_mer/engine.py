@@ -8,6 +8,7 @@ that raises is counted and logged (rate limited), and analysis goes on.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -57,9 +58,13 @@ class Engine:
     max_backlog_s : float
         If more unread audio than this piles up (the machine could not keep up), the oldest audio is
         dropped so estimates stay close to real time; ``dropped_s`` counts it.
+
+    A sound card source is watched (``source.check``): when it is lost the analyzer is fed silence,
+    estimates carry ``input_ok=False``, and the source reopens the device by itself.
     """
 
     poll_s = 0.004
+    check_s = 0.25  # how often the device watchdog runs
 
     def __init__(self, source, analyzer: Analyzer, sinks: list[Sink], max_backlog_s: float = 1.0):
         if analyzer.input_rate != source.samplerate:
@@ -71,6 +76,8 @@ class Engine:
         self.estimates = 0
         self.sink_errors = 0
         self.dropped_s = 0.0
+        self.backlog_s = 0.0  # unread audio when the analyzer last took a block
+        self.input_lost = False
         self.error: Exception | None = None
         self.started_at = 0.0
         self.first_estimate_at: float | None = None
@@ -92,8 +99,28 @@ class Engine:
         ring = self.source.ring
         scratch = np.empty((ring.capacity, ring.channels), dtype=np.float32)
         live = getattr(self.source, "realtime", True)  # only paced sources may drop audio to catch up
+        check = getattr(self.source, "check", None)  # device watchdog (sound cards only)
+        next_check = 0.0
+        silence_from = 0.0
         try:
             while not self._stop.is_set():
+                now = time.monotonic()
+                if check is not None and now >= next_check:
+                    next_check = now + self.check_s
+                    state = check(now)
+                    if state == "lost" and not self.input_lost:
+                        self.input_lost, silence_from = True, now
+                    elif state == "recovered":
+                        self.input_lost = False
+                if self.input_lost:
+                    # Keep estimates (and OSC status) flowing while the device is away: feed silence.
+                    n = int((now - silence_from) * self.source.samplerate)
+                    if n > 0:
+                        silence_from += n / self.source.samplerate
+                        self._emit(self.analyzer.process(np.zeros(n, np.float32), self.source.overflows),
+                                   input_ok=False)
+                    self._stop.wait(self.poll_s)
+                    continue
                 if ring.available() == 0:
                     if self.source.finished:
                         if self.source.error is not None:
@@ -105,14 +132,17 @@ class Engine:
                 if live and self.max_backlog:
                     dropped = ring.discard_to_latest(self.max_backlog)
                     self.dropped_s += dropped / self.source.samplerate
+                self.backlog_s = ring.available() / self.source.samplerate
                 block = ring.read(scratch)
                 self._emit(self.analyzer.process(block, overflows=self.source.overflows))
         except Exception as exc:
             self.error = exc
             log.error("analysis stopped: %s", exc)
 
-    def _emit(self, estimates: list[Estimate]) -> None:
+    def _emit(self, estimates: list[Estimate], input_ok: bool = True) -> None:
         for est in estimates:
+            if not input_ok:
+                est = dataclasses.replace(est, input_ok=False)
             if self.first_estimate_at is None:
                 self.first_estimate_at = time.perf_counter()
             self.estimates += 1

@@ -44,6 +44,9 @@ class Estimate:
         NaN/Inf input samples replaced by zeros since the previous estimate.
     overflows : int
         Input overflows (dropped audio blocks or PortAudio overflow flags) since the stream started.
+    input_ok : bool
+        False while the input device is lost: the analyzer is then fed silence so estimates keep
+        coming at the usual rate while the device is being reopened.
     latency_ms : float
         Processing time of the analyzer call that produced this estimate.
     """
@@ -68,6 +71,7 @@ class Estimate:
     clipped: int = 0
     nonfinite: int = 0
     overflows: int = 0
+    input_ok: bool = True
     latency_ms: float = 0.0
 
     def to_dict(self) -> dict:

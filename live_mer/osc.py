@@ -18,7 +18,7 @@ key      <p>/key/change              sss    key, Camelot, Open Key: only in the 
 level    <p>/level                   f      loudness dBFS, or [0, 1] over -60..0 dB when unipolar
 onset    <p>/onset                   f      onset strength
 status   <p>/status                  iifs   overflows (total), clipped samples (hop), latency ms, model
-status   <p>/status/input            ff     input peak (linear, 0..1), peak dBFS
+status   <p>/status/input            iff    input ok (0 while the device is lost), peak (0..1), peak dBFS
 status   <p>/status/provider         s      onnxruntime provider in use
 ======== =========================== ====== ===================================================
 
@@ -33,6 +33,7 @@ destination (to line up with a video chain that lags the audio).
 
 Sending never blocks the analyzer: estimates are handed to a sender thread; sockets are non-blocking
 and connected, so a closed port answers ECONNREFUSED on a later send, which is counted and ignored.
+A host that cannot be resolved is retried every few seconds; it never stops the other destinations.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import math
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -54,6 +55,8 @@ from .outputs import LEVEL_FLOOR_DB, OUTPUTS, Frame, OutputSettings, Shaper, che
 
 DEFAULT_PREFIX = "/mer"
 MAX_RATE_HZ = 60.0
+PER_HOP_QUEUE = 100_000  # estimates waiting for a per-hop destination (hours of hops)
+RESOLVE_RETRY_S = 5.0
 log = logging.getLogger("live_mer")
 
 
@@ -162,7 +165,7 @@ def encode(frame: Frame, cfg: DestinationConfig, prefix: str, model_name: str, p
     if "status" in sel and fresh:
         peak_db = 20.0 * math.log10(est.peak) if est.peak > 1e-10 else -200.0
         out.append((f"{prefix}/status", [est.overflows, est.clipped, est.latency_ms, model_name]))
-        out.append((f"{prefix}/status/input", [est.peak, peak_db]))
+        out.append((f"{prefix}/status/input", [int(est.input_ok), est.peak, peak_db]))
         out.append((f"{prefix}/status/provider", [provider]))
     if cfg.layout == "array":
         out = [(f"{prefix}/frame", [x for _, args in out for x in args])]
@@ -190,13 +193,16 @@ def datagrams(messages: list[tuple[str, list]], bundle: bool, timestamp: float) 
 @dataclass
 class Destination:
     cfg: DestinationConfig
-    sock: socket.socket
+    sock: socket.socket | None  # None while the host cannot be resolved (retried)
     shaper: Shaper
     sent: int = 0
     errors: int = 0
+    dropped: int = 0  # estimates not sent because the destination was unresolved or the queue full
     last_error: str = ""
     next_due: float = 0.0
     last_seq: int = -1  # sequence number of the newest estimate already sent
+    retry_at: float = 0.0
+    queue: collections.deque = field(default_factory=lambda: collections.deque(maxlen=PER_HOP_QUEUE))
 
     @property
     def label(self) -> str:
@@ -251,14 +257,20 @@ class OscSender:
                    DestinationConfig(*d) if isinstance(d, tuple) else DestinationConfig.parse(d)
                    for d in destinations]
         self.destinations: list[Destination] = []
-        try:
-            for cfg in configs:
-                self.destinations.append(Destination(cfg, _open(cfg), Shaper(self.settings)))
-        except DestinationError:
-            self.close()
-            raise
+        for cfg in configs:
+            try:
+                sock = _open(cfg)
+                error = ""
+            except DestinationError as exc:
+                # An unresolvable host (DNS down, a laptop not yet on the network) must not stop the
+                # show: the destination is retried every few seconds; estimates meanwhile are dropped.
+                sock, error = None, str(exc)
+                log.warning("%s; retrying every %.0f s", exc, RESOLVE_RETRY_S)
+            self.destinations.append(Destination(cfg, sock, Shaper(self.settings), last_error=error,
+                                                 retry_at=time.monotonic() + RESOLVE_RETRY_S))
         self.bundles = 0  # estimates handed over
-        self._history: collections.deque[tuple[float, int, Estimate]] = collections.deque(maxlen=256)  # > 5 s offset at any hop
+        # Recent estimates for fixed-rate destinations (> 5 s of offset at any hop length).
+        self._history: collections.deque[tuple[float, int, Estimate]] = collections.deque(maxlen=256)
         self._seq = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -267,12 +279,21 @@ class OscSender:
 
     def __call__(self, est: Estimate) -> None:
         """Hand an estimate over (called in the analyzer thread; never blocks)."""
-        self._history.append((time.monotonic(), self._seq, est))
+        item = (time.monotonic(), self._seq, est)
+        self._history.append(item)
+        for d in self.destinations:
+            if d.cfg.rate_hz == 0:
+                if len(d.queue) == PER_HOP_QUEUE:
+                    d.dropped += 1  # the oldest waiting estimate falls off
+                d.queue.append(item)
         self._seq += 1
         self.bundles += 1
         self._wake.set()
 
     def _send(self, d: Destination, est: Estimate, now: float, fresh: bool) -> None:
+        if d.sock is None:
+            d.dropped += 1
+            return
         settings = self.settings
         if d.shaper.settings is not settings:
             d.shaper.settings = settings
@@ -297,26 +318,32 @@ class OscSender:
         while not self._stop.is_set():
             now = time.monotonic()
             wait = 0.25
-            history = list(self._history)
             for d in self.destinations:
                 delay = max(0.0, d.cfg.offset_ms) / 1000.0
-                visible = [(t, s, e) for t, s, e in history if t + delay <= now]
                 try:
+                    if d.sock is None and now >= d.retry_at:
+                        d.retry_at = now + RESOLVE_RETRY_S
+                        d.sock = _open(d.cfg)
+                        d.last_error = ""
+                        log.warning("OSC destination %s resolved; sending", d.label)
                     if d.cfg.rate_hz == 0:
-                        for t, seq, est in visible:
-                            if seq > d.last_seq:
-                                self._send(d, est, t + delay, fresh=True)
-                                d.last_seq = seq
-                        later = [t + delay - now for t, s, _ in history if s > d.last_seq]
-                        if later:
-                            wait = min(wait, max(0.0, min(later)))
-                    else:
-                        if now >= d.next_due and visible:
-                            _, seq, est = visible[-1]
-                            self._send(d, est, now, fresh=seq > d.last_seq)
+                        while d.queue and d.queue[0][0] + delay <= now:
+                            t, seq, est = d.queue.popleft()
+                            self._send(d, est, t + delay, fresh=True)
                             d.last_seq = seq
-                            d.next_due = max(d.next_due + 1.0 / d.cfg.rate_hz, now - 1.0 / d.cfg.rate_hz)
+                        if d.queue:
+                            wait = min(wait, max(0.0, d.queue[0][0] + delay - now))
+                    else:
+                        if now >= d.next_due:
+                            visible = next((item for item in reversed(self._history) if item[0] + delay <= now), None)
+                            if visible is not None:
+                                _, seq, est = visible
+                                self._send(d, est, now, fresh=seq > d.last_seq)
+                                d.last_seq = seq
+                                d.next_due = max(d.next_due + 1.0 / d.cfg.rate_hz, now - 1.0 / d.cfg.rate_hz)
                         wait = min(wait, max(0.0, d.next_due - now))
+                except DestinationError as exc:
+                    d.last_error = str(exc)
                 except Exception as exc:  # a bug in shaping/encoding must not kill the sender
                     d.errors += 1
                     d.last_error = str(exc)
@@ -327,14 +354,13 @@ class OscSender:
     def flush(self, timeout: float = 2.0) -> None:
         """Wait until every handed-over estimate has been sent to per-hop destinations."""
         end = time.monotonic() + timeout
-        while time.monotonic() < end and any(
-                d.cfg.rate_hz == 0 and d.last_seq < self._seq - 1 for d in self.destinations):
+        while time.monotonic() < end and any(d.queue for d in self.destinations):
             self._wake.set()
             time.sleep(0.005)
 
     def stats(self) -> list[dict]:
-        return [{"destination": d.label, "sent": d.sent, "errors": d.errors, "last_error": d.last_error}
-                for d in self.destinations]
+        return [{"destination": d.label, "sent": d.sent, "errors": d.errors, "dropped": d.dropped,
+                 "last_error": d.last_error} for d in self.destinations]
 
     def close(self) -> None:
         """Send what is pending (briefly), stop the thread and close the sockets (idempotent)."""
@@ -344,4 +370,5 @@ class OscSender:
             self._wake.set()
             self._thread.join(2.0)
         for d in self.destinations:
-            d.sock.close()
+            if d.sock is not None:
+                d.sock.close()

@@ -6,6 +6,7 @@ Every source has ``name``, ``samplerate``, ``channels``, ``ring``, ``start()``, 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from .fileanalysis import open_audio
 from .ringbuffer import RingBuffer
 
 MIN_RATE, MAX_RATE = 8000, 192000
+log = logging.getLogger("live_mer")
 
 
 class SourceError(RuntimeError):
@@ -67,12 +69,32 @@ def _check_rate(rate: int) -> int:
     return int(rate)
 
 
+_open_streams = 0  # DeviceSource streams open in this process (PortAudio is re-initialised only at 0)
+
+
+def refresh_devices() -> None:
+    """Make PortAudio list devices afresh (it reads the list once, at initialisation).
+
+    Only safe with no stream open in this process, so callers check :data:`_open_streams` first.
+    """
+    import sounddevice as sd
+
+    sd._terminate()
+    sd._initialize()
+
+
 class DeviceSource:
-    """A sound card input through ``sounddevice.InputStream``.
+    """A sound card input through ``sounddevice.InputStream``, reopened by itself when the device is lost.
 
     The PortAudio callback only copies into the ring buffer; PortAudio status flags
     (input overflow/underflow) and dropped blocks are counted, never logged from the callback.
+    The analyzer thread calls :meth:`check` a few times a second: a stream that stopped or delivered
+    nothing for ``stall_s`` is closed and reopened on the device with the same name, with backoff
+    (0.5 s doubling to 8 s), without restarting anything else.
     """
+
+    stall_s = 1.0
+    backoff_s = (0.5, 1.0, 2.0, 4.0, 8.0)
 
     def __init__(self, device: str | int | None = None, samplerate: int | None = None, channels: int | None = None,
                  blocksize: int = 0, ring_seconds: float = 4.0):
@@ -88,7 +110,14 @@ class DeviceSource:
         self.status_flags = 0
         self.error: Exception | None = None
         self.finished = False
+        self.lost = False  # True between losing the device and reopening it
+        self.losses = 0
+        self.reopen_error = ""
         self._stream = None
+        self._seen_written = 0
+        self._seen_at = 0.0
+        self._attempt = 0
+        self._retry_at = 0.0
 
     def _callback(self, indata, frames, time_info, status) -> None:
         if status:
@@ -102,25 +131,75 @@ class DeviceSource:
     def start(self) -> None:
         import sounddevice as sd
 
+        global _open_streams
         try:
             self._stream = sd.InputStream(device=self.info["index"], channels=self.channels,
                                           samplerate=self.samplerate, dtype="float32", blocksize=self.blocksize,
                                           latency="low", callback=self._callback)
             self._stream.start()
         except (sd.PortAudioError, ValueError) as exc:
+            if self._stream is not None:
+                self._stream.close()
             self._stream = None
             raise SourceError(f"cannot open input device {self.name!r} at {self.samplerate} Hz with "
                               f"{self.channels} channel(s): {exc}") from None
+        _open_streams += 1
+        self._seen_written, self._seen_at = self.ring._written, time.monotonic()
+
+    def _close_stream(self) -> None:
+        global _open_streams
+        if self._stream is not None:
+            try:
+                self._stream.abort()
+                self._stream.close()
+            except Exception:  # a vanished device may fail to close; it is gone either way
+                pass
+            self._stream = None
+            _open_streams -= 1
+
+    def check(self, now: float | None = None) -> str:
+        """Watchdog, called by the analyzer thread: returns "ok", "lost" or "recovered"."""
+        now = time.monotonic() if now is None else now
+        if not self.lost:
+            written = self.ring._written
+            if written != self._seen_written:
+                self._seen_written, self._seen_at = written, now
+                return "ok"
+            if self._stream is not None and self._stream.active and now - self._seen_at < self.stall_s:
+                return "ok"
+            self.lost = True
+            self.losses += 1
+            self._attempt = 0
+            self._retry_at = now + self.backoff_s[0]
+            self._close_stream()
+            log.warning("input device %r lost; reopening", self.name)
+            return "lost"
+        if now < self._retry_at:
+            return "lost"
+        self._retry_at = now + self.backoff_s[min(self._attempt, len(self.backoff_s) - 1)]
+        self._attempt += 1
+        try:
+            if _open_streams == 0:
+                refresh_devices()
+            match = [d for d in list_input_devices() if d["name"] == self.name]
+            if not match:
+                raise SourceError(f"input device {self.name!r} is not present")
+            self.info = match[0]
+            self.start()
+        except SourceError as exc:
+            self.reopen_error = str(exc)
+            return "lost"
+        self.lost = False
+        self.reopen_error = ""
+        log.warning("input device %r is back (after %d attempt(s))", self.name, self._attempt)
+        return "recovered"
 
     @property
     def active(self) -> bool:
         return self._stream is not None and self._stream.active
 
     def stop(self) -> None:
-        if self._stream is not None:
-            self._stream.stop()
-            self._stream.close()
-            self._stream = None
+        self._close_stream()
 
 
 class _PlayerSource:
@@ -201,18 +280,30 @@ class FileSource(_PlayerSource):
 
 
 class DemoSource(_PlayerSource):
-    """The built-in generated demo piece (:mod:`live_mer.demo`), looped, paced in real time by default."""
+    """The built-in generated demo piece (:mod:`live_mer.demo`), looped, paced in real time by default.
 
-    def __init__(self, samplerate: int = 44100, realtime: bool = True, loop: bool = True):
+    ``seconds`` limits the total audio played (e.g. an hour of the looped piece for a soak test).
+    """
+
+    def __init__(self, samplerate: int = 44100, realtime: bool = True, loop: bool = True,
+                 seconds: float | None = None):
         super().__init__("demo", samplerate, 1, realtime)
         self.loop = loop
+        self.seconds = seconds
 
     def _blocks(self):
         from .demo import render_demo
 
         audio = np.asarray(render_demo(self.samplerate), dtype=np.float32).reshape(-1, 1)
+        remaining = int(self.seconds * self.samplerate) if self.seconds is not None else None
         while True:
             for i in range(0, audio.shape[0], self.block_frames):
-                yield audio[i:i + self.block_frames]
+                block = audio[i:i + self.block_frames]
+                if remaining is not None:
+                    if remaining <= 0:
+                        return
+                    block = block[:remaining]
+                    remaining -= block.shape[0]
+                yield block
             if not self.loop:
                 return

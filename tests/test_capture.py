@@ -72,3 +72,41 @@ def test_unknown_device_lists_the_available_ones(pulse):
         DeviceSource("no such interface 9000")
     text = str(info.value)
     assert "no such interface 9000" in text and "pulse" in text
+
+
+def test_device_loss_and_return_without_restart(pulse, tiny_model):
+    from pulse_rig import load_sink, unload_sink
+
+    source = DeviceSource("pulse", samplerate=SR, channels=1)
+    latest = LatestEstimates(maxlen=100000)
+    engine = Engine(source, Analyzer(tiny_model, SR), [latest])
+    tone = triad(57, True, 3.0, SR, amp=0.3)
+    engine.start()
+    try:
+        play(tone, SR).wait(timeout=20)
+        before = latest.drain()
+        assert before and all(e.input_ok for e in before)
+        unload_sink()  # the "USB interface" is unplugged
+        try:
+            deadline = time.monotonic() + 10
+            while not engine.input_lost and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert engine.input_lost, "the loss was not noticed"
+            time.sleep(1.5)
+            during = latest.drain()
+            assert during and not during[-1].input_ok  # estimates keep coming, flagged
+        finally:
+            load_sink()  # ...and plugged back in
+        deadline = time.monotonic() + 30
+        while engine.input_lost and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not engine.input_lost, f"not reopened: {source.reopen_error}"
+        assert source.losses == 1 and engine.running
+        play(tone, SR).wait(timeout=20)
+        time.sleep(0.5)
+        after = latest.drain()
+        assert after[-1].input_ok and max(e.loudness_db for e in after) > -30
+        ts = [e.t for e in before + during + after]
+        assert all(b > a for a, b in zip(ts, ts[1:]))  # one continuous timeline throughout
+    finally:
+        engine.stop()

@@ -99,8 +99,6 @@ def test_bad_destinations_are_clear():
     for bad in ("localhost", "host:0", "host:70000", ":9000", "1.2.3.4:port"):
         with pytest.raises(DestinationError, match="HOST:PORT"):
             parse_destination(bad)
-    with pytest.raises(DestinationError, match="cannot resolve"):
-        OscSender(["no-such-host.invalid:9000"])
     with pytest.raises(ValueError, match="prefix"):
         OscSender(["127.0.0.1:9000"], prefix="mer/")
     assert parse_destination("[::1]:9000") == ("::1", 9000)
@@ -111,3 +109,15 @@ def test_broadcast_and_multicast_sockets_open():
     osc(Estimate(t=0.0, valence=0.1, arousal=0.2))
     osc.close()
     assert [s["sent"] + s["errors"] for s in osc.stats()] == [1, 1]
+
+
+def test_unresolvable_destination_does_not_stop_the_others(receiver):
+    osc = OscSender(["no-such-host.invalid:9000", f"127.0.0.1:{receiver.port}"], settings=RAW)
+    for i in range(5):
+        osc(Estimate(t=float(i), valence=0.0, arousal=0.0))
+    osc.close()
+    stats = {s["destination"]: s for s in osc.stats()}
+    assert "cannot resolve" in stats["no-such-host.invalid:9000"]["last_error"]
+    assert stats["no-such-host.invalid:9000"]["dropped"] == 5
+    assert stats[f"127.0.0.1:{receiver.port}"]["sent"] == 5
+    assert receiver.wait_for(5)
