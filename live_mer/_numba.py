@@ -8,25 +8,18 @@ writable and the user has not chosen ``NUMBA_CACHE_DIR`` we point numba at a per
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from ._cache import user_cache_dir
 
 
 def _pick_cache_dir() -> str | None:
     if os.environ.get("NUMBA_CACHE_DIR"):
         return None
-    here = Path(__file__).resolve().parent
-    if os.access(here, os.W_OK):
+    if os.access(Path(__file__).resolve().parent, os.W_OK):
         return None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    for candidate in (os.path.join(base, "live_mer", "numba"), os.path.join(tempfile.gettempdir(), "live_mer-numba")):
-        try:
-            os.makedirs(candidate, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(candidate, os.W_OK):
-            return candidate
-    return None
+    found = user_cache_dir("numba")
+    return str(found) if found is not None else None
 
 
 _cache_dir = _pick_cache_dir()

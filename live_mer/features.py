@@ -14,12 +14,14 @@ through an online tuning estimate, which a filterbank built once (``librosa.filt
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import scipy.fft
 import soxr
 
+from ._cache import user_cache_dir
 from ._numba import njit
 from .harmony import NO_CHORD, TUNING_PRIOR_WEIGHT, HarmonyParams, HarmonyTracker, peak_chroma, tonal_weight
 
@@ -107,11 +109,35 @@ def _to_csr(weights: np.ndarray, rel_threshold: float = 1e-3):
             np.asarray(values, dtype=np.float32))
 
 
-def _filterbanks(spec: FeatureSpec):
-    import librosa.filters  # deferred: only the filter constructors are needed, once per stream
+def _mel_filterbank(spec: FeatureSpec) -> np.ndarray:
+    """librosa's Slaney mel filterbank, cached on disk: importing librosa costs ~1.3 s and ~60 MB of RAM
+    at every start, which the warm start-up budget of a live tool cannot afford."""
+    from importlib.metadata import version
+
+    key = f"mel-{spec.sample_rate}-{spec.n_fft}-{spec.n_mels}-{spec.fmin:g}-{spec.fmax:g}-librosa{version('librosa')}"
+    folder = user_cache_dir("filters")
+    path = folder / f"{key}.npy" if folder is not None else None
+    if path is not None and path.is_file():
+        try:
+            return np.load(path)
+        except (OSError, ValueError):
+            pass  # unreadable: build it again
+    import librosa.filters
 
     mel = librosa.filters.mel(sr=spec.sample_rate, n_fft=spec.n_fft, n_mels=spec.n_mels, fmin=spec.fmin,
                               fmax=spec.fmax, htk=False, norm="slaney")
+    if path is not None:
+        try:
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+            np.save(tmp, mel)
+            tmp.replace(path)
+        except OSError:
+            pass  # a cache we cannot write is only slower
+    return mel
+
+
+def _filterbanks(spec: FeatureSpec):
+    mel = _mel_filterbank(spec)
     # Chroma: the FFT bin range of the peak picker (see live_mer.harmony.peak_chroma). Tuning is
     # estimated from peaks above 150 Hz, where an FFT bin is under a semitone and interpolation is exact.
     bin_hz = spec.sample_rate / spec.n_fft
