@@ -130,9 +130,9 @@ def feature_cache(clips: list[Clip], spec: FeatureSpec, workers: int = 2, progre
 def windows_of(frames: np.ndarray, silence: np.ndarray, window: int, hop: int) -> np.ndarray:
     """Every window the streaming Analyzer would run the model on, (n_windows, window, n_features).
 
-    The Analyzer starts with a window full of the silence row and emits after every ``hop`` frames.
+    The Analyzer starts with a window full of the silence row and emits after every ``hop`` frames, so
+    window ``k`` holds the ``window`` frames ending at frame ``(k + 1) * hop``. Returns a read-only view.
     """
-    n = frames.shape[0]
     padded = np.concatenate([np.tile(silence, (window, 1)), frames])
-    ends = np.arange(hop, n + 1, hop) + window
-    return np.stack([padded[e - window:e] for e in ends]) if len(ends) else np.zeros((0, window, frames.shape[1]))
+    view = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)  # (positions, F, window)
+    return view[hop::hop][: frames.shape[0] // hop].transpose(0, 2, 1)

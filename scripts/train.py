@@ -1,14 +1,21 @@
-"""Train, cross-validate and export the live_mer student from ../shared/data.
+"""Train, cross-validate and export the live_mer student from ../shared/data (Music2Emo-style distillation).
 
-    python scripts/train.py all        # features -> 5-fold CV through the streaming Analyzer -> final fit -> models/
-    python scripts/train.py features   # only fill the feature cache (.cache/features/...)
-    python scripts/train.py cv         # only the cross-validation table
-    python scripts/train.py fit        # only the final model (uses the last CV table if present)
+    python scripts/train.py all          # features -> teachers -> 5-fold CV table -> final fit -> models/
+    python scripts/train.py features     # only fill the feature cache (.cache/features/...)
+    python scripts/train.py cv           # only the cross-validation table (.cache/cv_table.json)
+    python scripts/train.py fit          # only the final model (uses the last CV table if present)
 
-Needs the ``train`` extra (``pip install -e ".[train]"``: torch 2.13.0 CPU, scikit-learn, tqdm).
-The student here is the *pooled student* of :mod:`live_mer.export` trained directly on the labels
-(4Q quadrants and their valence/arousal signs, Emotify GEMS shares): no teachers, no distillation.
-Seeds are fixed; features are cached, so a second run only retrains.
+Needs the ``train`` extra (``pip install -e ".[train]"``: torch 2.13.0 CPU, scikit-learn, tqdm, mido) and,
+for the teachers, the musicnn embeddings (``scripts/teachers/setup_env.sh`` then
+``scripts/teachers/embed_musicnn.py``) and the rendered VGMIDI audio (``scripts/teachers/render_vgmidi.py``).
+
+Data: 4Q (quadrants; valence/arousal signs), Emotify (GEMS-9 listener shares) and VGMIDI (valence/arousal
+per measure, rendered with several instruments). Every clip of all three is cut into the windows the live
+Analyzer runs the model on (6 s, one every 0.5 s, causal); the student is the pooled student of
+:mod:`live_mer.export`. It learns from the ground truth where a dataset has it and, with distillation,
+from the per-dataset teachers of :mod:`teacher_models` everywhere: regression heads by MSE to the
+teachers' values, categorical heads by KL (quadrants, temperature-softened) or BCE (GEMS shares) to the
+teachers' outputs. Seeds are fixed; features and embeddings are cached.
 """
 
 from __future__ import annotations
@@ -17,14 +24,13 @@ import argparse
 import json
 import platform
 import sys
-import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "teachers"))
 
 from mer_data import (CACHE, DATA, GEMS, QUADRANT_VA, QUADRANTS, ROOT, feature_cache, folds,  # noqa: E402
                       load_4q, load_emotify, windows_of)
@@ -37,6 +43,7 @@ from live_mer.model import DEFAULT_MODEL, load_model  # noqa: E402
 
 SEED = 20261121
 WINDOW_S, HOP_S, RECENT_S = 6.0, 0.5, 1.5
+KD_WEIGHT, KD_TEMPERATURE = 1.0, 2.0
 OUTPUTS = {
     "va": {"kind": "regression", "names": ["valence", "arousal"], "range": [-1.0, 1.0]},
     "quadrant": {"kind": "softmax", "names": list(QUADRANTS)},
@@ -50,52 +57,89 @@ def geometry(spec: FeatureSpec) -> tuple[int, int, int]:
     return int(round(WINDOW_S * fr)), int(round(HOP_S * fr)), int(round(RECENT_S * fr))
 
 
-def pooled_dataset(clips, paths, spec: FeatureSpec):
-    """Pooled statistics of every Analyzer window of every clip, with per-window labels."""
+def load_clips(limit: int | None = None, vgmidi: bool = True):
+    clips = load_4q() + load_emotify()
+    if vgmidi:
+        from vgmidi import load_vgmidi
+
+        clips += load_vgmidi()
+    if limit:
+        rng = np.random.default_rng(SEED)
+        clips = [clips[i] for i in sorted(rng.choice(len(clips), size=min(limit, len(clips)), replace=False))]
+    return clips
+
+
+def window_table(clips, paths, spec: FeatureSpec):
+    """Pooled statistics of every Analyzer window of every clip: (x, clip index, window end time)."""
     from tqdm import tqdm
 
     window, hop, recent = geometry(spec)
     silence = Frontend(spec, spec.sample_rate).silence_row()
-    xs, clip_of = [], []
+    xs, clip_of, ends = [], [], []
     for i, p in enumerate(tqdm(paths, desc="windows")):
         w = windows_of(np.load(p), silence, window, hop)
-        xs.append(pooled_statistics(w, recent))
+        for a in range(0, len(w), 256):  # bounded memory on long VGMIDI renders
+            xs.append(pooled_statistics(w[a:a + 256], recent))
         clip_of.append(np.full(len(w), i))
-    return np.concatenate(xs), np.concatenate(clip_of)
+        ends.append((np.arange(len(w)) + 1) * hop / spec.frame_rate)
+    return np.concatenate(xs), np.concatenate(clip_of), np.concatenate(ends)
 
 
-def labels(clips, clip_of):
+def ground_truth(clips, clip_of, t_end):
+    from teacher_models import measure_at
+
     n = len(clip_of)
     quad = np.full(n, -1, np.int64)
     va = np.full((n, 2), np.nan, np.float32)
     gems = np.full((n, len(GEMS)), np.nan, np.float32)
-    for j, i in enumerate(clip_of):
-        c = clips[i]
+    for i, c in enumerate(clips):
+        sel = clip_of == i
         if c.quadrant is not None:
-            quad[j] = c.quadrant
-            va[j] = 0.5 * np.array(QUADRANT_VA[QUADRANTS[c.quadrant]])  # sign targets, magnitude unknown
+            quad[sel] = c.quadrant
+            va[sel] = 0.5 * np.array(QUADRANT_VA[QUADRANTS[c.quadrant]])  # signs; magnitude unknown
         if c.gems is not None:
-            gems[j] = c.gems
+            gems[sel] = c.gems
+        if c.dataset == "vgmidi":
+            va[sel] = measure_at(c, t_end[sel])  # the measure being heard at the window's end
     return quad, va, gems
 
 
-def fit(x, quad, va, gems, epochs: int = 40, seed: int = SEED) -> PooledStudentWeights:
-    """Train the pooled student on window statistics; returns numpy weights for export."""
+def soft_targets(labels: dict, clip_of, t_end):
+    """Teacher outputs at each window's end (nearest segment); NaN where no teacher label exists."""
+    n = len(clip_of)
+    soft = {"quadrant": np.full((n, 4), np.nan, np.float32), "gems": np.full((n, len(GEMS)), np.nan, np.float32),
+            "va": np.full((n, 2), np.nan, np.float32)}
+    for i, (times, pred) in labels.items():
+        sel = np.flatnonzero(clip_of == i)
+        if not len(sel):
+            continue
+        nearest = np.clip(np.searchsorted(times, t_end[sel]), 0, len(times) - 1)
+        for head, values in pred.items():
+            soft[head][sel] = values[nearest]
+    return soft
+
+
+def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED) -> PooledStudentWeights:
+    """Train the pooled student; with ``soft`` (teacher outputs) it is distilled, else labels only."""
     import torch
     from torch import nn
+    from torch.nn import functional as F
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-3
     z = torch.from_numpy(((x - mean) / scale).astype(np.float32))
     q_t, va_t, g_t = torch.from_numpy(quad), torch.from_numpy(va), torch.from_numpy(gems)
+    if soft is not None:
+        sq = torch.from_numpy(soft["quadrant"])
+        sva, sg = torch.from_numpy(soft["va"]), torch.from_numpy(soft["gems"])
     trunk = nn.Sequential(nn.Linear(x.shape[1], 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 64), nn.ReLU(),
                           nn.Dropout(0.2))
     heads = nn.ModuleDict({"va": nn.Linear(64, 2), "quadrant": nn.Linear(64, 4), "gems": nn.Linear(64, len(GEMS))})
     params = list(trunk.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    n, batch = len(z), 256
+    n, batch, T = len(z), 512, KD_TEMPERATURE
     for _ in range(epochs):
         trunk.train()
         heads.train()
@@ -103,14 +147,29 @@ def fit(x, quad, va, gems, epochs: int = 40, seed: int = SEED) -> PooledStudentW
         for start in range(0, n, batch):
             idx = order[start:start + batch]
             h = trunk(z[idx])
+            q_logits, va_out, g_logits = heads["quadrant"](h), torch.tanh(heads["va"](h)), heads["gems"](h)
             loss = torch.zeros(())
-            qm = q_t[idx] >= 0
-            if qm.any():
-                loss = loss + nn.functional.cross_entropy(heads["quadrant"](h[qm]), q_t[idx][qm])
-                loss = loss + nn.functional.mse_loss(torch.tanh(heads["va"](h[qm])), va_t[idx][qm])
-            gm = ~torch.isnan(g_t[idx][:, 0])
-            if gm.any():
-                loss = loss + 2.0 * nn.functional.binary_cross_entropy_with_logits(heads["gems"](h[gm]), g_t[idx][gm])
+            m = q_t[idx] >= 0
+            if m.any():
+                loss = loss + F.cross_entropy(q_logits[m], q_t[idx][m])
+            m = ~torch.isnan(va_t[idx][:, 0])
+            if m.any():
+                loss = loss + F.mse_loss(va_out[m], va_t[idx][m])
+            m = ~torch.isnan(g_t[idx][:, 0])
+            if m.any():
+                loss = loss + 2.0 * F.binary_cross_entropy_with_logits(g_logits[m], g_t[idx][m])
+            if soft is not None:
+                m = ~torch.isnan(sq[idx][:, 0])
+                if m.any():  # KL to temperature-softened teacher probabilities (Hinton et al.), scaled by T^2
+                    target = F.softmax(torch.log(sq[idx][m].clamp_min(1e-6)) / T, dim=1)
+                    loss = loss + KD_WEIGHT * T * T * F.kl_div(F.log_softmax(q_logits[m] / T, dim=1), target,
+                                                                reduction="batchmean")
+                m = ~torch.isnan(sva[idx][:, 0])
+                if m.any():  # regression heads match the teacher's values
+                    loss = loss + KD_WEIGHT * F.mse_loss(va_out[m], sva[idx][m])
+                m = ~torch.isnan(sg[idx][:, 0])
+                if m.any():
+                    loss = loss + KD_WEIGHT * 2.0 * F.binary_cross_entropy_with_logits(g_logits[m], sg[idx][m])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -127,6 +186,84 @@ def fit(x, quad, va, gems, epochs: int = 40, seed: int = SEED) -> PooledStudentW
         recent_frames=0)
 
 
+def forward(w: PooledStudentWeights, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Numpy twin of the exported graph on pooled statistics (checked against ONNX at export)."""
+    h = (x - w.mean) / w.scale
+    for wt, b in w.trunk:
+        h = np.maximum(h @ wt + b, 0)
+    out = {}
+    for name, (wt, b, act) in w.heads.items():
+        y = h @ wt + b
+        if act == "tanh":
+            y = np.tanh(y)
+        elif act == "sigmoid":
+            y = 1 / (1 + np.exp(-y))
+        else:
+            y = np.exp(y - y.max(axis=1, keepdims=True))
+            y /= y.sum(axis=1, keepdims=True)
+        out[name] = y
+    return out
+
+
+def formula_baseline(x: np.ndarray, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """What LED/visual tools do today, fixed a priori (not fitted): arousal from loudness and onsets,
+    valence from spectral balance (bright = positive). Quadrant = the signs."""
+    names = spec.feature_names()
+    loud = x[:, names.index("loudness_db")]
+    onset = x[:, names.index("onset")]
+    mel = x[:, : spec.n_mels]  # window mean of log10 mel power per band
+    power = 10.0 ** (mel - mel.max(axis=1, keepdims=True))
+    centroid = (power * np.arange(spec.n_mels)).sum(axis=1) / power.sum(axis=1)
+    arousal = np.tanh((loud + 30.0) / 10.0 + 5.0 * onset)
+    valence = np.tanh((centroid - spec.n_mels * 0.3) / 6.0)
+    q = np.where(valence >= 0, np.where(arousal >= 0, 0, 3), np.where(arousal >= 0, 1, 2))
+    return {"va": np.stack([valence, arousal], axis=1), "quadrant": np.eye(4, dtype=np.float32)[q]}
+
+
+def metrics(clips, idx: np.ndarray, clip_of, t_end, pred: dict) -> dict:
+    """The evaluation table's columns from per-window predictions of the clips in ``idx``."""
+    from sklearn.metrics import f1_score
+    from teacher_models import measure_at
+
+    out = {}
+    q = [i for i in idx if clips[i].dataset == "4q"]
+    if q and "quadrant" in pred:
+        rows = [np.flatnonzero(clip_of == i) for i in q]
+        y_clip = np.array([clips[i].quadrant for i in q])
+        p_clip = np.array([pred["quadrant"][r].mean(0).argmax() for r in rows])
+        y_win = np.concatenate([np.full(len(r), clips[i].quadrant) for i, r in zip(q, rows)])
+        p_win = np.concatenate([pred["quadrant"][r].argmax(1) for r in rows])
+        va = np.array([pred["va"][r].mean(0) for r in rows])
+        true = np.array([QUADRANT_VA[QUADRANTS[k]] for k in y_clip])
+        out.update({"4q_clip_macro_f1": float(f1_score(y_clip, p_clip, average="macro")),
+                    "4q_window_macro_f1": float(f1_score(y_win, p_win, average="macro")),
+                    "4q_arousal_sign_acc": float(np.mean(np.sign(va[:, 1]) == true[:, 1])),
+                    "4q_valence_sign_acc": float(np.mean(np.sign(va[:, 0]) == true[:, 0]))})
+    g = [i for i in idx if clips[i].dataset == "emotify"]
+    if g and "gems" in pred:
+        y = np.array([clips[i].gems for i in g])
+        p = np.array([pred["gems"][clip_of == i].mean(0) for i in g])
+        out["emotify_mean_pearson_r"] = float(np.mean([np.corrcoef(y[:, k], p[:, k])[0, 1]
+                                                       for k in range(len(GEMS))]))
+    v = [i for i in idx if clips[i].dataset == "vgmidi"]
+    if v:
+        ys, ps = [], []
+        for i in v:
+            rows = np.flatnonzero(clip_of == i)
+            m = clips[i].extra["measures"]
+            # causal: the estimate at the end of each measure (first window ending at or after it)
+            at = np.clip(np.searchsorted(t_end[rows], m[:, 1] - 1e-6), 0, len(rows) - 1)
+            truth = measure_at(clips[i], np.maximum(m[:, 1] - 1e-3, 0))
+            ok = ~np.isnan(truth[:, 0])
+            ys.append(truth[ok])
+            ps.append(pred["va"][rows[at]][ok])
+        y, p = np.concatenate(ys), np.concatenate(ps)
+        for k, name in enumerate(("valence", "arousal")):
+            out[f"vgmidi_{name}_rmse"] = float(np.sqrt(np.mean((y[:, k] - p[:, k]) ** 2)))
+            out[f"vgmidi_{name}_r"] = float(np.corrcoef(y[:, k], p[:, k])[0, 1])
+    return out
+
+
 def export(weights: PooledStudentWeights, spec: FeatureSpec, directory: Path, name: str, extra: dict) -> Path:
     window, hop, recent = geometry(spec)
     weights.recent_frames = recent
@@ -135,130 +272,121 @@ def export(weights: PooledStudentWeights, spec: FeatureSpec, directory: Path, na
     return onnx_path
 
 
-_MODELS: dict = {}
-
-
-def stream_clip(args) -> dict:
-    """Run the streaming Analyzer (no smoothing) over one clip; per-window head outputs."""
-    onnx_path, audio_path = args
-    model = _MODELS.get(onnx_path) or _MODELS.setdefault(onnx_path, load_model(onnx_path, provider="cpu"))
-    with open_audio(audio_path) as f:
-        ests = analyze_stream(Analyzer(model, f.samplerate, smoothing_s=0.0), iter_blocks(f))
-    return {"va": np.array([[e.valence, e.arousal] for e in ests]),
-            "quadrant": np.array([[e.heads["quadrant"][q] for q in QUADRANTS] for e in ests]),
-            "gems": np.array([[e.heads["gems"][g] for g in GEMS] for e in ests])}
-
-
-def metrics(clips, preds) -> dict:
-    """The evaluation table's columns from streamed per-window predictions."""
-    from sklearn.metrics import f1_score
-
-    out = {}
-    q_idx = [i for i, c in enumerate(clips) if c.quadrant is not None]
-    if q_idx:
-        y_clip = np.array([clips[i].quadrant for i in q_idx])
-        p_clip = np.array([preds[i]["quadrant"].mean(axis=0).argmax() for i in q_idx])
-        y_win = np.concatenate([np.full(len(preds[i]["quadrant"]), clips[i].quadrant) for i in q_idx])
-        p_win = np.concatenate([preds[i]["quadrant"].argmax(axis=1) for i in q_idx])
-        va_clip = np.array([preds[i]["va"].mean(axis=0) for i in q_idx])
-        va_true = np.array([QUADRANT_VA[QUADRANTS[q]] for q in y_clip])
-        out.update({
-            "4q_clip_macro_f1": float(f1_score(y_clip, p_clip, average="macro")),
-            "4q_window_macro_f1": float(f1_score(y_win, p_win, average="macro")),
-            "4q_arousal_sign_acc": float(np.mean(np.sign(va_clip[:, 1]) == va_true[:, 1])),
-            "4q_valence_sign_acc": float(np.mean(np.sign(va_clip[:, 0]) == va_true[:, 0])),
-            "4q_clips": len(q_idx),
-        })
-    g_idx = [i for i, c in enumerate(clips) if c.gems is not None]
-    if g_idx:
-        y = np.array([clips[i].gems for i in g_idx])
-        p = np.array([preds[i]["gems"].mean(axis=0) for i in g_idx])
-        rs = [float(np.corrcoef(y[:, k], p[:, k])[0, 1]) for k in range(len(GEMS))]
-        out.update({"emotify_mean_pearson_r": float(np.mean(rs)),
-                    "emotify_pearson_r": dict(zip(GEMS, rs)), "emotify_clips": len(g_idx)})
-    return out
-
-
-def load_all(spec: FeatureSpec, limit: int | None = None):
-    clips = load_4q() + load_emotify()
-    if limit:
-        rng = np.random.default_rng(SEED)
-        clips = [clips[i] for i in sorted(rng.choice(len(clips), size=min(limit, len(clips)), replace=False))]
-    return clips, feature_cache(clips, spec)
-
-
-def cmd_cv(spec: FeatureSpec, args) -> dict:
+def prepare(spec: FeatureSpec, args):
+    """Clips, folds, window table, ground truth and segment descriptors (all cached on disk)."""
+    from teacher_models import segment_descriptors
     from tqdm import tqdm
 
-    clips, paths = load_all(spec, args.limit)
+    from teacher_models import musicnn_path
+
+    clips = load_clips(args.limit)
+    missing = [c for c in clips if not musicnn_path(c).exists()]
+    if missing:
+        raise SystemExit(f"{len(missing)} of {len(clips)} clips have no musicnn embeddings yet (e.g. "
+                         f"{missing[0].dataset}/{missing[0].clip_id}): run scripts/teachers/embed_musicnn.py")
+    paths = feature_cache(clips, spec, workers=args.workers)
     fold = folds(clips, args.folds, SEED)
-    x, clip_of = pooled_dataset(clips, paths, spec)
-    quad, va, gems = labels(clips, clip_of)
-    preds: list = [None] * len(clips)
-    with tempfile.TemporaryDirectory() as tmp:
-        for k in range(args.folds):
-            train = fold[clip_of] != k
-            w = fit(x[train], quad[train], va[train], gems[train], epochs=args.epochs)
-            onnx_path = export(w, spec, Path(tmp), f"fold{k}", {})
-            test = [i for i in range(len(clips)) if fold[i] == k]
-            with ProcessPoolExecutor(args.workers) as pool:
-                jobs = [(str(onnx_path), str(clips[i].path)) for i in test]
-                for i, p in zip(test, tqdm(pool.map(stream_clip, jobs), total=len(test), desc=f"fold {k} stream")):
-                    preds[i] = p
-    table = metrics(clips, preds)
-    table["protocol"] = (f"{args.folds}-fold cross-validation, folds grouped by artist (4Q, stratified by quadrant) "
-                         f"and by track (Emotify), seed {SEED}; every test clip streamed through live_mer.Analyzer "
-                         f"(causal, {WINDOW_S:g} s window, {HOP_S:g} s hop, no smoothing); window metrics per "
-                         "estimate, clip metrics on the mean of a clip's estimates")
+    x, clip_of, t_end = window_table(clips, paths, spec)
+    segs = [segment_descriptors(c, np.load(p)) for c, p in tqdm(list(zip(clips, paths)), desc="segments")]
+    return clips, fold, x, clip_of, t_end, segs
+
+
+def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
+    from teacher_models import teacher_labels, teacher_oof_table
+
+    clips, fold, x, clip_of, t_end, segs = data or prepare(spec, args)
+    quad, va, gems = ground_truth(clips, clip_of, t_end)
+    rows = {"student": {}, "student_no_distillation": {}}
+    preds = {name: {} for name in rows}
+    for k in range(args.folds):
+        t0 = time.time()
+        train = fold[clip_of] != k
+        test_rows = ~train
+        soft = soft_targets(teacher_labels(segs, clips, fold, k, SEED), clip_of, t_end)
+        for name, kd in (("student", True), ("student_no_distillation", False)):
+            w = fit(x[train], quad[train], va[train], gems[train],
+                    {h: s[train] for h, s in soft.items()} if kd else None, epochs=args.epochs)
+            for head, values in forward(w, x[test_rows]).items():
+                preds[name].setdefault(head, np.zeros((len(x), values.shape[1]), np.float32))[test_rows] = values
+        print(f"fold {k}: {time.time() - t0:.0f} s", flush=True)
+    everything = np.arange(len(clips))
+    table = {name: metrics(clips, everything, clip_of, t_end, p) for name, p in preds.items()}
+    table["teachers"] = teacher_oof_table(segs, clips, fold)
+    table["formula_baseline"] = metrics(clips, everything, clip_of, t_end, formula_baseline(x, spec))
+    table["protocol"] = (
+        f"{args.folds}-fold cross-validation, folds grouped by artist (4Q, stratified by quadrant), track (Emotify) "
+        f"and piece (VGMIDI, all instrument renders of a piece in one fold), seed {SEED}. Students: every window "
+        f"the live Analyzer runs ({WINDOW_S:g} s, every {HOP_S:g} s, causal, no smoothing) of every test clip, "
+        "from the same frame features; clip metrics on the mean of a clip's windows; VGMIDI per measure with the "
+        "estimate at the measure's end. Teachers: non-causal 8 s segments, out-of-fold, clip = segment mean. "
+        "Teachers used to train a fold's student never saw that fold.")
+    table["counts"] = {d: sum(c.dataset == d for c in clips) for d in ("4q", "emotify", "vgmidi")}
     CV_TABLE.parent.mkdir(parents=True, exist_ok=True)
     CV_TABLE.write_text(json.dumps(table, indent=2))
     print(json.dumps(table, indent=2))
     return table
 
 
-def cmd_fit(spec: FeatureSpec, args, seconds_so_far: float = 0.0) -> Path:
+def stream_check(model, clips, clip_of, x, w, n: int = 6) -> float:
+    """Largest difference between the live Analyzer and the training-time windows on a few clips."""
+    worst = 0.0
+    for i in range(0, len(clips), max(1, len(clips) // n))[:n]:
+        with open_audio(clips[i].path) as f:
+            ests = analyze_stream(Analyzer(model, f.samplerate, smoothing_s=0.0), iter_blocks(f))
+        live = np.array([[e.valence, e.arousal] for e in ests])
+        offline = forward(w, x[clip_of == i])["va"]
+        m = min(len(live), len(offline))
+        worst = max(worst, float(np.abs(live[:m] - offline[:m]).max()))
+    return worst
+
+
+def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> Path:
+    from teacher_models import teacher_labels
+
     t0 = time.time()
-    clips, paths = load_all(spec, args.limit)
-    x, clip_of = pooled_dataset(clips, paths, spec)
-    quad, va, gems = labels(clips, clip_of)
-    w = fit(x, quad, va, gems, epochs=args.epochs)
+    clips, fold, x, clip_of, t_end, segs = data or prepare(spec, args)
+    quad, va, gems = ground_truth(clips, clip_of, t_end)
+    soft = soft_targets(teacher_labels(segs, clips, fold, None, SEED), clip_of, t_end)
+    w = fit(x, quad, va, gems, soft, epochs=args.epochs)
     evaluation = json.loads(CV_TABLE.read_text()) if CV_TABLE.exists() else {}
-    n4q = sum(c.dataset == "4q" for c in clips)
-    nemo = sum(c.dataset == "emotify" for c in clips)
+    counts = {d: sum(c.dataset == d for c in clips) for d in ("4q", "emotify", "vgmidi")}
     extra = {
         "description": "Causal pooled student: mean/std over a 6 s window and mean over its last 1.5 s of the "
                        "live_mer frame features (log-mel, key-relative chroma, loudness, onset, key-relative "
-                       "chord, mode) -> MLP 288-128-64 -> heads va (tanh), quadrant (softmax), gems (sigmoid).",
+                       "chord, mode) -> MLP 288-128-64 -> heads va (tanh), quadrant (softmax), gems (sigmoid); "
+                       "distilled from per-dataset teachers.",
         "training": {
             "command": "python scripts/train.py all",
-            "script": "scripts/train.py (features from live_mer.features.Frontend via scripts/mer_data.py)",
-            "data": {"4q": f"{n4q} clips of the 4Q audio emotion dataset (Panda et al. 2018), quadrant labels; "
-                           "valence/arousal trained as the quadrant's signs (+-0.5)",
-                     "emotify": f"{nemo} clips of Emotify (Aljanaki et al. 2016), GEMS-9 listener shares"},
-            "licences": "4Q and Emotify are research datasets (research use only; Emotify audio is Magnatune, "
-                        "CC BY-NC-SA). The model weights are derived from them: research/non-commercial use.",
-            "distillation": "none: this student learns from ground-truth labels only (no teachers yet)",
+            "scripts": "scripts/train.py, scripts/teacher_models.py, scripts/mer_data.py, scripts/teachers/",
+            "data": {"4q": f"{counts['4q']} clips of the 4Q audio emotion dataset (Panda et al. 2018): quadrants",
+                     "emotify": f"{counts['emotify']} clips of Emotify (Aljanaki et al. 2016): GEMS-9 shares",
+                     "vgmidi": f"{counts['vgmidi']} renders (FluidR3 GM, piano + 3 re-orchestrations per piece) of "
+                               "the labelled VGMIDI pieces (Ferreira & Whitehead 2019): valence/arousal per measure"},
+            "licences": "4Q, Emotify (Magnatune audio, CC BY-NC-SA) and VGMIDI are research datasets: the weights "
+                        "derived from them are for research / non-commercial use. Teacher inputs: musicnn MSD "
+                        "embeddings (musicnn, ISC licence, weights from its PyPI package), never shipped.",
+            "teachers": "per dataset, non-causal 8 s segments of musicnn MSD embeddings (mean/std of the penultimate "
+                        "layer, mean tag probabilities) + live_mer feature statistics: 4Q logistic regression "
+                        "(quadrant), Emotify ridge (GEMS shares), VGMIDI ridge (valence/arousal); each labels the "
+                        "other datasets (cross pseudo-labels), out-of-fold on its own",
+            "distillation": f"GT losses where labels exist + KD weight {KD_WEIGHT}: MSE to teacher VA, KL at "
+                            f"T={KD_TEMPERATURE} to teacher quadrant probabilities, BCE to teacher GEMS shares",
             "seed": SEED, "epochs": args.epochs,
             "seconds": round(seconds_so_far + time.time() - t0, 1),
-            "machine": f"{platform.machine()}, {platform.python_version()}, CPU only",
+            "machine": f"{platform.machine()}, Python {platform.python_version()}, CPU only",
         },
         "evaluation": evaluation,
     }
     onnx_path = export(w, spec, ROOT / "models", args.name, extra)
-    # Parity: the exported graph against the numpy/torch weights on real windows.
     model = load_model(onnx_path, provider="cpu")
     window, hop, recent = geometry(spec)
     silence = Frontend(spec, spec.sample_rate).silence_row()
-    sample = windows_of(np.load(paths[0]), silence, window, hop)[:8]
+    sample = windows_of(np.load(feature_cache(clips[:1], spec)[0]), silence, window, hop)[:8]
     onnx_q = model.run(sample)["quadrant"]
-    z = (pooled_statistics(sample, recent) - w.mean) / w.scale
-    for wt, b in w.trunk:
-        z = np.maximum(z @ wt + b, 0)
-    logits = z @ w.heads["quadrant"][0] + w.heads["quadrant"][1]
-    ref = np.exp(logits - logits.max(axis=1, keepdims=True))
-    ref /= ref.sum(axis=1, keepdims=True)
+    ref = forward(w, pooled_statistics(sample, recent))["quadrant"]
     print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1024:.0f} KiB); ONNX vs weights max |diff| "
-          f"{np.abs(onnx_q - ref).max():.2e}")
+          f"{np.abs(onnx_q - ref).max():.2e}; live Analyzer vs training windows max |diff| "
+          f"{stream_check(model, clips, clip_of, x, w):.2e}")
     return onnx_path
 
 
@@ -266,7 +394,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["all", "features", "cv", "fit"])
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, help="use only this many clips (smoke tests)")
     p.add_argument("--name", default=DEFAULT_MODEL, help="model name written to models/")
@@ -276,12 +404,14 @@ def main() -> int:
         return 2
     spec = FeatureSpec()
     t0 = time.time()
-    if args.command in ("all", "features"):
-        load_all(spec, args.limit)
-    if args.command in ("all", "cv"):
-        cmd_cv(spec, args)
-    if args.command in ("all", "fit"):
-        cmd_fit(spec, args, seconds_so_far=time.time() - t0)
+    if args.command == "features":
+        feature_cache(load_clips(args.limit), spec, workers=args.workers)
+    else:
+        data = prepare(spec, args)
+        if args.command in ("all", "cv"):
+            cmd_cv(spec, args, data)
+        if args.command in ("all", "fit"):
+            cmd_fit(spec, args, data, seconds_so_far=time.time() - t0)
     print(f"done in {time.time() - t0:.0f} s")
     return 0
 

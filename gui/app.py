@@ -1,0 +1,139 @@
+"""Command line and QApplication for the monitor: ``python -m gui [options]`` (``live-mer gui``)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from live_mer import __version__
+from live_mer import config as configmod
+from live_mer.model import DEFAULT_MODEL, ModelError
+
+from .presets import PRESETS, from_config
+from .session import DEMO, DEVICE, FILE, Session, SourceChoice
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="live-mer gui", description="Live monitor: valence/arousal, moods, chord and key, level, OSC status.",
+        epilog="Keys: F11 full screen (kiosk), Esc leave full screen, Space start/stop, Ctrl+Q quit.")
+    p.add_argument("--version", action="version", version=f"live_mer {__version__}")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--device", help="input device: part of its name, or its index (see `live-mer devices`)")
+    src.add_argument("--file", help="play an audio file in real time (looped)")
+    src.add_argument("--demo", action="store_true", help="play the built-in demo piece")
+    p.add_argument("--model", help=f"model name in models/ or path to an .onnx with its .json card "
+                                   f"(default {DEFAULT_MODEL})")
+    p.add_argument("--provider", choices=["auto", "cpu", "cuda"], help="onnxruntime execution provider")
+    p.add_argument("--osc", action="append", metavar="HOST:PORT", help="OSC destination (repeatable)")
+    p.add_argument("--prefix", help="OSC address prefix (default /mer)")
+    p.add_argument("--smoothing", type=float, help="smoothing of the estimates, seconds (what the monitor shows "
+                                                    "and OSC receives; OSC outputs are also shaped, see --config)")
+    p.add_argument("--preset", help=f"start with a preset: {', '.join(PRESETS)}, or a [presets.<name>] "
+                                    "of the configuration file")
+    p.add_argument("--config", help="TOML configuration file (see `live-mer config --example`)")
+    p.add_argument("--kiosk", action="store_true", help="start full screen without controls (F11 toggles)")
+    p.add_argument("--fps", type=float, default=30.0, help="display rate, 1..60 frames per second (default 30)")
+    p.add_argument("--history", type=int, default=60, metavar="S", help="timeline length in seconds (default 60)")
+    p.add_argument("--no-start", action="store_true", help="open the window without starting the analysis")
+    p.add_argument("--screenshot", metavar="PNG", help="save a picture of the window after --screenshot-after "
+                                                      "seconds, then quit (for docs and bug reports)")
+    p.add_argument("--screenshot-after", type=float, default=10.0, metavar="S", help="default 10")
+    p.add_argument("--size", default="1280x800", metavar="WxH", help="window size (default 1280x800)")
+    return p
+
+
+def _source(args, cfg: configmod.Config) -> tuple[SourceChoice, str]:
+    """The input to start with, and a note for the banner when we had to fall back to the demo."""
+    device, file, demo = args.device, args.file, args.demo
+    if device is None and file is None and not demo:  # nothing on the command line: the config file's choice
+        device, file, demo = cfg.source.device or None, cfg.source.file or None, cfg.source.demo
+    if demo:
+        return SourceChoice(DEMO), ""
+    if file:
+        return SourceChoice(FILE, file), ""
+    from .window import input_devices
+
+    devices, problem = input_devices()
+    if device is not None:
+        if str(device).isdigit():  # the picker lists devices by name; map an index to its name
+            device = next((d["name"] for d in devices if d["index"] == int(device)), device)
+        return SourceChoice(DEVICE, str(device)), ""
+    if devices:
+        return SourceChoice(DEVICE, ""), ""
+    return SourceChoice(DEMO), f"No input device found{': ' + problem if problem else ''}. Playing the demo piece."
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not 1 <= args.fps <= 60:
+        print("error: --fps must be in 1..60", file=sys.stderr)
+        return 2
+    if not 10 <= args.history <= 600:
+        print("error: --history must be in 10..600 seconds", file=sys.stderr)
+        return 2
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"error: --size {args.size!r} is not WIDTHxHEIGHT", file=sys.stderr)
+        return 2
+    try:
+        cfg = configmod.load(args.config) if args.config else configmod.Config()
+    except configmod.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    presets = {**PRESETS, **from_config(cfg.presets)}
+    preset = args.preset if args.preset is not None else cfg.preset
+    if preset and preset not in presets:
+        print(f"error: no preset {preset!r}; presets: {', '.join(presets)}", file=sys.stderr)
+        return 2
+
+    from PyQt6 import QtCore, QtWidgets
+
+    from . import theme
+    from .window import MainWindow
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app.setApplicationName("live_mer monitor")
+    theme.apply(app)
+
+    session = Session(model=args.model or cfg.model.name, provider=args.provider or cfg.model.provider,
+                      prefix=args.prefix or cfg.osc.prefix, output_settings=cfg.outputs)
+    choice, note = _source(args, cfg)
+    osc_configs = () if args.osc else cfg.osc.all_destinations()
+    osc = ", ".join(args.osc) if args.osc else ", ".join(d.label for d in osc_configs)
+    smoothing = args.smoothing if args.smoothing is not None else cfg.analysis.smoothing_s
+    window = MainWindow(session, choice, smoothing_s=smoothing, osc=osc, preset=preset or None,
+                        history_s=args.history, fps=args.fps, presets=presets, osc_configs=osc_configs)
+    window.resize(width, height)
+    if args.screenshot:
+        def shoot() -> None:
+            window.grab().save(args.screenshot)
+            window.close()
+
+        QtCore.QTimer.singleShot(int(args.screenshot_after * 1000), shoot)
+    if args.kiosk:
+        window.enter_kiosk()
+    else:
+        window.show()
+    if note:
+        window.banner.show_message(note, "info")
+    try:
+        session.load()  # report a missing or broken model at once, in the window
+    except ModelError as exc:
+        window.banner.show_message(f"Model not loaded: {exc}", "error")
+    else:
+        if not args.no_start:
+            QtCore.QTimer.singleShot(0, window.start)  # after the window is on screen
+    # Ctrl-C in the terminal closes the window cleanly (the display timer lets Python see the signal).
+    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+    try:
+        return app.exec()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        session.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

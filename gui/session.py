@@ -1,0 +1,219 @@
+"""The monitor's connection to live_mer: model, source, analyzer, OSC and engine, without any Qt.
+
+A :class:`Session` owns one running :class:`~live_mer.engine.Engine` at a time and rebuilds it when
+the source or the smoothing changes. The Qt side only ever calls :meth:`Session.drain` from its
+display timer: the analyzer thread appends to a :class:`~live_mer.engine.LatestEstimates` and never
+waits for the UI.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from live_mer.analyzer import Analyzer
+from live_mer.engine import Engine, LatestEstimates
+from live_mer.estimate import Estimate
+from live_mer.model import DEFAULT_MODEL, StudentModel, load_model
+from live_mer.osc import DEFAULT_PREFIX, DestinationConfig, OscSender, parse_destination
+from live_mer.outputs import OutputSettings
+from live_mer.sources import DemoSource, DeviceSource, FileSource
+
+DEMO, FILE, DEVICE = "demo", "file", "device"
+
+
+@dataclass(frozen=True)
+class SourceChoice:
+    """Which input to analyse.
+
+    Attributes
+    ----------
+    kind : str
+        ``"demo"``, ``"file"`` or ``"device"``.
+    value : str
+        The file path, or the device name (or index as text; ``""`` = the system default input).
+    realtime, loop : bool
+        For demo and file sources: pace in real time, and start again at the end.
+    """
+
+    kind: str = DEMO
+    value: str = ""
+    realtime: bool = True
+    loop: bool = True
+
+    @property
+    def label(self) -> str:
+        if self.kind == DEMO:
+            return "Demo piece"
+        if self.kind == FILE:
+            return f"File: {Path(self.value).name}"
+        return self.value or "Default input"
+
+    def open(self):
+        """Build the live_mer source (raises SourceError or AudioFileError)."""
+        if self.kind == DEMO:
+            return DemoSource(realtime=self.realtime, loop=self.loop)
+        if self.kind == FILE:
+            return FileSource(self.value, realtime=self.realtime, loop=self.loop)
+        if self.kind == DEVICE:
+            return DeviceSource(self.value or None)
+        raise ValueError(f"unknown source kind {self.kind!r}")
+
+
+def parse_destinations(text: str) -> tuple[str, ...]:
+    """``"host:port, host:port"`` -> validated tuple of ``"host:port"`` (raises DestinationError)."""
+    items = tuple(d.strip() for d in text.replace(";", ",").split(",") if d.strip())
+    for d in items:
+        parse_destination(d)
+    return items
+
+
+class _OscSlot:
+    """A sink that forwards to a replaceable OSC sender.
+
+    Swapping the target is one attribute assignment (atomic in CPython), so OSC destinations can
+    change while audio keeps flowing: no engine restart, no gap in the analysis.
+    """
+
+    def __init__(self) -> None:
+        self.target: OscSender | None = None
+
+    def __call__(self, est: Estimate) -> None:
+        target = self.target
+        if target is not None:
+            target(est)
+
+
+Destination = str | DestinationConfig  # "HOST:PORT", or a configuration file's detailed destination
+
+
+class Session:
+    """One analysis pipeline for the monitor: load the model once, (re)start engines on demand.
+
+    Parameters
+    ----------
+    model : str
+        A model name in ``models/`` or a path to an ``.onnx`` file beside its card.
+    provider : str
+        onnxruntime provider: ``auto``, ``cpu`` or ``cuda``.
+    prefix : str
+        OSC address prefix.
+    output_settings : OutputSettings or None
+        OSC output shaping and mutes (default: live_mer's defaults).
+    extra_sinks : list of callables
+        More sinks for every engine (tests record estimates with one); they must not block.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, provider: str = "auto", prefix: str = DEFAULT_PREFIX,
+                 output_settings: OutputSettings | None = None,
+                 extra_sinks: list[Callable[[Estimate], None]] | None = None):
+        self.model_name = model
+        self.provider = provider
+        self.prefix = prefix
+        self.output_settings = output_settings or OutputSettings()
+        self.extra_sinks = list(extra_sinks or [])
+        self.model: StudentModel | None = None
+        self.source = None
+        self.engine: Engine | None = None
+        self.latest = LatestEstimates()
+        self.osc: OscSender | None = None
+        self.destinations: tuple[Destination, ...] = ()
+        self.smoothing_s: float | None = None  # of the current engine
+        self.starts = 0  # how many engines this session has started (restarts included)
+        self._slot = _OscSlot()
+        self._lock = threading.Lock()  # start/stop may come from the GUI and from close at once
+
+    # ----------------------------------------------------------------------------------------- model
+    def set_model(self, model: str) -> None:
+        """Use another model from the next start on."""
+        if model != self.model_name:
+            self.model_name, self.model = model, None
+
+    def load(self) -> StudentModel:
+        """Load (once) and return the model; raises :class:`~live_mer.model.ModelError`."""
+        if self.model is None:
+            self.model = load_model(self.model_name, provider=self.provider)
+        return self.model
+
+    # --------------------------------------------------------------------------------------- engine
+    @property
+    def running(self) -> bool:
+        return self.engine is not None and self.engine.running
+
+    @property
+    def error(self) -> Exception | None:
+        """Why the current engine stopped by itself (a lost device, a decoding error), if it did."""
+        if self.engine is not None and self.engine.error is not None:
+            return self.engine.error
+        return getattr(self.source, "error", None)
+
+    def start(self, choice: SourceChoice, smoothing_s: float, destinations: tuple[Destination, ...]) -> None:
+        """Stop any running engine and start a new one. Raises ModelError, SourceError,
+        AudioFileError or DestinationError with the previous engine already stopped."""
+        with self._lock:
+            self._stop_engine()
+            model = self.load()
+            source = choice.open()
+            analyzer = Analyzer(model, source.samplerate, smoothing_s=smoothing_s)
+            self._set_osc(destinations, model)
+            self.latest.drain()  # nothing from an older stream may reach the display after this
+            engine = Engine(source, analyzer, [self._slot, self.latest, *self.extra_sinks])
+            try:
+                engine.start()
+            except Exception:
+                source.stop()
+                raise
+            self.source, self.engine, self.smoothing_s = source, engine, float(smoothing_s)
+            self.starts += 1
+
+    def set_destinations(self, destinations: tuple[Destination, ...]) -> None:
+        """Send OSC to ``destinations`` from now on, without interrupting the analysis."""
+        with self._lock:
+            self._set_osc(destinations, self.model)
+
+    def set_output_settings(self, settings: OutputSettings) -> None:
+        """Shape (and mute) the OSC outputs with ``settings`` from now on; no restart needed."""
+        self.output_settings = settings
+        if self.osc is not None:
+            self.osc.settings = settings  # OscSender picks it up on its next send
+
+    def _set_osc(self, destinations: tuple[Destination, ...], model: StudentModel | None) -> None:
+        name, provider = (model.card.name, model.provider) if model is not None else ("", "")
+        if self.osc is not None and tuple(destinations) == self.destinations and self.osc.model_name == name:
+            return
+        # May raise DestinationError: the old sender then keeps going.
+        new = OscSender(list(destinations), prefix=self.prefix, model_name=name, provider=provider,
+                        settings=self.output_settings)
+        old, self.osc, self.destinations = self.osc, new, tuple(destinations)
+        self._slot.target = new
+        if old is not None:
+            old.close()  # flushes what it holds (briefly), stops its thread, closes its sockets
+
+    def drain(self) -> list[Estimate]:
+        """Every estimate produced since the last call (oldest first); never blocks."""
+        return self.latest.drain()
+
+    def stop(self) -> None:
+        """Stop the engine (the source and the analyzer thread); OSC stays open for a restart."""
+        with self._lock:
+            self._stop_engine()
+
+    def _stop_engine(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
+        elif self.source is not None:
+            self.source.stop()
+
+    def close(self) -> None:
+        """Stop everything and close the OSC sockets (idempotent)."""
+        with self._lock:
+            self._stop_engine()
+            self._slot.target = None
+            if self.osc is not None:
+                self.osc.close()
+            self.osc, self.destinations = None, ()
+
+    def osc_stats(self) -> list[dict]:
+        return self.osc.stats() if self.osc is not None else []

@@ -1,0 +1,665 @@
+"""The monitor window: controls, readouts, and the display timer that drains the analyzer's output.
+
+Threading: the analyzer runs in the engine's thread and appends to a
+:class:`~live_mer.engine.LatestEstimates`; this window only reads from it in a QTimer at display
+rate. Nothing here can stall the analysis: a slow frame just means more estimates in the next drain.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from live_mer import sources
+from live_mer.estimate import Estimate
+from live_mer.fileanalysis import AudioFileError
+from live_mer.model import ModelError
+from live_mer.osc import DestinationError
+from live_mer.sources import DeviceSource, SourceError, list_input_devices
+
+from . import theme
+from .plots import History, Timeline, VAPlane
+from .presets import CUSTOM, PRESETS, Preset
+from .session import DEMO, DEVICE, FILE, Destination, Session, SourceChoice, parse_destinations
+from .widgets import Banner, ChordKeyPanel, LevelMeter, MoodBars
+
+HISTORY_CHOICES = (30, 60, 120)
+_PICK_FILE = "pick-file"
+# What a failed start can raise, and how the banner introduces it.
+_START_ERRORS = ((ModelError, "Model not loaded"), (SourceError, "Input not available"),
+                 (AudioFileError, "Cannot play file"), (DestinationError, "OSC destination"),
+                 (OSError, "System error"), (ValueError, "Invalid setting"))
+
+
+def input_devices(rescan: bool = False) -> tuple[list[dict], str]:
+    """Input devices, or an empty list and the reason (no PortAudio, no sound server).
+
+    PortAudio enumerates devices once per initialisation, so ``rescan`` re-initialises it to see
+    devices plugged in since; only do that while no input stream is open.
+    """
+    try:
+        if rescan:
+            refresh = getattr(sources, "refresh_devices", None)
+            if refresh is not None:  # live_mer's own (it knows whether a stream is open)
+                if getattr(sources, "_open_streams", 0) == 0:
+                    refresh()
+            else:
+                import sounddevice as sd
+
+                sd._terminate()
+                sd._initialize()
+        return list_input_devices(), ""
+    except Exception as exc:  # noqa: BLE001 - PortAudio missing raises OSError, a broken server anything
+        return [], f"cannot list input devices: {exc}"
+
+
+class SourceCombo(QtWidgets.QComboBox):
+    """The input picker; it calls ``before_popup`` first so the device list is fresh when opened."""
+
+    def __init__(self, before_popup) -> None:
+        super().__init__()
+        self._before_popup = before_popup
+
+    def showPopup(self) -> None:
+        self._before_popup()
+        super().showPopup()
+
+
+def osc_status_html(stats: dict) -> str:
+    """One OSC destination's health for the status line: a coloured dot and what is happening.
+
+    UDP is connectionless, so "sent" only means the datagram left; a refused send (ICMP port
+    unreachable on a connected socket) is the one sign that nothing listens on that port.
+    """
+    sent, errors, why = stats["sent"], stats["errors"], stats["last_error"]
+    dropped = stats.get("dropped", 0)  # bundles the sender's queue had to drop (the sender fell behind)
+    if errors and not sent:
+        color, note = theme.ERROR, f"failing: {why}"
+    elif errors:
+        reason = "nothing listening" if "refused" in why.lower() else why
+        color, note = theme.WARN, f"{sent} sent · {reason}"
+    elif dropped:
+        color, note = theme.WARN, f"{sent} sent · {dropped} dropped"
+    elif sent:
+        color, note = theme.OK, f"{sent} sent"
+    else:
+        color, note = theme.TEXT_DIM, "idle"
+    return (f"<b style='color:{color}'>\u25cf</b> {stats['destination']} "
+            f"<span style='color:{theme.TEXT_DIM}'>{note}</span>")
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """The live monitor.
+
+    Parameters
+    ----------
+    session : Session
+        The analysis pipeline (model, engine, OSC) this window controls.
+    source : SourceChoice
+        Input selected at start.
+    smoothing_s : float
+        Initial output smoothing.
+    osc : str
+        Initial OSC destinations, comma-separated ``HOST:PORT`` (empty: no OSC).
+    preset : str or None
+        A name in ``presets``, applied over ``smoothing_s``, ``osc`` and ``history_s``.
+    history_s : int
+        Visible timeline span, seconds.
+    fps : float
+        Display rate (1..60).
+    presets : mapping of str to Preset
+        The preset picker's entries (default: :data:`~gui.presets.PRESETS`).
+    osc_configs : sequence of DestinationConfig
+        Detailed OSC destinations from a configuration file; the OSC field lists them as
+        ``HOST:PORT``, and while it does, their rate, layout and mapping are kept.
+    """
+
+    STALL_S = 3.0  # no estimate for this long while running: warn that the input went quiet
+    WARMUP_S = 3.0  # audio the engine skips this soon after a start is warm-up, not a problem to report
+
+    def __init__(self, session: Session, source: SourceChoice | None = None, smoothing_s: float = 1.0,
+                 osc: str = "127.0.0.1:9000", preset: str | None = None, history_s: int = 60, fps: float = 30.0,
+                 presets: dict[str, Preset] | None = None, osc_configs=()):
+        super().__init__()
+        self.session = session
+        self.presets = dict(PRESETS if presets is None else presets)
+        self._osc_configs = {c.label: c for c in osc_configs}
+        self.history = History()
+        self.last_estimate: Estimate | None = None
+        self.estimates_shown = 0
+        self.now = 0.0  # display clock, in stream seconds (continues across restarts)
+        self._t_offset = 0.0  # stream time of the current engine -> display time
+        self._latest_t = 0.0
+        self._wall = time.perf_counter()
+        self._last_data_wall = self._wall
+        self._started_wall = self._wall
+        self._next_status = 0.0
+        self._running_ui = False
+        self._osc_applied: tuple[Destination, ...] = ()
+        self._dropped_base = 0.0
+        self._input_lost = False
+        self._previous_source = source or SourceChoice(DEMO)
+        self._smoothing_timer = QtCore.QTimer(self, singleShot=True, interval=500)
+        self._smoothing_timer.timeout.connect(self._apply_smoothing)
+        self.setWindowTitle("live_mer monitor")
+        self.resize(1280, 800)
+
+        self.banner = Banner()
+        self.chord_panel = ChordKeyPanel()
+        self.timeline = Timeline(history_s)
+        self.va_plane = VAPlane()
+        self.mood = MoodBars()
+        self.meter = LevelMeter()
+        self._build_controls(source or SourceChoice(DEMO), smoothing_s, osc, history_s)
+        self._build_layout()
+        self._build_status()
+        self._build_shortcuts()
+        if preset:
+            self.apply_preset(preset, restart=False)
+
+        self.timer = QtCore.QTimer(self)
+        self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self.timer.timeout.connect(self.tick)
+        self.set_fps(fps)
+        self.timer.start()
+        self._update_status()
+        self.timeline.setFocus()  # no control starts focused (its highlight would draw the eye)
+
+    # ------------------------------------------------------------------------------------ building
+    def _build_controls(self, source: SourceChoice, smoothing_s: float, osc: str, history_s: int) -> None:
+        self.source_combo = SourceCombo(lambda: self.refresh_devices(rescan=self._may_rescan()))
+        self.source_combo.setMinimumWidth(170)
+        self.source_combo.setToolTip("Audio input: a sound card, the built-in demo piece, or a file")
+        self.refresh_devices(select=source)
+        self.source_combo.activated.connect(self._source_activated)
+
+        self.start_button = QtWidgets.QPushButton("Start")
+        self.start_button.setObjectName("start")
+        self.start_button.setToolTip("Start or stop the analysis (Space)")
+        self.start_button.clicked.connect(self.toggle)
+
+        self.preset_combo = QtWidgets.QComboBox()
+        self.preset_combo.addItem(CUSTOM)
+        for name, p in self.presets.items():
+            self.preset_combo.addItem(name)
+            self.preset_combo.setItemData(self.preset_combo.count() - 1, p.description,
+                                          QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.preset_combo.setToolTip("Presets set smoothing, OSC destinations and timeline length together")
+        self.preset_combo.activated.connect(lambda i: self.apply_preset(self.preset_combo.itemText(i)))
+
+        self.smoothing_spin = QtWidgets.QDoubleSpinBox()
+        self.smoothing_spin.setRange(0.0, 30.0)
+        self.smoothing_spin.setDecimals(2)
+        self.smoothing_spin.setSingleStep(0.25)
+        self.smoothing_spin.setSuffix(" s")
+        self.smoothing_spin.setValue(smoothing_s)
+        self.smoothing_spin.setToolTip("Output smoothing time constant (0 = raw model output); "
+                                       "changing it restarts the analysis")
+        self.smoothing_spin.valueChanged.connect(self._smoothing_edited)
+
+        self.osc_edit = QtWidgets.QLineEdit(osc)
+        self.osc_edit.setCursorPosition(0)
+        self.osc_edit.setPlaceholderText("no OSC output (HOST:PORT, HOST:PORT ...)")
+        self.osc_edit.setMinimumWidth(170)
+        self.osc_edit.setToolTip("OSC destinations, comma-separated HOST:PORT; broadcast and multicast "
+                                 "addresses work. Applied without interrupting the audio.")
+        self.osc_edit.editingFinished.connect(self._osc_edited)
+
+        self.history_combo = QtWidgets.QComboBox()
+        for s in HISTORY_CHOICES:
+            self.history_combo.addItem(f"{s} s", s)
+        self.history_combo.setToolTip("Timeline length")
+        self._select_history(history_s)
+        self.history_combo.activated.connect(lambda i: self.set_history(self.history_combo.itemData(i)))
+
+        self.fullscreen_button = QtWidgets.QPushButton("Full screen")
+        self.fullscreen_button.setToolTip("Full-screen kiosk view without controls (F11; Esc leaves)")
+        self.fullscreen_button.clicked.connect(self.toggle_kiosk)
+
+        self.controls = QtWidgets.QWidget()
+        row = QtWidgets.QHBoxLayout(self.controls)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(8)
+
+        def labelled(text: str, widget: QtWidgets.QWidget, stretch: int = 0) -> None:
+            label = QtWidgets.QLabel(text)
+            label.setObjectName("status")
+            label.setBuddy(widget)
+            row.addWidget(label)
+            row.addWidget(widget, stretch)
+
+        labelled("&Input", self.source_combo, 2)
+        row.addWidget(self.start_button)
+        row.addSpacing(12)
+        labelled("&Preset", self.preset_combo)
+        labelled("S&moothing", self.smoothing_spin)
+        labelled("&OSC", self.osc_edit, 2)
+        labelled("&History", self.history_combo)
+        row.addWidget(self.fullscreen_button)
+
+    def _build_layout(self) -> None:
+        central = QtWidgets.QWidget()
+        central.setObjectName("central")
+        outer = QtWidgets.QVBoxLayout(central)
+        outer.setContentsMargins(10, 8, 10, 6)
+        outer.setSpacing(8)
+        outer.addWidget(self.banner)
+        outer.addWidget(self.controls)
+
+        left = QtWidgets.QVBoxLayout()
+        left.setSpacing(8)
+        left.addWidget(self.chord_panel, 3)
+        left.addWidget(self._framed(self.timeline), 7)
+        right = QtWidgets.QVBoxLayout()
+        right.setSpacing(8)
+        right.addWidget(self._framed(self.va_plane), 6)
+        right.addWidget(self.mood, 4)
+        main = QtWidgets.QHBoxLayout()
+        main.setSpacing(8)
+        main.addLayout(left, 13)
+        main.addLayout(right, 8)
+        main.addWidget(self._framed(self.meter))
+        outer.addLayout(main, 1)
+        self.status_row = QtWidgets.QHBoxLayout()
+        outer.addLayout(self.status_row)
+        self.setCentralWidget(central)
+
+    @staticmethod
+    def _framed(widget: QtWidgets.QWidget) -> QtWidgets.QFrame:
+        frame = QtWidgets.QFrame()
+        frame.setObjectName("panel")
+        lay = QtWidgets.QVBoxLayout(frame)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(widget)
+        return frame
+
+    def _build_status(self) -> None:
+        self.status_labels: dict[str, QtWidgets.QLabel] = {}
+        for name, stretch in (("input", 3), ("model", 3), ("latency", 2), ("overflows", 2), ("osc", 5)):
+            label = QtWidgets.QLabel()
+            label.setObjectName("status")
+            label.setTextFormat(QtCore.Qt.TextFormat.RichText)
+            label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+            self.status_row.addWidget(label, stretch)
+            self.status_labels[name] = label
+
+    def _build_shortcuts(self) -> None:
+        for keys, slot in (("F11", self.toggle_kiosk), ("Esc", self.leave_kiosk), ("Ctrl+Q", self.close),
+                           ("Space", self.toggle)):
+            sc = QtGui.QShortcut(QtGui.QKeySequence(keys), self)
+            sc.setContext(QtCore.Qt.ShortcutContext.WindowShortcut)
+            sc.activated.connect(slot)
+
+    # ------------------------------------------------------------------------------------- sources
+    def _may_rescan(self) -> bool:
+        # Re-initialising PortAudio would kill an open input stream.
+        return not (self.session.running and isinstance(self.session.source, DeviceSource))
+
+    def refresh_devices(self, select: SourceChoice | None = None, rescan: bool = False) -> None:
+        """Fill the input picker: demo, file, the default input and every input device by name."""
+        combo = self.source_combo
+        current = select or self.source_choice()
+        devices, problem = input_devices(rescan)
+        combo.blockSignals(True)  # rebuilding the list is not a user's choice
+        combo.clear()
+        # The given choice itself is stored (not an equal-looking default) so its pacing flags survive.
+        combo.addItem("Demo piece", current if current is not None and current.kind == DEMO else SourceChoice(DEMO))
+        if current is not None and current.kind == FILE:
+            combo.addItem(current.label, current)
+        combo.addItem("File\u2026", _PICK_FILE)
+        combo.insertSeparator(combo.count())
+        if devices:
+            combo.addItem("Default input", SourceChoice(DEVICE, ""))
+            for d in devices:
+                combo.addItem(d["name"], SourceChoice(DEVICE, d["name"]))
+        else:
+            combo.addItem("(no input devices)")
+            combo.model().item(combo.count() - 1).setEnabled(False)
+            if problem:
+                combo.setItemData(combo.count() - 1, problem, QtCore.Qt.ItemDataRole.ToolTipRole)
+        self._select_source(current)  # adds a device named on the command line that is not listed
+        combo.blockSignals(False)
+
+    def _find_source(self, choice: SourceChoice) -> int:
+        # QComboBox.findData compares wrapped Python objects by identity; we want dataclass equality.
+        combo = self.source_combo
+        return next((i for i in range(combo.count()) if combo.itemData(i) == choice), -1)
+
+    def _select_source(self, choice: SourceChoice | None) -> None:
+        if choice is None:
+            return
+        combo = self.source_combo
+        i = self._find_source(choice)
+        if i < 0 and choice.kind == DEMO:
+            combo.setItemData(0, choice)  # the demo entry, with this choice's pacing flags
+            i = 0
+        elif i < 0 and choice.kind == FILE:
+            combo.insertItem(1, choice.label, choice)
+            i = 1
+        elif i < 0:
+            combo.addItem(choice.label, choice)
+            i = combo.count() - 1
+        combo.setCurrentIndex(i)
+
+    def source_choice(self) -> SourceChoice | None:
+        if not hasattr(self, "source_combo"):
+            return None
+        data = self.source_combo.currentData()
+        return data if isinstance(data, SourceChoice) else None
+
+    def _source_activated(self, index: int) -> None:
+        if self.source_combo.itemData(index) == _PICK_FILE:
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(
+                self, "Play an audio file", "", "Audio (*.wav *.flac *.ogg *.mp3 *.aiff *.aif);;All files (*)")
+            if not path:
+                self._select_source(self._previous_source)
+                return
+            self.set_source(SourceChoice(FILE, path))
+            return
+        self.set_source(self.source_choice())
+
+    def set_source(self, choice: SourceChoice) -> None:
+        """Switch input; restarts the analysis if it is running."""
+        self._select_source(choice)
+        if self._running_ui:
+            self.start()
+
+    # ------------------------------------------------------------------------------ start and stop
+    def toggle(self) -> None:
+        if self._running_ui:
+            self.stop()
+        else:
+            self.start()
+
+    def start(self) -> bool:
+        """(Re)start the analysis with the current controls; errors go to the banner."""
+        choice = self.source_choice() or SourceChoice(DEMO)
+        destinations = self._destinations()
+        if destinations is None:
+            return False
+        try:
+            self.session.start(choice, self.smoothing_spin.value(), destinations)
+        except tuple(kind for kind, _ in _START_ERRORS) as exc:
+            intro = next(text for kind, text in _START_ERRORS if isinstance(exc, kind))
+            self._set_running(False)
+            self.banner.show_message(f"{intro}: {exc}", "error")
+            self._update_status()
+            return False
+        self._previous_source = choice
+        self._osc_applied = destinations
+        self._t_offset = self.now  # the new stream continues the timeline where the old one stopped
+        self._latest_t = self.now
+        self._started_wall = self._last_data_wall = time.perf_counter()
+        self._dropped_base = 0.0
+        self._input_lost = False
+        self._set_running(True)
+        if self.banner.level in ("error", "warning"):
+            self.banner.clear()
+        self._update_status()
+        return True
+
+    def stop(self) -> None:
+        self.session.stop()
+        self._set_running(False)
+        self._update_status()
+
+    def _set_running(self, running: bool) -> None:
+        self._running_ui = running
+        self.start_button.setText("Stop" if running else "Start")
+        self.start_button.setProperty("running", running)
+        self.start_button.style().unpolish(self.start_button)
+        self.start_button.style().polish(self.start_button)
+
+    @property
+    def running(self) -> bool:
+        return self._running_ui
+
+    # ----------------------------------------------------------------------------------- settings
+    def apply_preset(self, name: str, restart: bool = True) -> None:
+        """Apply a preset's settings. While running, OSC and output shaping change live; the analysis
+        restarts (once) only if the smoothing changes."""
+        i = self.preset_combo.findText(name)
+        if i < 0:
+            raise KeyError(f"no preset {name!r}; presets: {', '.join(self.presets)}")
+        self.preset_combo.setCurrentIndex(i)
+        preset = self.presets.get(name)
+        if preset is None:  # "Custom": keep the current values
+            return
+        smoothing_changed = (preset.smoothing_s is not None
+                             and abs(preset.smoothing_s - self.smoothing_spin.value()) > 1e-9)
+        for w in (self.smoothing_spin, self.osc_edit):
+            w.blockSignals(True)
+        if preset.smoothing_s is not None:
+            self.smoothing_spin.setValue(preset.smoothing_s)
+        if preset.osc is not None:
+            self.osc_edit.setText(preset.osc)
+            self.osc_edit.setCursorPosition(0)
+        for w in (self.smoothing_spin, self.osc_edit):
+            w.blockSignals(False)
+        if preset.history_s is not None:
+            self.set_history(preset.history_s)
+        if preset.outputs is not None:
+            self.session.set_output_settings(preset.outputs)
+        self._smoothing_timer.stop()
+        if restart and self._running_ui:
+            if smoothing_changed:
+                self.start()  # applies the OSC field too
+            elif preset.osc is not None:
+                self._apply_osc()
+
+    def _smoothing_edited(self) -> None:
+        self.preset_combo.setCurrentText(CUSTOM)
+        if self._running_ui:
+            self._smoothing_timer.start()  # debounce: spinning through values restarts once
+
+    def _apply_smoothing(self) -> None:
+        if self._running_ui:
+            self.start()
+
+    def _destinations(self) -> tuple[Destination, ...] | None:
+        """The OSC field parsed, or None (field marked red, banner explains) if it is not valid.
+
+        A destination that came from the configuration file with more settings (rate, layout,
+        mapping) is passed on as that configuration while its HOST:PORT stays in the field.
+        """
+        try:
+            labels = parse_destinations(self.osc_edit.text())
+        except DestinationError as exc:
+            self._mark_osc(False)
+            self.banner.show_message(f"OSC destination: {exc}", "error")
+            return None
+        self._mark_osc(True)
+        return tuple(self._osc_configs.get(label, label) for label in labels)
+
+    def _mark_osc(self, valid: bool) -> None:
+        if self.osc_edit.property("invalid") != (not valid):
+            self.osc_edit.setProperty("invalid", not valid)
+            self.osc_edit.style().unpolish(self.osc_edit)
+            self.osc_edit.style().polish(self.osc_edit)
+
+    def _osc_edited(self) -> None:
+        if self._apply_osc():
+            self.preset_combo.setCurrentText(CUSTOM)
+
+    def _apply_osc(self) -> bool:
+        """Send OSC where the field says, without restarting the audio; True if that changed anything."""
+        dests = self._destinations()
+        if dests is None or dests == self._osc_applied:
+            return False
+        if self._running_ui:
+            try:
+                self.session.set_destinations(dests)
+            except (DestinationError, OSError) as exc:
+                self.banner.show_message(f"OSC destination: {exc}", "error")
+                return False
+            self._osc_applied = dests
+            if self.banner.level == "error" and self.banner.text.startswith("OSC"):
+                self.banner.clear()
+        self._update_status()
+        return True
+
+    def _select_history(self, seconds: int) -> None:
+        i = self.history_combo.findData(int(seconds))
+        if i < 0:
+            self.history_combo.addItem(f"{int(seconds)} s", int(seconds))
+            i = self.history_combo.count() - 1
+        self.history_combo.setCurrentIndex(i)
+
+    def set_history(self, seconds: int) -> None:
+        self._select_history(seconds)
+        self.timeline.set_history(seconds)
+        self.timeline.set_data(self.history, self.now)
+
+    def set_fps(self, fps: float) -> None:
+        self.fps = min(60.0, max(1.0, float(fps)))
+        self.timer.setInterval(round(1000.0 / self.fps))
+
+    # ------------------------------------------------------------------------------- kiosk mode
+    def toggle_kiosk(self) -> None:
+        if self.isFullScreen():
+            self.leave_kiosk()
+        else:
+            self.enter_kiosk()
+
+    def enter_kiosk(self) -> None:
+        """Full screen, controls hidden: what an installation or a stage monitor shows."""
+        self.controls.hide()
+        self.setCursor(QtCore.Qt.CursorShape.BlankCursor)  # no pointer parked on a projected image
+        self.showFullScreen()
+
+    def leave_kiosk(self) -> None:
+        if self.isFullScreen():
+            self.controls.show()
+            self.unsetCursor()
+            self.showNormal()
+
+    # ------------------------------------------------------------------------------ display loop
+    def tick(self) -> None:
+        """One display frame: drain new estimates, redraw what changed, advance the animations."""
+        wall = time.perf_counter()
+        dt, self._wall = wall - self._wall, wall
+        estimates = self.session.drain()
+        if estimates:
+            self._take(estimates)
+            self._last_data_wall = wall
+        if self._running_ui:
+            # The display clock runs at wall speed between estimates so the timeline scrolls smoothly,
+            # but never runs more than ~1.5 hops ahead of the data (a stalled input stops the scroll).
+            hop = self._hop()
+            self.now = min(max(self.now + dt, self._latest_t), self._latest_t + 1.5 * hop)
+            self.timeline.scroll(self.now)
+        self.va_plane.advance(dt)
+        self.meter.advance(dt)
+        if wall >= self._next_status:
+            self._next_status = wall + 0.5
+            self._check_health(wall)
+            self._update_status()
+
+    def _hop(self) -> float:
+        model = self.session.model
+        return model.card.hop_seconds if model is not None else 0.25
+
+    def _take(self, estimates: list[Estimate]) -> None:
+        for est in estimates:
+            self.history.append(est.t + self._t_offset, est)
+        last = estimates[-1]
+        self.last_estimate = last
+        self.estimates_shown += len(estimates)
+        self._latest_t = last.t + self._t_offset
+        if not self._running_ui or self.now < self._latest_t - 2 * self._hop():
+            self.now = self._latest_t  # faster-than-real-time input (or a late drain): jump to the data
+        self.timeline.set_data(self.history, self.now)
+        quad = dict(last.heads.get("quadrant", {}))
+        self.va_plane.set_estimates(self.history.tail(VAPlane.TRAIL), last.quadrant, quad)
+        moods = next((dict(v) for k, v in last.heads.items() if k != "quadrant"), {})
+        self.mood.set_values(moods)
+        self.chord_panel.update_estimate(last.chord, last.chord_confidence, last.key, last.key_camelot,
+                                         last.key_open, last.key_confidence, last.chord_ext, last.chord_ext_confidence)
+        self.meter.set_level(last.loudness_db, max(e.peak for e in estimates), sum(e.clipped for e in estimates))
+
+    def _check_health(self, wall: float) -> None:
+        if not self._running_ui:
+            return
+        session = self.session
+        if not session.running:
+            # The engine ended by itself: an error (decoding, device) or the end of a finite file.
+            self._set_running(False)
+            error = session.error
+            if error is not None:
+                self.banner.show_message(f"Analysis stopped: {error}", "error")
+            else:
+                self.banner.show_message(f"{self.source_choice().label if self.source_choice() else 'Input'} "
+                                         "ended.", "info")
+            return
+        source = session.source
+        lost = getattr(session.engine, "input_lost", None)  # the engine's device watchdog, where it has one
+        if lost is None and isinstance(source, DeviceSource) and not source.active:
+            # PortAudio ended the stream (device unplugged, sound server gone) and nothing will reopen
+            # it: stop cleanly and say so.
+            self.stop()
+            self.banner.show_message(f"Input device {source.name!r} stopped delivering audio (disconnected?). "
+                                     "Pick an input and press Start.", "error")
+            return
+        if lost:
+            # The engine feeds silence and the source reopens the device by itself: say so, keep going.
+            why = getattr(source, "reopen_error", "")
+            self._input_lost = True
+            self.banner.show_message(f"Input device {source.name!r} lost: reopening it automatically"
+                                     f"{' (' + why + ')' if why else ''}\u2026", "error")
+            return
+        if self._input_lost:
+            self._input_lost = False
+            self.banner.show_message(f"Input device {source.name!r} is back.", "info")
+        quiet = wall - max(self._last_data_wall, self._started_wall)
+        if quiet > max(self.STALL_S, 4 * self._hop()):
+            self.banner.show_message(f"No audio from {source.name!r} for {quiet:.0f} s: is the input still "
+                                     "connected?", "warning")
+        elif self.banner.level == "warning" and self.banner.text.startswith("No audio"):
+            self.banner.clear()
+
+    def _update_status(self) -> None:
+        s, dim = self.session, theme.TEXT_DIM
+        labels = self.status_labels
+        source = s.source if self._running_ui else None
+        if source is not None:
+            state = f" <b style='color:{theme.ERROR}'>LOST</b>" if self._input_lost else ""
+            losses = getattr(source, "losses", 0)
+            extra = f" · {losses} loss{'es' if losses > 1 else ''}" if losses else ""
+            labels["input"].setText(f"<b style='color:{theme.TEXT}'>{source.name}</b>{state} · {source.samplerate} Hz"
+                                    f" · {source.channels} ch{extra}")
+        else:
+            labels["input"].setText(f"<span style='color:{dim}'>stopped</span>")
+        if s.model is not None:
+            provider = s.model.provider.replace("ExecutionProvider", "")
+            labels["model"].setText(f"model <b style='color:{theme.TEXT}'>{s.model.card.name}</b> · {provider}")
+        else:
+            labels["model"].setText(f"model <span style='color:{theme.ERROR}'>not loaded</span> ({s.model_name})")
+        est = self.last_estimate
+        if est is not None and self._running_ui:
+            color = theme.OK if est.latency_ms < 50 else theme.WARN
+            labels["latency"].setText(f"latency <b style='color:{color}'>{est.latency_ms:.1f} ms</b>")
+            dropped = s.engine.dropped_s if s.engine is not None else 0.0
+            if time.perf_counter() - self._started_wall < self.WARMUP_S:
+                self._dropped_base = dropped  # the first seconds include one-off warm-up (JIT, first inference)
+            dropped -= self._dropped_base
+            color = theme.OK if est.overflows == 0 and dropped == 0 else theme.WARN
+            extra = f" · dropped {dropped:.1f} s" if dropped else ""
+            labels["overflows"].setText(f"overflows <b style='color:{color}'>{est.overflows}</b>{extra}")
+        else:
+            labels["latency"].setText("latency –")
+            labels["overflows"].setText("overflows –")
+        stats = s.osc_stats()
+        if not stats:
+            labels["osc"].setText(f"OSC <span style='color:{dim}'>off</span>")
+        else:
+            labels["osc"].setText("OSC " + "  ".join(osc_status_html(d) for d in stats))
+
+    # --------------------------------------------------------------------------------- closing
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        # Stop the display first so no tick runs against a stopped session, then the engine and OSC.
+        self.timer.stop()
+        self._smoothing_timer.stop()
+        self.session.close()
+        self._set_running(False)
+        super().closeEvent(event)
