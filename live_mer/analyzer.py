@@ -36,16 +36,21 @@ class Analyzer:
     """
 
     def __init__(self, model: StudentModel, input_rate: int, smoothing_s: float = 1.0):
-        if smoothing_s < 0:
-            raise ValueError(f"smoothing_s must be >= 0, got {smoothing_s}")
         self.model = model
         card = model.card
         self.frontend = Frontend(card.spec, input_rate)
         self.window_frames, self.hop_frames = card.window_frames, card.hop_frames
         self._cat_heads = [h for h in card.heads if h.name != "va"]
-        self._alpha = 1.0 if smoothing_s == 0 else 1.0 - float(np.exp(-card.hop_seconds / smoothing_s))
+        self.set_smoothing(smoothing_s)
         self._silence = self.frontend.silence_row()
         self.reset()
+
+    def set_smoothing(self, smoothing_s: float) -> None:
+        """Change the smoothing time constant (seconds, 0 = off) without restarting the stream."""
+        if not 0 <= smoothing_s <= 60:
+            raise ValueError(f"smoothing_s must be 0..60 s, got {smoothing_s}")
+        hop = self.model.card.hop_seconds
+        self._alpha = 1.0 if smoothing_s == 0 else 1.0 - float(np.exp(-hop / smoothing_s))
 
     @property
     def input_rate(self) -> int:

@@ -6,7 +6,7 @@
 Plays the generated demo piece, looped, as fast as the analyzer takes it (DemoSource realtime=False)
 through Engine -> Analyzer -> OscSender (per-hop bundles) -> a real UDP receiver on 127.0.0.1, and checks:
   * memory: RSS growth between 10 % and 100 % of the run < 5 %;
-  * latency: median per-hop processing time in the last tenth <= 1.5x the second tenth (+0.2 ms);
+  * latency: median per-hop processing time in the last tenth <= 2x the second tenth (+1 ms);
   * continuity: estimate times advance by exactly one hop, no gaps, no duplicates;
   * delivery: the receiver got exactly one bundle per estimate.
 Prints the numbers and exits 1 if any check fails.
@@ -108,7 +108,7 @@ def soak(seconds: float, model=DEFAULT_MODEL) -> dict:
     }
     result["checks"] = {
         "memory_flat": growth < 0.05,
-        "latency_flat": late <= 1.5 * early + 0.2,
+        "latency_flat": late <= 2.0 * early + 1.0,  # generous: a loaded CI machine is noisy
         "continuous": n > 1 and result["max_step_error_s"] < 1e-6,
         "delivered": rx.bundles == n,
         "no_error": not engine.error,

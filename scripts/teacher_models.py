@@ -9,7 +9,8 @@ live_mer's own frame features (log-mel, key-relative chroma, chord and key stati
 Three teachers, one per dataset and label type, all on these descriptors:
   * 4Q: quadrant (multinomial logistic regression), segments labelled with their clip's quadrant;
   * Emotify: the nine GEMS shares (ridge regression), segments labelled with their clip's shares;
-  * VGMIDI: valence and arousal (ridge regression), segments labelled with the measure at their centre.
+  * VGMIDI: valence and arousal (ridge regression), segments labelled with the measure at their centre
+    (trained on the piano renders; the other instrument renders of a piece share its timeline and labels).
 Each teacher then labels every *other* dataset's segments (cross pseudo-labels: quadrants for VGMIDI and
 Emotify, GEMS for 4Q and VGMIDI, valence/arousal for 4Q and Emotify). On its own dataset a teacher's
 labels are out-of-fold, so no student ever learns from a teacher that saw the student's own clip.
@@ -72,7 +73,7 @@ class Teachers:
         def stack(dataset, label):
             xs, ys = [], []
             for i in np.flatnonzero(train):
-                if clips[i].dataset != dataset:
+                if clips[i].dataset != dataset or not clips[i].extra.get("embedded", True):
                     continue
                 times, d = segs[i]
                 y = label(clips[i], times)
@@ -134,17 +135,18 @@ def teacher_oof_table(segs, clips, folds) -> dict:
         for i in np.flatnonzero(folds == k):
             preds[int(i)] = t.predict(segs[i][1])
     out = {}
-    q = [i for i, c in enumerate(clips) if c.dataset == "4q"]
+    clips_idx = [i for i, c in enumerate(clips) if c.extra.get("embedded", True)]  # each render once
+    q = [i for i in clips_idx if clips[i].dataset == "4q"]
     if q:
         y = np.array([clips[i].quadrant for i in q])
         p = np.array([preds[i]["quadrant"].mean(0).argmax() for i in q])
         out["4q_clip_macro_f1"] = float(f1_score(y, p, average="macro"))
-    g = [i for i, c in enumerate(clips) if c.dataset == "emotify"]
+    g = [i for i in clips_idx if clips[i].dataset == "emotify"]
     if g:
         y = np.array([clips[i].gems for i in g])
         p = np.array([preds[i]["gems"].mean(0) for i in g])
         out["emotify_mean_pearson_r"] = float(np.mean([np.corrcoef(y[:, k], p[:, k])[0, 1] for k in range(len(GEMS))]))
-    v = [i for i, c in enumerate(clips) if c.dataset == "vgmidi"]
+    v = [i for i in clips_idx if clips[i].dataset == "vgmidi"]
     if v:
         ys, ps = [], []
         for i in v:

@@ -149,3 +149,15 @@ def test_truncated_file_is_analysed_as_far_as_it_goes_or_reported(tiny_model, tm
         assert "cut.ogg" in str(exc)
     else:
         assert 0 < len(r["timeline"]) and r["duration"] > 0
+
+
+def test_set_smoothing_takes_effect_mid_stream(tiny_model):
+    sr = 22050
+    a = Analyzer(tiny_model, sr, smoothing_s=30.0)
+    feed(a, tone([330], 4.0, sr, amp=0.003), 2048)
+    slow = feed(a, tone([330], 1.0, sr, amp=0.5), 2048)
+    a.set_smoothing(0.0)
+    fast = feed(a, tone([330], 1.0, sr, amp=0.5), 2048)
+    assert fast[-1].arousal - slow[-1].arousal > 0.1  # without smoothing it jumps to the loud value
+    with pytest.raises(ValueError, match="smoothing_s"):
+        a.set_smoothing(-1)
