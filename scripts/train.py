@@ -280,7 +280,11 @@ def prepare(spec: FeatureSpec, args):
 
     from teacher_models import musicnn_path
 
-    clips = load_clips(args.limit)
+    clips = load_clips(args.limit, vgmidi=not args.no_vgmidi)
+    if args.no_distill:
+        paths = feature_cache(clips, spec, workers=args.workers)
+        x, clip_of, t_end = window_table(clips, paths, spec)
+        return clips, folds(clips, args.folds, SEED), x, clip_of, t_end, None
     # Teachers need musicnn embeddings; VGMIDI is embedded for its piano render only, and every other
     # instrument version of a piece shares that render's timeline, so it shares its teacher descriptors.
     embedded = np.array([musicnn_path(c).exists() for c in clips])
@@ -312,14 +316,16 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
 
     clips, fold, x, clip_of, t_end, segs = data or prepare(spec, args)
     quad, va, gems = ground_truth(clips, clip_of, t_end)
-    rows = {"student": {}, "student_no_distillation": {}}
-    preds = {name: {} for name in rows}
+    variants = (("student", True), ("student_no_distillation", False))
+    if segs is None:  # --no-distill: no teachers
+        variants = variants[1:]
+    preds: dict = {name: {} for name, _ in variants}
     for k in range(args.folds):
         t0 = time.time()
         train = fold[clip_of] != k
         test_rows = ~train
-        soft = soft_targets(teacher_labels(segs, clips, fold, k, SEED), clip_of, t_end)
-        for name, kd in (("student", True), ("student_no_distillation", False)):
+        soft = soft_targets(teacher_labels(segs, clips, fold, k, SEED), clip_of, t_end) if segs else None
+        for name, kd in variants:
             w = fit(x[train], quad[train], va[train], gems[train],
                     {h: s[train] for h, s in soft.items()} if kd else None, epochs=args.epochs)
             for head, values in forward(w, x[test_rows]).items():
@@ -327,7 +333,8 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
         print(f"fold {k}: {time.time() - t0:.0f} s", flush=True)
     everything = np.arange(len(clips))
     table = {name: metrics(clips, everything, clip_of, t_end, p) for name, p in preds.items()}
-    table["teachers"] = teacher_oof_table(segs, clips, fold)
+    if segs is not None:
+        table["teachers"] = teacher_oof_table(segs, clips, fold)
     table["formula_baseline"] = metrics(clips, everything, clip_of, t_end, formula_baseline(x, spec))
     table["protocol"] = (
         f"{args.folds}-fold cross-validation, folds grouped by artist (4Q, stratified by quadrant), track (Emotify) "
@@ -362,7 +369,7 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
     t0 = time.time()
     clips, fold, x, clip_of, t_end, segs = data or prepare(spec, args)
     quad, va, gems = ground_truth(clips, clip_of, t_end)
-    soft = soft_targets(teacher_labels(segs, clips, fold, None, SEED), clip_of, t_end)
+    soft = soft_targets(teacher_labels(segs, clips, fold, None, SEED), clip_of, t_end) if segs else None
     w = fit(x, quad, va, gems, soft, epochs=args.epochs)
     evaluation = json.loads(CV_TABLE.read_text()) if CV_TABLE.exists() else {}
     counts = {d: sum(c.dataset == d for c in clips) for d in ("4q", "emotify", "vgmidi")}
@@ -372,7 +379,8 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
                        "chord, mode) -> MLP 288-128-64 -> heads va (tanh), quadrant (softmax), gems (sigmoid); "
                        "distilled from per-dataset teachers.",
         "training": {
-            "command": "python scripts/train.py all",
+            "command": "python scripts/train.py all" + (" --no-distill" if soft is None else "")
+                       + (" --no-vgmidi" if not counts["vgmidi"] else ""),
             "scripts": "scripts/train.py, scripts/teacher_models.py, scripts/mer_data.py, scripts/teachers/",
             "data": {"4q": f"{counts['4q']} clips of the 4Q audio emotion dataset (Panda et al. 2018): quadrants",
                      "emotify": f"{counts['emotify']} clips of Emotify (Aljanaki et al. 2016): GEMS-9 shares",
@@ -381,12 +389,13 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
             "licences": "4Q, Emotify (Magnatune audio, CC BY-NC-SA) and VGMIDI are research datasets: the weights "
                         "derived from them are for research / non-commercial use. Teacher inputs: musicnn MSD "
                         "embeddings (musicnn, ISC licence, weights from its PyPI package), never shipped.",
-            "teachers": "per dataset, non-causal 8 s segments of musicnn MSD embeddings (mean/std of the penultimate "
+            "teachers": "none" if soft is None else "per dataset, non-causal 8 s segments of musicnn MSD embeddings (mean/std of the penultimate "
                         "layer, mean tag probabilities) + live_mer feature statistics: 4Q logistic regression "
                         "(quadrant), Emotify ridge (GEMS shares), VGMIDI ridge (valence/arousal); each labels the "
                         "other datasets (cross pseudo-labels), out-of-fold on its own",
-            "distillation": f"GT losses where labels exist + KD weight {KD_WEIGHT}: MSE to teacher VA, KL at "
-                            f"T={KD_TEMPERATURE} to teacher quadrant probabilities, BCE to teacher GEMS shares",
+            "distillation": (f"GT losses where labels exist + KD weight {KD_WEIGHT}: MSE to teacher VA, KL at "
+                             f"T={KD_TEMPERATURE} to teacher quadrant probabilities, BCE to teacher GEMS shares"
+                             if soft is not None else "none (--no-distill): ground-truth labels only"),
             "seed": SEED, "epochs": args.epochs,
             "seconds": round(seconds_so_far + time.time() - t0, 1),
             "machine": f"{platform.machine()}, Python {platform.python_version()}, CPU only",
@@ -414,6 +423,8 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, help="use only this many clips (smoke tests)")
     p.add_argument("--name", default=DEFAULT_MODEL, help="model name written to models/")
+    p.add_argument("--no-distill", action="store_true", help="labels only: no teachers, no musicnn needed")
+    p.add_argument("--no-vgmidi", action="store_true", help="4Q and Emotify only (no rendered VGMIDI needed)")
     args = p.parse_args()
     if not (DATA / "4q" / "labels.csv").exists():
         print(f"training data not found at {DATA} (set LIVE_MER_DATA)", file=sys.stderr)
@@ -421,7 +432,7 @@ def main() -> int:
     spec = FeatureSpec()
     t0 = time.time()
     if args.command == "features":
-        feature_cache(load_clips(args.limit), spec, workers=args.workers)
+        feature_cache(load_clips(args.limit, vgmidi=not args.no_vgmidi), spec, workers=args.workers)
     else:
         data = prepare(spec, args)
         if args.command in ("all", "cv"):

@@ -140,3 +140,19 @@ def test_rate_and_channel_changes_between_runs(tiny_model, sr, channels):
     x = np.repeat(triad(57, True, 3, sr)[:, None], channels, axis=1)
     ests = a.process(x)
     assert ests and ests[-1].chord == "A:min" and all(math.isfinite(e.arousal) for e in ests)
+
+
+def test_long_silence_then_music_recovers(tiny_model):
+    """Ten minutes of digital silence (an installation at night), then music: no stuck state."""
+    sr = 22050
+    a = Analyzer(tiny_model, sr, smoothing_s=0)
+    silence = np.zeros(sr * 60, np.float32)
+    quiet = []
+    for _ in range(10):
+        quiet += a.process(silence)
+    assert {e.chord for e in quiet} == {"N"} and all(math.isfinite(e.arousal) for e in quiet)
+    music = a.process(triad(57, True, 10, sr))
+    fresh = Analyzer(tiny_model, sr, smoothing_s=0).process(triad(57, True, 10, sr))
+    assert music[-1].chord == fresh[-1].chord == "A:min"
+    assert abs(music[-1].arousal - fresh[-1].arousal) < 0.05
+    assert music[-1].key == fresh[-1].key
