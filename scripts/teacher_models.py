@@ -23,12 +23,16 @@ import numpy as np
 from mer_data import CACHE, GEMS, Clip
 
 MUSICNN = CACHE / "teacher" / "musicnn"
+# Embeddings with a 2 s patch hop (Emotify, VGMIDI: long clips, embedded faster); same model and patches.
+MUSICNN_HOP2 = CACHE / "teacher" / "musicnn_hop2"
 GRID_S, CONTEXT_S = 2.0, 8.0
 FRAME_RATE = 22050 / 512
 
 
 def musicnn_path(clip: Clip):
-    return MUSICNN / clip.dataset / f"{clip.clip_id}.npz"
+    """The clip's embedding file (1 s patch hop if present, else 2 s)."""
+    first = MUSICNN / clip.dataset / f"{clip.clip_id}.npz"
+    return first if first.exists() else MUSICNN_HOP2 / clip.dataset / f"{clip.clip_id}.npz"
 
 
 def segment_descriptors(clip: Clip, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -206,17 +206,21 @@ def forward(w: PooledStudentWeights, x: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def formula_baseline(x: np.ndarray, spec: FeatureSpec) -> dict[str, np.ndarray]:
-    """What LED/visual tools do today, fixed a priori (not fitted): arousal from loudness and onsets,
-    valence from spectral balance (bright = positive). Quadrant = the signs."""
+def formula_cues(x: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Per window: loudness (dB), onset strength and spectral centroid (mel band): the cues LED tools use."""
     names = spec.feature_names()
-    loud = x[:, names.index("loudness_db")]
-    onset = x[:, names.index("onset")]
     mel = x[:, : spec.n_mels]  # window mean of log10 mel power per band
     power = 10.0 ** (mel - mel.max(axis=1, keepdims=True))
     centroid = (power * np.arange(spec.n_mels)).sum(axis=1) / power.sum(axis=1)
-    arousal = np.tanh((loud + 30.0) / 10.0 + 5.0 * onset)
-    valence = np.tanh((centroid - spec.n_mels * 0.3) / 6.0)
+    return np.stack([x[:, names.index("loudness_db")], x[:, names.index("onset")], centroid], axis=1)
+
+
+def formula_baseline(cues: np.ndarray, centre: np.ndarray) -> dict[str, np.ndarray]:
+    """What LED/visual tools do today: arousal from loudness and onsets, valence from spectral balance
+    (bright = positive), each centred on the training windows' median; quadrant from the signs."""
+    z = (cues - centre[0]) / centre[1]
+    arousal = np.tanh(z[:, 0] + z[:, 1])
+    valence = np.tanh(z[:, 2])
     q = np.where(valence >= 0, np.where(arousal >= 0, 0, 3), np.where(arousal >= 0, 1, 2))
     return {"va": np.stack([valence, arousal], axis=1), "quadrant": np.eye(4, dtype=np.float32)[q]}
 
@@ -320,10 +324,15 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
     if segs is None:  # --no-distill: no teachers
         variants = variants[1:]
     preds: dict = {name: {} for name, _ in variants}
+    preds["formula_baseline"] = {}
+    cues = formula_cues(x, spec)
     for k in range(args.folds):
         t0 = time.time()
         train = fold[clip_of] != k
         test_rows = ~train
+        centre = np.stack([np.median(cues[train], axis=0), cues[train].std(axis=0) + 1e-9])
+        for head, values in formula_baseline(cues[test_rows], centre).items():
+            preds["formula_baseline"].setdefault(head, np.zeros((len(x), values.shape[1]), np.float32))[test_rows] = values
         soft = soft_targets(teacher_labels(segs, clips, fold, k, SEED), clip_of, t_end) if segs else None
         for name, kd in variants:
             w = fit(x[train], quad[train], va[train], gems[train],
@@ -335,7 +344,6 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
     table = {name: metrics(clips, everything, clip_of, t_end, p) for name, p in preds.items()}
     if segs is not None:
         table["teachers"] = teacher_oof_table(segs, clips, fold)
-    table["formula_baseline"] = metrics(clips, everything, clip_of, t_end, formula_baseline(x, spec))
     table["protocol"] = (
         f"{args.folds}-fold cross-validation, folds grouped by artist (4Q, stratified by quadrant), track (Emotify) "
         f"and piece (VGMIDI, all instrument renders of a piece in one fold), seed {SEED}. Students: every window "

@@ -188,10 +188,13 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     wanted = set(args.datasets.split(","))
-    todo = [c for c in clips() if c[0] in wanted]
-    if args.variants:
-        keep = set(args.variants.split(","))
-        todo = [c for c in todo if c[0] != "vgmidi" or c[1].rsplit("@", 1)[-1] in keep]
+    variants = set(args.variants.split(",")) if args.variants else None
+
+    def selected() -> list[tuple[str, str, Path]]:
+        return [c for c in clips() if c[0] in wanted
+                and (c[0] != "vgmidi" or variants is None or c[1].rsplit("@", 1)[-1] in variants)]
+
+    todo = selected()
     if args.bench:
         by: dict[str, list] = {}
         for c in todo:
@@ -229,10 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     # Rescan after each pass: clips that appear meanwhile (render_vgmidi.py still writing) are picked up.
     failed: dict[str, str] = {}
     for n_pass in range(1, 11):
-        todo = [c for c in clips() if c[0] in wanted]
-    if args.variants:
-        keep = set(args.variants.split(","))
-        todo = [c for c in todo if c[0] != "vgmidi" or c[1].rsplit("@", 1)[-1] in keep]
+        todo = selected()
         pending = [c for c in todo if not out_path(c[0], c[1], args.out).exists() and f"{c[0]}/{c[1]}" not in failed]
         print(f"pass {n_pass}: {len(todo)} clips, {len(todo) - len(pending)} done or failed, {len(pending)} to do",
               flush=True)
