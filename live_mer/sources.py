@@ -7,12 +7,14 @@ Every source has ``name``, ``samplerate``, ``channels``, ``ring``, ``start()``, 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ._cache import user_cache_dir
 from .fileanalysis import open_audio
 from .ringbuffer import RingBuffer
 
@@ -279,22 +281,50 @@ class FileSource(_PlayerSource):
                 return
 
 
+def demo_audio(samplerate: int) -> np.ndarray:
+    """The demo piece at ``samplerate``, rendered once and kept on disk (memory-mapped afterwards).
+
+    Rendering needs ~100 MB of temporary memory for a moment; an installation that starts on the demo
+    should not pay that at every start. The cache key includes a hash of the synthesis code.
+    """
+    import hashlib
+
+    from . import demo
+
+    folder = user_cache_dir("demo")
+    if folder is not None:
+        code = hashlib.sha1(Path(demo.__file__).read_bytes()).hexdigest()[:12]
+        path = folder / f"demo-{samplerate}-{code}.npy"
+        try:
+            return np.load(path, mmap_mode="r")
+        except (OSError, ValueError):
+            pass
+    audio = np.asarray(demo.render_demo(samplerate), dtype=np.float32)
+    if folder is not None:
+        try:
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+            np.save(tmp, audio)
+            tmp.replace(path)
+        except OSError:
+            pass  # a cache we cannot write is only slower
+    return audio
+
+
 class DemoSource(_PlayerSource):
     """The built-in generated demo piece (:mod:`live_mer.demo`), looped, paced in real time by default.
 
-    ``seconds`` limits the total audio played (e.g. an hour of the looped piece for a soak test).
+    ``seconds`` limits the total audio played (e.g. an hour of the looped piece for a soak test). The
+    default rate is the analysis rate, so no resampling is needed.
     """
 
-    def __init__(self, samplerate: int = 44100, realtime: bool = True, loop: bool = True,
+    def __init__(self, samplerate: int = 22050, realtime: bool = True, loop: bool = True,
                  seconds: float | None = None):
         super().__init__("demo", samplerate, 1, realtime)
         self.loop = loop
         self.seconds = seconds
 
     def _blocks(self):
-        from .demo import render_demo
-
-        audio = np.asarray(render_demo(self.samplerate), dtype=np.float32).reshape(-1, 1)
+        audio = demo_audio(self.samplerate).reshape(-1, 1)
         remaining = int(self.seconds * self.samplerate) if self.seconds is not None else None
         while True:
             for i in range(0, audio.shape[0], self.block_frames):

@@ -172,3 +172,14 @@ def test_other_sample_rates(sr: int, audio: np.ndarray) -> None:
     for s in demo.SECTIONS:  # same mix at every rate: loudness within 1 dB
         assert _rms_db(_core(y, s, sr)) == pytest.approx(_rms_db(_core(audio, s, SR)), abs=1.0)
     assert sum(_key_hits(y, sr)) >= len(demo.SECTIONS) - 1
+
+
+def test_demo_audio_is_cached_on_disk(tmp_path, monkeypatch) -> None:
+    from live_mer.sources import demo_audio
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = demo_audio(8000)
+    second = demo_audio(8000)
+    assert isinstance(second, np.memmap) and list(tmp_path.rglob("demo-8000-*.npy"))
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(second, demo.render_demo(8000))
