@@ -1,10 +1,13 @@
-"""A writable per-user cache folder (numba kernels on read-only installs, filterbanks)."""
+"""A writable per-user cache folder (numba kernels on read-only installs, filterbanks, the demo piece)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 
 def user_cache_dir(*parts: str) -> Path | None:
@@ -19,3 +22,24 @@ def user_cache_dir(*parts: str) -> Path | None:
         if os.access(candidate, os.W_OK):
             return candidate
     return None
+
+
+def cached_array(folder: str, name: str, compute: Callable[[], np.ndarray], mmap: bool = False) -> np.ndarray:
+    """``compute()`` once, kept as ``<user cache>/<folder>/<name>.npy``; later calls load it (memory-mapped
+    when ``mmap``). A cache that cannot be read or written only costs the computation."""
+    where = user_cache_dir(folder)
+    path = where / f"{name}.npy" if where is not None else None
+    if path is not None and path.is_file():
+        try:
+            return np.load(path, mmap_mode="r" if mmap else None)
+        except (OSError, ValueError):
+            pass  # unreadable: compute it again
+    value = compute()
+    if path is not None:
+        try:
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+            np.save(tmp, value)
+            tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+        except OSError:
+            pass
+    return value

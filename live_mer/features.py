@@ -14,14 +14,13 @@ through an online tuning estimate, which a filterbank built once (``librosa.filt
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import scipy.fft
 import soxr
 
-from ._cache import user_cache_dir
+from ._cache import cached_array
 from ._numba import njit
 from .harmony import NO_CHORD, TUNING_PRIOR_WEIGHT, HarmonyParams, HarmonyTracker, peak_chroma, tonal_weight
 
@@ -114,26 +113,14 @@ def _mel_filterbank(spec: FeatureSpec) -> np.ndarray:
     at every start, which the warm start-up budget of a live tool cannot afford."""
     from importlib.metadata import version
 
-    key = f"mel-{spec.sample_rate}-{spec.n_fft}-{spec.n_mels}-{spec.fmin:g}-{spec.fmax:g}-librosa{version('librosa')}"
-    folder = user_cache_dir("filters")
-    path = folder / f"{key}.npy" if folder is not None else None
-    if path is not None and path.is_file():
-        try:
-            return np.load(path)
-        except (OSError, ValueError):
-            pass  # unreadable: build it again
-    import librosa.filters
+    def build() -> np.ndarray:
+        import librosa.filters
 
-    mel = librosa.filters.mel(sr=spec.sample_rate, n_fft=spec.n_fft, n_mels=spec.n_mels, fmin=spec.fmin,
-                              fmax=spec.fmax, htk=False, norm="slaney")
-    if path is not None:
-        try:
-            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-            np.save(tmp, mel)
-            tmp.replace(path)
-        except OSError:
-            pass  # a cache we cannot write is only slower
-    return mel
+        return librosa.filters.mel(sr=spec.sample_rate, n_fft=spec.n_fft, n_mels=spec.n_mels, fmin=spec.fmin,
+                                   fmax=spec.fmax, htk=False, norm="slaney")
+
+    key = f"mel-{spec.sample_rate}-{spec.n_fft}-{spec.n_mels}-{spec.fmin:g}-{spec.fmax:g}-librosa{version('librosa')}"
+    return cached_array("filters", key, build)
 
 
 def _filterbanks(spec: FeatureSpec):

@@ -7,14 +7,13 @@ Every source has ``name``, ``samplerate``, ``channels``, ``ring``, ``start()``, 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ._cache import user_cache_dir
+from ._cache import cached_array
 from .fileanalysis import open_audio
 from .ringbuffer import RingBuffer
 
@@ -291,23 +290,9 @@ def demo_audio(samplerate: int) -> np.ndarray:
 
     from . import demo
 
-    folder = user_cache_dir("demo")
-    if folder is not None:
-        code = hashlib.sha1(Path(demo.__file__).read_bytes()).hexdigest()[:12]
-        path = folder / f"demo-{samplerate}-{code}.npy"
-        try:
-            return np.load(path, mmap_mode="r")
-        except (OSError, ValueError):
-            pass
-    audio = np.asarray(demo.render_demo(samplerate), dtype=np.float32)
-    if folder is not None:
-        try:
-            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-            np.save(tmp, audio)
-            tmp.replace(path)
-        except OSError:
-            pass  # a cache we cannot write is only slower
-    return audio
+    code = hashlib.sha1(Path(demo.__file__).read_bytes()).hexdigest()[:12]
+    return cached_array("demo", f"demo-{samplerate}-{code}",
+                        lambda: np.asarray(demo.render_demo(samplerate), dtype=np.float32), mmap=True)
 
 
 class DemoSource(_PlayerSource):

@@ -43,15 +43,19 @@ def midi_hz(note: int) -> float:
     return 440.0 * 2 ** ((note - 69) / 12)
 
 
-def triad(root_midi: int, minor: bool, seconds: float, sr: int, amp: float = 0.15) -> np.ndarray:
-    """A triad with a few harmonics per note (closer to real instruments than pure sines)."""
-    notes = [root_midi, root_midi + (3 if minor else 4), root_midi + 7, root_midi - 12]
+def chord_tones(notes, seconds: float, sr: int, amp: float = 0.12) -> np.ndarray:
+    """Any set of MIDI notes with a few harmonics each (closer to real instruments than pure sines)."""
     t = np.arange(int(seconds * sr)) / sr
     x = np.zeros_like(t)
     for n in notes:
         for h, a in ((1, 1.0), (2, 0.4), (3, 0.2)):
             x += a * np.sin(2 * np.pi * midi_hz(n) * h * t)
     return (amp * x / len(notes)).astype(np.float32)
+
+
+def triad(root_midi: int, minor: bool, seconds: float, sr: int, amp: float = 0.15) -> np.ndarray:
+    """A triad in root position with the root doubled an octave below."""
+    return chord_tones([root_midi, root_midi + (3 if minor else 4), root_midi + 7, root_midi - 12], seconds, sr, amp)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import midi_hz, triad
+from conftest import chord_tones, triad
 from live_mer.features import FeatureSpec, Frontend
 from live_mer.harmony import (EXT_NO_CHORD, KEY_PROFILES, NO_CHORD, PITCH_CLASSES, HarmonyParams, HarmonyTracker,
                               camelot, chord_ext_label, chord_ext_to_majmin, chord_label, key_name, open_key)
@@ -40,16 +40,6 @@ def track(x, sr, spec=None):
 def lag_s(spec=None):
     spec = spec or FeatureSpec()
     return round(spec.chord_lookahead_seconds * spec.frame_rate) / spec.frame_rate
-
-
-def chord_tones(notes, seconds, sr, amp=0.12):
-    """Any set of MIDI notes with a few harmonics each."""
-    t = np.arange(int(seconds * sr)) / sr
-    x = np.zeros_like(t)
-    for n in notes:
-        for h, a in ((1, 1.0), (2, 0.4), (3, 0.2)):
-            x += a * np.sin(2 * np.pi * midi_hz(n) * h * t)
-    return (amp * x / len(notes)).astype(np.float32)
 
 
 def drums(seconds, sr, bpm=120, seed=0):

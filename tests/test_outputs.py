@@ -6,7 +6,6 @@ import socket
 import time
 from types import MappingProxyType
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
