@@ -40,15 +40,7 @@ def input_devices(rescan: bool = False) -> tuple[list[dict], str]:
     """
     try:
         if rescan:
-            refresh = getattr(sources, "refresh_devices", None)
-            if refresh is not None:  # live_mer's own (it knows whether a stream is open)
-                if getattr(sources, "_open_streams", 0) == 0:
-                    refresh()
-            else:
-                import sounddevice as sd
-
-                sd._terminate()
-                sd._initialize()
+            sources.refresh_devices()  # a no-op while an input stream is open
         return list_input_devices(), ""
     except Exception as exc:  # noqa: BLE001 - PortAudio missing raises OSError, a broken server anything
         return [], f"cannot list input devices: {exc}"

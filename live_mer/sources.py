@@ -73,15 +73,19 @@ def _check_rate(rate: int) -> int:
 _open_streams = 0  # DeviceSource streams open in this process (PortAudio is re-initialised only at 0)
 
 
-def refresh_devices() -> None:
+def refresh_devices() -> bool:
     """Make PortAudio list devices afresh (it reads the list once, at initialisation).
 
-    Only safe with no stream open in this process, so callers check :data:`_open_streams` first.
+    Re-initialising PortAudio would kill open streams, so this does nothing and returns False while
+    any DeviceSource stream of this process is open; True when the list was refreshed.
     """
     import sounddevice as sd
 
+    if _open_streams:
+        return False
     sd._terminate()
     sd._initialize()
+    return True
 
 
 class DeviceSource:
@@ -180,8 +184,7 @@ class DeviceSource:
         self._retry_at = now + self.backoff_s[min(self._attempt, len(self.backoff_s) - 1)]
         self._attempt += 1
         try:
-            if _open_streams == 0:
-                refresh_devices()
+            refresh_devices()
             match = [d for d in list_input_devices() if d["name"] == self.name]
             if not match:
                 raise SourceError(f"input device {self.name!r} is not present")
