@@ -12,7 +12,7 @@ Three teachers, one per dataset and label type, all on these descriptors:
   * VGMIDI: valence and arousal (ridge regression), segments labelled with the measure at their centre
     (trained on the piano renders; the other instrument renders of a piece share its timeline and labels).
 Each teacher then labels every *other* dataset's segments (cross pseudo-labels: quadrants for VGMIDI and
-Emotify, GEMS for 4Q and VGMIDI, valence/arousal for 4Q and Emotify). On its own dataset a teacher's
+Emotify, GEMS for 4Q and VGMIDI, valence/arousal for 4Q and Emotify; see :func:`valence_arousal_target`). On its own dataset a teacher's
 labels are out-of-fold, so no student ever learns from a teacher that saw the student's own clip.
 """
 
@@ -123,9 +123,28 @@ def teacher_labels(segs, clips, folds: np.ndarray, test_fold: int | None, seed: 
     for i in np.flatnonzero(not_test):
         times, d = segs[i]
         pred = cross.predict(d)
-        pred[own_head[clips[i].dataset]] = own[folds[i]].predict(d)[own_head[clips[i].dataset]]
+        dataset = clips[i].dataset
+        pred[own_head[dataset]] = own[folds[i]].predict(d)[own_head[dataset]]
+        pred["va"] = valence_arousal_target(dataset, pred)
         labels[int(i)] = (times, pred)
     return labels
+
+
+def valence_arousal_target(dataset: str, pred: dict[str, np.ndarray]) -> np.ndarray:
+    """The valence/arousal a student should learn on ``dataset``'s audio.
+
+    The VGMIDI teacher knows piano game music; on 4Q's and Emotify's recordings its values are off-scale
+    (arousal of a rock band vs a solo piano). The 4Q teacher's quadrant probabilities imply a valence
+    and arousal on the same +-0.5 sign scale the 4Q ground truth uses: 4Q clips use that alone, Emotify
+    the mean of both teachers, VGMIDI its own (out-of-fold) teacher.
+    """
+    q = pred["quadrant"]
+    from_quadrants = 0.5 * np.stack([q[:, 0] + q[:, 3] - q[:, 1] - q[:, 2], q[:, 0] + q[:, 1] - q[:, 2] - q[:, 3]], 1)
+    if dataset == "4q":
+        return from_quadrants.astype(np.float32)
+    if dataset == "emotify":
+        return (0.5 * (pred["va"] + from_quadrants)).astype(np.float32)
+    return pred["va"]
 
 
 def teacher_oof_table(segs, clips, folds) -> dict:
