@@ -2,7 +2,7 @@
 # Set up live_mer on a Debian/Ubuntu machine: system packages (apt, as root or through sudo), then a
 # virtual environment in .venv with the package installed in editable mode.
 #   bash scripts/setup.sh            # to run live-mer
-#   bash scripts/setup.sh test       # ... plus the test rig (PulseAudio, soundfonts) and test extras
+#   bash scripts/setup.sh test       # ... plus the test rig (PulseAudio, soundfonts), test and train extras
 #   bash scripts/setup.sh train      # ... plus the training extras (torch CPU, scikit-learn, tqdm)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,7 +13,7 @@ extra="."
 case "$what" in
   run) ;;
   test) packages+=(pulseaudio pulseaudio-utils libasound2-plugins fluidsynth fluid-soundfont-gm
-                   libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3); extra=".[test]" ;;
+                   libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3); extra=".[test,train]" ;;
   train) extra=".[train]" ;;
   *) echo "setup.sh: unknown target '$what' (run | test | train)" >&2; exit 2 ;;
 esac

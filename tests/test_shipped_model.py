@@ -1,0 +1,46 @@
+"""The shipped student: its card, and what it says about things that are not music."""
+
+import numpy as np
+import pytest
+
+from live_mer.analyzer import Analyzer
+from live_mer.fileanalysis import analyze_file, analyze_stream
+from live_mer.model import DEFAULT_MODEL, load_model, models_dir
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_model(DEFAULT_MODEL, provider="cpu")
+
+
+def test_card_says_how_it_was_made_and_how_good_it_is(shipped):
+    card = shipped.card.raw
+    assert (models_dir() / f"{DEFAULT_MODEL}.onnx").stat().st_size <= 5 * 1024 * 1024
+    training = card["training"]
+    assert training["command"].startswith("python scripts/train.py all")
+    assert {"data", "licences", "teachers", "distillation", "seed"} <= set(training)
+    table = card["evaluation"]
+    assert "protocol" in table and "grouped by artist" in table["protocol"]
+    if "student" in table:  # a distilled model must beat the same student trained without distillation
+        assert table["student"]["4q_clip_macro_f1"] > table["student_no_distillation"]["4q_clip_macro_f1"]
+
+
+def mean_confidence(estimates):
+    q = np.array([list(e.heads["quadrant"].values()) for e in estimates])
+    va = np.array([[e.valence, e.arousal] for e in estimates])
+    return float(q.max(axis=1).mean()), np.abs(va).mean(axis=0)
+
+
+def test_silence_is_not_a_confident_emotion(shipped):
+    sr = 22050
+    ests = analyze_stream(Analyzer(shipped, sr, smoothing_s=0), [np.zeros(sr * 20, np.float32)])
+    top, va = mean_confidence(ests)
+    assert top < 0.7 and (va < 0.3).all()
+
+
+@pytest.mark.parametrize("name", ["198-209-0000.ogg", "3436-172162-0000.ogg", "5703-47212-0000.ogg"])
+def test_speech_is_not_a_confident_emotion(shipped, shared_data, name):
+    result = analyze_file(shared_data / "cc-excerpts" / name, shipped, smoothing_s=0)
+    q = np.array([list(e["quadrant_probs"].values()) for e in result["timeline"]])
+    va = np.array([[e["valence"], e["arousal"]] for e in result["timeline"]])
+    assert q.max(axis=1).mean() < 0.65 and (np.abs(va).mean(axis=0) < 0.3).all()

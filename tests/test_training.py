@@ -1,0 +1,85 @@
+"""A tiny end-to-end training run: synthetic clips -> live features -> (distilled) student -> ONNX -> Analyzer."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import ROOT, chord_tones
+
+torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "scripts" / "teachers"))
+
+import mer_data  # noqa: E402
+import train  # noqa: E402
+from live_mer.analyzer import Analyzer  # noqa: E402
+from live_mer.features import FeatureSpec  # noqa: E402
+from live_mer.fileanalysis import analyze_stream, iter_blocks, open_audio  # noqa: E402
+from live_mer.model import load_model  # noqa: E402
+
+
+def synthetic_clips(folder: Path) -> list:
+    """Loud bright major chords labelled Q1, quiet dark minor chords labelled Q3 (and GEMS shares)."""
+    sr, clips = 22050, []
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        happy = i % 2 == 0
+        root = 60 + int(rng.integers(0, 5))
+        notes = [root, root + (4 if happy else 3), root + 7]
+        x = chord_tones(notes + [n + 12 for n in notes], 8.0, sr, amp=0.5 if happy else 0.03)
+        if happy:
+            x = x + 0.05 * rng.standard_normal(len(x)).astype(np.float32) * (np.arange(len(x)) % 5512 < 400)
+        path = folder / f"clip{i}.wav"
+        sf.write(path, x, sr)
+        gems = np.zeros(len(mer_data.GEMS), np.float32)
+        gems[mer_data.GEMS.index("joyful_activation" if happy else "sadness")] = 0.8
+        clips.append(mer_data.Clip("4q" if i < 6 else "emotify", f"c{i}", path, f"g{i}",
+                                   quadrant=(0 if happy else 2) if i < 6 else None, gems=None if i < 6 else gems))
+    return clips
+
+
+def test_tiny_training_run_exports_a_model_the_analyzer_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(mer_data, "CACHE", tmp_path / "cache")
+    spec = FeatureSpec()
+    clips = synthetic_clips(tmp_path)
+    paths = mer_data.feature_cache(clips, spec, workers=1, progress=False)
+    x, clip_of, t_end = train.window_table(clips, paths, spec)
+    quad, va, gems = train.ground_truth(clips, clip_of, t_end)
+    # Stand-in teacher outputs exercise the distillation losses (the real teachers need musicnn).
+    soft = {"quadrant": np.where(quad[:, None] >= 0, np.eye(4, dtype=np.float32)[np.maximum(quad, 0)] * 0.9 + 0.025,
+                                 np.nan).astype(np.float32),
+            "va": np.nan_to_num(va, nan=0.0).astype(np.float32),
+            "gems": np.full((len(x), len(mer_data.GEMS)), 0.2, np.float32)}
+    w = train.fit(x, quad, va, gems, soft, epochs=30)
+    onnx_path = train.export(w, spec, tmp_path / "models", "tiny_student", {"training": {"note": "test"}})
+    model = load_model(onnx_path, provider="cpu")
+    # the exported graph computes what the training weights compute, on the same windows
+    window, hop, recent = train.geometry(spec)
+    silence = train.Frontend(spec, spec.sample_rate).silence_row()
+    windows = np.ascontiguousarray(mer_data.windows_of(np.load(paths[0]), silence, window, hop))
+    onnx_out = model.run(windows)
+    ref = train.forward(w, train.pooled_statistics(windows, recent))
+    for head in ("va", "quadrant", "gems"):
+        np.testing.assert_allclose(onnx_out[head], ref[head], atol=1e-4)
+    # and the live Analyzer over the audio gives the training-time windows' answers
+    with open_audio(clips[0].path) as f:
+        ests = analyze_stream(Analyzer(model, f.samplerate, smoothing_s=0.0), iter_blocks(f))
+    live = np.array([[e.valence, e.arousal] for e in ests])
+    np.testing.assert_allclose(live[: len(ref["va"])], ref["va"][: len(live)], atol=1e-4)
+    # it learned the toy task: loud major -> Q1 and positive arousal, quiet minor -> Q3
+    assert ests[-1].quadrant == "Q1" and ests[-1].arousal > 0
+    with open_audio(clips[1].path) as f:
+        sad = analyze_stream(Analyzer(model, f.samplerate, smoothing_s=0.0), iter_blocks(f))
+    assert sad[-1].quadrant == "Q3" and sad[-1].arousal < ests[-1].arousal
+
+
+def test_windows_match_the_analyzer_definition():
+    frames = np.arange(50 * 2, dtype=np.float32).reshape(50, 2)
+    w = mer_data.windows_of(frames, np.array([-1.0, -1.0], np.float32), window=8, hop=5)
+    assert w.shape == (10, 8, 2)
+    np.testing.assert_array_equal(w[0, -1], frames[4])  # window k ends at frame (k + 1) * hop - 1
+    np.testing.assert_array_equal(w[0, :3], -1.0)  # the start is padded with silence, as live
+    np.testing.assert_array_equal(w[-1, -1], frames[49])
