@@ -1,0 +1,57 @@
+"""vibenet (GPL-3, PyPI) as a peer on 4Q: a reference row for the README table, never a teacher.
+
+vibenet predicts Spotify-style attributes (valence, energy, ... in [0, 1]) for a whole file, offline.
+It runs in its own environment so that its licence and dependencies stay out of live_mer:
+
+    python3 -m venv .venv-vibenet && .venv-vibenet/bin/pip install vibenet==0.1.0 scikit-learn
+    .venv-vibenet/bin/python scripts/eval_vibenet.py          # writes .cache/vibenet_4q.json
+
+Quadrants come from the signs of (valence - 0.5, energy - 0.5), fixed a priori (no fitting, so no folds).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("LIVE_MER_DATA", ROOT.parent / "shared" / "data"))
+QUADRANT_VA = {"Q1": (1, 1), "Q2": (-1, 1), "Q3": (-1, -1), "Q4": (1, -1)}
+
+
+def main() -> int:
+    import vibenet
+    from sklearn.metrics import f1_score
+
+    model = vibenet.load_model()
+    rows = list(csv.DictReader(open(DATA / "4q" / "labels.csv")))
+    y, p, va_true, va_pred = [], [], [], []
+    for i, row in enumerate(rows):
+        r = model.predict(str(DATA / row["path"]))[0]
+        v, a = np.sign(r.valence - 0.5) or 1.0, np.sign(r.energy - 0.5) or 1.0
+        pred = next(q for q, s in QUADRANT_VA.items() if s == (v, a))
+        y.append(row["quadrant"])
+        p.append(pred)
+        va_true.append(QUADRANT_VA[row["quadrant"]])
+        va_pred.append((v, a))
+        if i % 100 == 0:
+            print(f"{i}/{len(rows)}", file=sys.stderr, flush=True)
+    va_true, va_pred = np.array(va_true), np.array(va_pred)
+    out = {"4q_clip_macro_f1": float(f1_score(y, p, average="macro")),
+           "4q_valence_sign_acc": float(np.mean(va_true[:, 0] == va_pred[:, 0])),
+           "4q_arousal_sign_acc": float(np.mean(va_true[:, 1] == va_pred[:, 1])),
+           "clips": len(rows), "model": "vibenet 0.1.0 (EfficientNet, whole file, offline)"}
+    path = ROOT / ".cache" / "vibenet_4q.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
