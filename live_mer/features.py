@@ -43,10 +43,6 @@ class FeatureSpec:
     chroma_compression: float = 100.0  # peak magnitudes -> log1p(compression * magnitude / strongest peak)
     chroma_tonality_gate: float = 0.0  # frames whose in-tune peak share is below this carry no chroma (noise, drums)
     chord_stay_seconds: float = HarmonyParams.chord_stay_seconds
-    chord_sharpness: float = HarmonyParams.chord_sharpness
-    chord_bass_sharpness: float = HarmonyParams.chord_bass_sharpness
-    chord_no_chord_cosine: float = HarmonyParams.chord_no_chord_cosine
-    chord_bass_in_treble: float = HarmonyParams.chord_bass_in_treble
     chord_lookahead_seconds: float = HarmonyParams.chord_lookahead_seconds
     chord_hysteresis: float = HarmonyParams.chord_hysteresis
     key_profile: str = HarmonyParams.key_profile
@@ -55,7 +51,7 @@ class FeatureSpec:
     key_profile_weight: float = HarmonyParams.key_profile_weight
     key_switch_margin: float = HarmonyParams.key_switch_margin
     key_hold_seconds: float = HarmonyParams.key_hold_seconds
-    version: int = 2
+    version: int = 3
 
     @property
     def frame_rate(self) -> float:

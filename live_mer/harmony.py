@@ -14,8 +14,12 @@ Three stages, each one Numba loop per frame with its state carried between calls
    so the chroma does not depend on the level. A bass chroma (peaks below ``bass_fmax``) is kept
    beside the full chroma for root/inversion evidence.
 2. **Chords** (:class:`HarmonyTracker`). 12 roots x 9 qualities (maj, min, 7, maj7, min7, dim, aug,
-   sus2, sus4) + no-chord ``N`` = 109 states, scored against harmonic-series templates (treble and
-   bass), decoded by an online HMM: forward filtering plus a *fixed-lag* backward pass over the last
+   sus2, sus4) + no-chord ``N`` = 109 states, scored by a small learned, root-invariant model (one MLP
+   shared by the 12 roots reads the treble and bass chroma rotated so the candidate root is at 0 and
+   scores the 9 qualities; a second MLP scores ``N`` from rotation-invariant features, the sorted
+   chroma), trained by ``scripts/train_chords.py`` on synthetic audio through this front end. Its
+   logits, less the training log prior and plus a music prior (:data:`STATE_LOG_PRIOR`), are the
+   log emissions of an online HMM: forward filtering plus a *fixed-lag* backward pass over the last
    ``chord_lookahead_seconds`` (0 = pure filtering). The label of frame ``t - L`` is final at frame
    ``t``: the look-ahead is stated and bounded. The majmin label is the marginal posterior over the
    extended states (maj/7/maj7/aug/sus -> maj, min/min7/dim -> min), held with hysteresis; the
@@ -25,13 +29,15 @@ Three stages, each one Numba loop per frame with its state carried between calls
    ``key_hold_seconds`` before it replaces the held one, which raises a key-change event.
 
 Why hand-written: librosa's chroma and madmom's chord/key recognisers work on whole signals and decode
-offline; none filters frame by frame without allocating. Only the fixed parts (templates, profiles)
-are built in Python, once.
+offline; none filters frame by frame without allocating. Only the fixed parts (emission weights,
+profiles) are loaded or built in Python, once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -49,10 +55,14 @@ QUALITY_INTERVALS = ((0, 4, 7), (0, 3, 7), (0, 4, 7, 10), (0, 4, 7, 11), (0, 3, 
                      (0, 2, 7), (0, 5, 7))
 # majmin family of each quality: 0 = major, 1 = minor (aug and sus have no minor third: counted major)
 QUALITY_FAMILY = np.array([0, 1, 0, 0, 1, 1, 0, 0, 0], dtype=np.int64)
-# Log prior of each quality in the emission (frame-level bias): rarer, richer chords must earn it.
-QUALITY_LOG_PRIOR = np.log(np.array([1.0, 1.0, 0.6, 0.5, 0.6, 0.12, 0.06, 0.08, 0.12]))
+# Prior of each quality (per root) and of N in music, relative weights: the learned emission's
+# posteriors are divided by the training prior and multiplied by this, so rarer chords must earn it.
+STATE_LOG_PRIOR = np.log(np.array([1.0, 1.0, 0.6, 0.5, 0.6, 0.12, 0.06, 0.08, 0.12, 1.5]))
 N_EXT = len(QUALITIES) * 12 + 1
 EXT_NO_CHORD = N_EXT - 1
+
+# The learned chord emission (scripts/train_chords.py writes it; see live_mer/data/README.md).
+EMISSION_PATH = Path(__file__).resolve().parent / "data" / "chord_emission.npz"
 
 # ---- key profiles, tonic first (major row, minor row) ----
 KEY_PROFILES = {
@@ -82,8 +92,6 @@ _MINOR_KEY_MAJ = {3: 0.35, 8: 0.45, 10: 0.4, 7: 0.4}
 _MINOR_KEY_MIN = {0: 1.0, 5: 0.45, 7: 0.2, 2: 0.05}
 NON_DIATONIC_WEIGHT = 0.02
 
-TEMPLATE_HARMONIC_DECAY = 0.8  # amplitude of harmonic h is decay**(h-1) in the chord templates
-BASS_TEMPLATE_OTHER = 0.7  # bass template weight of the non-root chord tones (the root has 1)
 
 
 def chord_label(index: int) -> str:
@@ -139,45 +147,26 @@ def open_key(index: int) -> str:
     return f"{number}{'m' if code[-1] == 'A' else 'd'}"
 
 
-def _note_profile(decay: float = TEMPLATE_HARMONIC_DECAY) -> np.ndarray:
-    """Pitch-class image of one harmonic tone (partials 1..6) relative to its own pitch class."""
-    p = np.zeros(12)
-    for h in range(1, 7):
-        p[int(round(12 * np.log2(h))) % 12] += decay ** (h - 1)
-    return p
+@lru_cache(maxsize=1)
+def _emission_net() -> tuple:
+    """The shipped emission model, loaded once per process (every tracker shares the read-only arrays)."""
+    return load_emission(EMISSION_PATH)
 
 
-def chord_templates() -> np.ndarray:
-    """Unit-norm binary chroma templates, shape (25, 12): major triads, minor triads, flat no-chord."""
-    t = np.zeros((N_CHORDS, 12), dtype=np.float32)
-    for root in range(12):
-        for interval in (0, 4, 7):
-            t[root, (root + interval) % 12] = 1.0
-        for interval in (0, 3, 7):
-            t[12 + root, (root + interval) % 12] = 1.0
-    t[NO_CHORD] = 1.0
-    return t / np.linalg.norm(t, axis=1, keepdims=True)
+def load_emission(path: Path = EMISSION_PATH) -> tuple:
+    """The chord emission model as the tuple :func:`_emission` reads (float64 arrays).
 
-
-def extended_templates(decay: float = TEMPLATE_HARMONIC_DECAY) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-norm treble and bass templates of the 108 extended chords, shapes (108, 12) each.
-
-    Treble: the sum of the chord tones' harmonic images (so a played C major also explains the G and E
-    its partials put into the chroma). Bass: the root, with a little weight on the other chord tones
-    (inversions).
+    (chord W1 (hidden, 24), b1, W2 (9, hidden), b2, no-chord V1 (hidden, 25), c1, v2 (hidden,), c2 (1,),
+    per-state log-score offset (109,)). The offset turns the logits into scaled likelihoods times the
+    music prior: ``STATE_LOG_PRIOR`` (normalised over the 109 states) minus the training log prior.
     """
-    note = _note_profile(decay)
-    treble = np.zeros((EXT_NO_CHORD, 12))
-    bass = np.zeros((EXT_NO_CHORD, 12))
-    for q, intervals in enumerate(QUALITY_INTERVALS):
-        for root in range(12):
-            s = q * 12 + root
-            for i in intervals:
-                treble[s] += np.roll(note, (root + i) % 12)
-                bass[s, (root + i) % 12] += 1.0 if i == 0 else BASS_TEMPLATE_OTHER
-    treble /= np.linalg.norm(treble, axis=1, keepdims=True)
-    bass /= np.linalg.norm(bass, axis=1, keepdims=True)
-    return treble.astype(np.float32), bass.astype(np.float32)
+    with np.load(path) as z:
+        w = {k: np.ascontiguousarray(z[k], dtype=np.float64) for k in z.files}
+    prior = np.concatenate([np.repeat(STATE_LOG_PRIOR[:-1], 12), STATE_LOG_PRIOR[-1:]])
+    prior -= np.log(np.exp(prior).sum())
+    train = np.concatenate([np.repeat(w["log_prior"][:-1], 12), w["log_prior"][-1:]])
+    return (w["chord_w1"], w["chord_b1"], w["chord_w2"], w["chord_b2"], w["none_w1"], w["none_b1"], w["none_w2"],
+            np.atleast_1d(w["none_b2"]), prior - train)
 
 
 def key_profiles(name: str = "krumhansl") -> np.ndarray:
@@ -309,7 +298,6 @@ def peak_chroma(power, prev_power, smooth, bin_hz, k_lo, k_hi, k_bass, k_tune, t
 
 TONALITY_NOISE = 0.5  # tonality of white noise and drums (peaks anywhere between the semitones)
 TONALITY_SPAN = 0.08  # tonality above TONALITY_NOISE at which a frame counts as fully pitched
-NO_CHORD_TONALITY_WEIGHT = 2.0  # log-evidence for N added in proportion to (1 - tonal weight)
 
 
 @njit(cache=True, nogil=True)
@@ -326,65 +314,78 @@ def tonal_weight(tonality):
 
 
 @njit(cache=True, nogil=True)
-def _emission(chroma, bass, treble_t, bass_t, log_prior, sharp, bass_sharp, no_chord_cos, bass_in_treble, treble,
-              out):
-    n_states = out.shape[0]  # 109: the last one is N
+def _emission(chroma, bass, net, x, hidden, out):
+    """Emission of the 109 states for one frame (in place), scaled so the best state has 1.
+
+    ``net`` is :func:`load_emission`'s tuple; ``x`` (24) and ``hidden`` (at least the larger hidden
+    size) are scratch.
+    """
+    w1, b1, w2, b2, v1, c1, v2, c2, offset = net
+    n_states = out.shape[0]
     n_chords = n_states - 1
-    tn = 0.0
-    tsum = 0.0
-    bn = 0.0
-    bsum = 0.0
-    # The bass chroma is part of the chroma; the chord templates see only a share of it, so a bass
-    # note (an inversion, a pedal) cannot outvote the chord above it.
+    energy = 0.0
     for c in range(12):
-        treble[c] = chroma[c] - (1.0 - bass_in_treble) * bass[c]
-        if treble[c] < 0.0:
-            treble[c] = 0.0
-        tn += treble[c] * treble[c]
-        tsum += treble[c]
-        bn += bass[c] * bass[c]
-        bsum += bass[c]
-    if tsum + bsum <= 1e-9:
+        energy += chroma[c] + bass[c]
+    if energy <= 1e-9:  # a gated (near-silent or unpitched) frame: certainly no chord
         for s in range(n_chords):
             out[s] = 1e-12
         out[n_chords] = 1.0
         return
-    tn = np.sqrt(tn)
-    bn = np.sqrt(bn)
-    # Bass evidence counts in proportion to how much of the chroma the bass carries.
-    bw = min(1.0, 3.0 * bsum / (tsum + bsum)) if bn > 1e-9 else 0.0
-    if tn <= 1e-9:
-        tn = 1.0
-    best = -1e30
-    for s in range(n_chords):
-        ct = 0.0
-        cb = 0.0
+    # The chord scores see the chroma's shape only (divided by its maximum, the frame's tonal weight);
+    # the N score sees the tonal weight too.
+    top = 0.0
+    for c in range(12):
+        if chroma[c] > top:
+            top = chroma[c]
+    if top <= 1e-9:
+        top = 1e-9
+    n_hidden = w1.shape[0]
+    for r in range(12):
+        # the chroma rotated so the candidate root sits at 0: one shared network scores every root
         for c in range(12):
-            ct += treble[c] * treble_t[s, c]
-            cb += bass[c] * bass_t[s, c]
-        ct /= tn
-        cb = cb / bn if bw > 0.0 else 0.0
-        out[s] = sharp * (ct - 1.0) + bw * bass_sharp * (cb - 1.0) + log_prior[s // 12]
+            x[c] = chroma[(c + r) % 12] / top
+            x[12 + c] = bass[(c + r) % 12] / top
+        for j in range(n_hidden):
+            a = b1[j]
+            for i in range(24):
+                a += w1[j, i] * x[i]
+            hidden[j] = a if a > 0.0 else 0.0
+        for q in range(w2.shape[0]):
+            a = b2[q]
+            for j in range(n_hidden):
+                a += w2[q, j] * hidden[j]
+            out[q * 12 + r] = a
+    # N from rotation-invariant features: the treble and bass chroma, each sorted in descending order,
+    # and the tonal weight.
+    for half in range(2):
+        src = chroma if half == 0 else bass
+        for i in range(12):
+            v = src[i] / top
+            k = 12 * half + i
+            while k > 12 * half and x[k - 1] < v:
+                x[k] = x[k - 1]
+                k -= 1
+            x[k] = v
+    a_n = c2[0]
+    for j in range(v1.shape[0]):
+        a = c1[j] + v1[j, 24] * top
+        for i in range(24):
+            a += v1[j, i] * x[i]
+        if a > 0.0:
+            a_n += v2[j] * a
+    out[n_chords] = a_n
+    best = -1e30
+    for s in range(n_states):
+        out[s] += offset[s]
         if out[s] > best:
             best = out[s]
-    # N: a chroma that no chord template explains better than ``no_chord_cos`` (flat, noisy, one note),
-    # or a frame that is not clearly pitched (the chroma's maximum is the frame's tonal weight).
-    g = 0.0
-    for c in range(12):
-        if chroma[c] > g:
-            g = chroma[c]
-    out[n_chords] = (sharp * (no_chord_cos - 1.0) + bw * bass_sharp * (0.5 - 1.0)
-                     + NO_CHORD_TONALITY_WEIGHT * (1.0 - min(g, 1.0)))
-    if out[n_chords] > best:
-        best = out[n_chords]
     for s in range(n_states):
         out[s] = np.exp(out[s] - best)
 
 
 @njit(cache=True, nogil=True)
-def _track(chroma, bass, treble_t, bass_t, log_prior, family, profiles, chord_fit, p_stay, sharp, bass_sharp,
-           no_chord_cos, bass_in_treble, lag, hysteresis, key_switch, key_chord_weight, key_profile_weight, key_margin, key_hold,
-           key_alpha, key_ll, treble, em_ring, alpha_ring, alpha, beta, beta_next, gamma, mm, state_i, out_chord, out_conf, out_ext, out_ext_conf, out_key, out_key_conf, out_key_change):
+def _track(chroma, bass, net, family, profiles, chord_fit, p_stay, lag, hysteresis, key_switch, key_chord_weight,
+           key_profile_weight, key_margin, key_hold, key_alpha, key_ll, x, hidden, em_ring, alpha_ring, alpha, beta, beta_next, gamma, mm, state_i, out_chord, out_conf, out_ext, out_ext_conf, out_key, out_key_conf, out_key_change):
     """Per frame: emission, forward step, fixed-lag backward pass, labels with hysteresis, key update.
 
     state_i: [frames seen, held majmin chord, held extended chord, held key, key candidate, candidate run]
@@ -397,8 +398,7 @@ def _track(chroma, bass, treble_t, bass_t, log_prior, family, profiles, chord_fi
     for f in range(n_frames):
         t = state_i[0]
         slot = t % ring
-        _emission(chroma[f], bass[f], treble_t, bass_t, log_prior, sharp, bass_sharp, no_chord_cos, bass_in_treble,
-                  treble, em_ring[slot])
+        _emission(chroma[f], bass[f], net, x, hidden, em_ring[slot])
         # Forward filtering. Transition: stay with p_stay, else jump uniformly: O(states) per frame.
         total = 0.0
         for s in range(n_states):
@@ -558,10 +558,6 @@ class HarmonyParams:
     """Tuning of the chord HMM and key tracker, in frame-rate independent units."""
 
     chord_stay_seconds: float = 4.0  # expected chord duration for the HMM self-transition
-    chord_sharpness: float = 5.0  # treble emission = exp(sharpness * (cosine - 1))
-    chord_bass_sharpness: float = 2.5  # same for the bass chroma against the bass templates
-    chord_no_chord_cosine: float = 0.55  # N wins when no template's cosine beats this
-    chord_bass_in_treble: float = 0.5  # share of the bass chroma the treble (chord) templates see
     chord_lookahead_seconds: float = 0.2  # fixed lag of the smoother: labels are final this much later
     chord_hysteresis: float = 0.1  # a new label's posterior must lead the held one's by this
     key_profile: str = "temperley"  # one of KEY_PROFILES: "krumhansl", "temperley", "edma"
@@ -587,10 +583,9 @@ class HarmonyTracker:
         if not 0.0 <= p.chord_lookahead_seconds <= 2.0:
             raise ValueError(f"chord_lookahead_seconds must be in [0, 2], got {p.chord_lookahead_seconds}")
         self.frame_rate = float(frame_rate)
-        self._treble, self._bass = extended_templates(TEMPLATE_HARMONIC_DECAY)
+        self._net = _emission_net()
         self._profiles = key_profiles(p.key_profile)
         self._chord_given_key = chord_given_key()
-        self._log_prior = QUALITY_LOG_PRIOR.astype(np.float64)
         self._p_stay = float(np.exp(-1.0 / (p.chord_stay_seconds * frame_rate)))
         self._key_switch = float(1.0 - np.exp(-1.0 / (p.key_stay_seconds * frame_rate)))
         self.lag = int(round(p.chord_lookahead_seconds * frame_rate))
@@ -613,7 +608,8 @@ class HarmonyTracker:
         self._state_i = np.array([0, -1, -1, -1, -1, 0], dtype=np.int64)
         self._key_alpha = np.full(24, 1.0 / 24)
         self._key_ll = np.zeros(24)
-        self._treble_scratch = np.zeros(12)
+        self._x = np.zeros(24)
+        self._hidden = np.zeros(max(self._net[0].shape[0], self._net[4].shape[0]))
 
     def update(self, chroma: np.ndarray, bass: np.ndarray | None = None) -> "HarmonyFrames":
         """Track ``chroma`` (and ``bass`` chroma), frames x 12 each; returns per-frame labels."""
@@ -622,11 +618,10 @@ class HarmonyTracker:
         n = chroma.shape[0]
         bass = np.zeros_like(chroma) if bass is None else np.ascontiguousarray(bass, dtype=np.float32)
         out = HarmonyFrames.empty(n)
-        _track(chroma, bass, self._treble, self._bass, self._log_prior, QUALITY_FAMILY, self._profiles,
-               self._chord_given_key, self._p_stay, p.chord_sharpness, p.chord_bass_sharpness, p.chord_no_chord_cosine,
-               p.chord_bass_in_treble, self.lag, p.chord_hysteresis, self._key_switch, p.key_chord_weight / self.frame_rate,
+        _track(chroma, bass, self._net, QUALITY_FAMILY, self._profiles, self._chord_given_key, self._p_stay, self.lag,
+               p.chord_hysteresis, self._key_switch, p.key_chord_weight / self.frame_rate,
                p.key_profile_weight / self.frame_rate, p.key_switch_margin, self._key_hold, self._key_alpha,
-               self._key_ll, self._treble_scratch, self._em, self._alpha_ring, self._alpha, self._beta, self._beta_next, self._gamma, self._mm,
+               self._key_ll, self._x, self._hidden, self._em, self._alpha_ring, self._alpha, self._beta, self._beta_next, self._gamma, self._mm,
                self._state_i, out.chord, out.chord_confidence, out.chord_ext, out.chord_ext_confidence, out.key,
                out.key_confidence, out.key_change)
         return out
@@ -657,17 +652,22 @@ def viterbi_chords(chroma: np.ndarray, bass: np.ndarray, frame_rate: float,
     For evaluation only (it needs the whole signal); the live path is :class:`HarmonyTracker`.
     """
     p = params or HarmonyParams()
-    treble_t, bass_t = extended_templates()
+    em = chord_emissions(chroma, bass)
     n = chroma.shape[0]
-    em = np.empty((n, N_EXT))
-    chroma = np.ascontiguousarray(chroma, np.float32)
-    bass = np.ascontiguousarray(bass, np.float32)
-    scratch = np.zeros(12)
-    for f in range(n):
-        _emission(chroma[f], bass[f], treble_t, bass_t, QUALITY_LOG_PRIOR, p.chord_sharpness,
-                  p.chord_bass_sharpness, p.chord_no_chord_cosine, p.chord_bass_in_treble, scratch, em[f])
     p_stay = float(np.exp(-1.0 / (p.chord_stay_seconds * frame_rate)))
     return _viterbi(np.log(em + 1e-300), np.log(p_stay + (1 - p_stay) / N_EXT), np.log((1 - p_stay) / N_EXT))
+
+
+def chord_emissions(chroma: np.ndarray, bass: np.ndarray) -> np.ndarray:
+    """Per-frame emissions of the 109 extended states (``quality * 12 + root``, 108 = N), max 1 per row."""
+    net = _emission_net()
+    chroma = np.ascontiguousarray(chroma, np.float32)
+    bass = np.ascontiguousarray(bass, np.float32)
+    em = np.empty((chroma.shape[0], N_EXT))
+    x, hidden = np.zeros(24), np.zeros(max(net[0].shape[0], net[4].shape[0]))
+    for f in range(chroma.shape[0]):
+        _emission(chroma[f], bass[f], net, x, hidden, em[f])
+    return em
 
 
 @njit(cache=True)

