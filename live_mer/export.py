@@ -5,7 +5,8 @@ is tested without the shipped one). Only ``onnx`` is needed, no training framewo
 assembled from numpy weights with ``onnx.helper``.
 
 The architecture written here is the *pooled student*: per-window statistics of the frame features
-(mean and standard deviation over the whole window, mean over its most recent part) -> standardise ->
+(mean and standard deviation over the whole window, mean over its most recent part, mean absolute
+frame-to-frame change, maximum) -> standardise ->
 MLP trunk -> one head per output (tanh regression for valence/arousal, softmax for quadrants,
 sigmoid shares for GEMS). The window only ever covers past audio, so the student is causal.
 """
@@ -33,7 +34,7 @@ class PooledStudentWeights:
     (W, b, activation) with activation one of ``tanh``, ``softmax``, ``sigmoid``.
     """
 
-    mean: np.ndarray  # standardisation of the pooled statistics, shape (3 * n_features,)
+    mean: np.ndarray  # standardisation of the pooled statistics, shape (len(POOLS) * n_features,)
     scale: np.ndarray
     trunk: list[tuple[np.ndarray, np.ndarray]]
     heads: dict[str, tuple[np.ndarray, np.ndarray, str]]
@@ -41,10 +42,14 @@ class PooledStudentWeights:
     extra: dict = field(default_factory=dict)
 
 
+POOLS = ("mean", "std", "recent_mean", "mean_abs_change", "max")
+
+
 def pooled_statistics(windows: np.ndarray, recent_frames: int) -> np.ndarray:
-    """Numpy twin of the graph's pooling (batch, frames, features) -> (batch, 3 * features)."""
+    """Numpy twin of the graph's pooling (batch, frames, features) -> (batch, len(POOLS) * features)."""
     w = windows.astype(np.float32)
-    return np.concatenate([w.mean(axis=1), np.sqrt(w.var(axis=1) + 1e-6), w[:, -recent_frames:].mean(axis=1)], axis=1)
+    return np.concatenate([w.mean(axis=1), np.sqrt(w.var(axis=1) + 1e-6), w[:, -recent_frames:].mean(axis=1),
+                           np.abs(np.diff(w, axis=1)).mean(axis=1), w.max(axis=1)], axis=1)
 
 
 def build_pooled_student(weights: PooledStudentWeights, window_frames: int, n_features: int,
@@ -73,7 +78,15 @@ def build_pooled_student(weights: PooledStudentWeights, window_frames: int, n_fe
                             const("r_end", np.array([window_frames], np.int64)),
                             const("r_axes", np.array([1], np.int64))], "recent_frames")
     recent_mean = node("ReduceMean", [recent], "recent_mean", axes=[1], keepdims=0)
-    pooled = node("Concat", [mean, std, recent_mean], "pooled", axis=1)
+    later = node("Slice", [x, const("d_start", np.array([1], np.int64)), const("d_end", np.array([window_frames], np.int64)),
+                           const("d_axes", np.array([1], np.int64))], "later_frames")
+    earlier = node("Slice", [x, const("e_start", np.array([0], np.int64)),
+                             const("e_end", np.array([window_frames - 1], np.int64)),
+                             const("e_axes", np.array([1], np.int64))], "earlier_frames")
+    change = node("ReduceMean", [node("Abs", [node("Sub", [later, earlier], "diff")], "abs_diff")], "mean_abs_change",
+                  axes=[1], keepdims=0)
+    peak = node("ReduceMax", [x], "max", axes=[1], keepdims=0)
+    pooled = node("Concat", [mean, std, recent_mean, change, peak], "pooled", axis=1)
     h = node("Div", [node("Sub", [pooled, const("pool_mean", weights.mean.astype(np.float32))], "centred"),
                      const("pool_scale", weights.scale.astype(np.float32))], "h0")
     for i, (w, b) in enumerate(weights.trunk):

@@ -258,6 +258,7 @@ class Frontend:
         self._window = np.hanning(spec.n_fft + 1)[:-1].astype(np.float32)
         self._power_scale = 1.0 / (spec.n_fft ** 2 * float(np.mean(self._window.astype(np.float64) ** 2)))
         self._harmony = HarmonyTracker(spec.frame_rate, spec.harmony_params())
+        self._n_features = spec.n_features  # a property that builds the name list: not per push
         self.reset()
 
     def reset(self) -> None:
@@ -323,7 +324,7 @@ class Frontend:
                          self._prev_logmel, self._prev_power, self._tuning_state, logmel, chroma, bass, tuning,
                          loudness, onset)
         h = self._harmony.update(chroma, bass)
-        features = np.empty((n, spec.n_features), dtype=np.float32)
+        features = np.empty((n, self._n_features), dtype=np.float32)
         _assemble(logmel, chroma, loudness, onset, h.chord, h.chord_confidence, h.key, h.key_confidence, features)
         consumed = n * spec.hop_length
         self._buf[: need - consumed] = self._buf[consumed:need]
@@ -337,6 +338,6 @@ class Frontend:
     def _empty_batch(self) -> FrameBatch:
         f32 = np.empty(0, dtype=np.float32)
         i64 = np.empty(0, dtype=np.int64)
-        return FrameBatch(np.empty(0), np.empty((0, self.spec.n_features), np.float32), f32, f32,
+        return FrameBatch(np.empty(0), np.empty((0, self._n_features), np.float32), f32, f32,
                           np.empty((0, 12), np.float32), i64, f32, i64, f32, np.empty((0, 12), np.float32), f32,
                           i64, f32, np.empty(0, np.bool_))

@@ -46,7 +46,6 @@ from ._numba import njit
 PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 # ---- majmin vocabulary (the model's features and ``Estimate.chord``): 0-11 maj, 12-23 min, 24 N ----
-N_CHORDS = 25
 NO_CHORD = 24
 
 # ---- extended vocabulary (``chord_ext``): index = quality * 12 + root, 108 = N ----

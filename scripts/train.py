@@ -50,6 +50,8 @@ OUTPUTS = {
     "gems": {"kind": "shares", "names": list(GEMS)},
 }
 CV_TABLE = CACHE / "cv_table.json"
+NEUTRAL = -2  # quadrant "label" of a non-music window
+NONMUSIC_CLIPS = 384  # generated non-music clips (20 s each) with neutral targets, see scripts/nonmusic.py
 
 
 def geometry(spec: FeatureSpec) -> tuple[int, int, int]:
@@ -83,6 +85,16 @@ def window_table(clips, paths, spec: FeatureSpec):
         clip_of.append(np.full(len(w), i))
         ends.append((np.arange(len(w)) + 1) * hop / spec.frame_rate)
     return np.concatenate(xs), np.concatenate(clip_of), np.concatenate(ends)
+
+
+def nonmusic_table(spec: FeatureSpec, count: int = NONMUSIC_CLIPS) -> np.ndarray:
+    """Pooled statistics of every Analyzer window of the generated non-music clips (:mod:`nonmusic`)."""
+    from nonmusic import nonmusic_features
+
+    window, hop, recent = geometry(spec)
+    silence = Frontend(spec, spec.sample_rate).silence_row()
+    return np.concatenate([pooled_statistics(windows_of(f, silence, window, hop), recent)
+                           for f in nonmusic_features(count, spec, seed=SEED)])
 
 
 def ground_truth(clips, clip_of, t_end):
@@ -119,12 +131,26 @@ def soft_targets(labels: dict, clip_of, t_end):
     return soft
 
 
-def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED) -> PooledStudentWeights:
-    """Train the pooled student; with ``soft`` (teacher outputs) it is distilled, else labels only."""
+def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED,
+        neutral: np.ndarray | None = None) -> PooledStudentWeights:
+    """Train the pooled student; with ``soft`` (teacher outputs) it is distilled, else labels only.
+
+    ``neutral`` rows (pooled non-music windows) are trained towards "no confident emotion": uniform
+    quadrant probabilities, valence = arousal = 0 and the training clips' mean GEMS shares.
+    """
     import torch
     from torch import nn
     from torch.nn import functional as F
 
+    if neutral is not None and len(neutral):
+        m = len(neutral)
+        mean_gems = np.nanmean(gems, axis=0) if (~np.isnan(gems[:, 0])).any() else np.full(gems.shape[1], 1 / 9)
+        x = np.concatenate([x, neutral])
+        quad = np.concatenate([quad, np.full(m, NEUTRAL, quad.dtype)])
+        va = np.concatenate([va, np.zeros((m, 2), va.dtype)])
+        gems = np.concatenate([gems, np.tile(mean_gems.astype(gems.dtype), (m, 1))])
+        if soft is not None:
+            soft = {h: np.concatenate([v, np.full((m, v.shape[1]), np.nan, v.dtype)]) for h, v in soft.items()}
     torch.manual_seed(seed)
     torch.set_num_threads(1)  # a 64-unit MLP: more threads only contend (2 threads were 25x slower here)
     rng = np.random.default_rng(seed)
@@ -153,6 +179,9 @@ def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED) -> Poo
             m = q_t[idx] >= 0
             if m.any():
                 loss = loss + F.cross_entropy(q_logits[m], q_t[idx][m])
+            m = q_t[idx] == NEUTRAL
+            if m.any():  # cross-entropy to the uniform distribution
+                loss = loss - F.log_softmax(q_logits[m], dim=1).mean()
             m = ~torch.isnan(va_t[idx][:, 0])
             if m.any():
                 loss = loss + F.mse_loss(va_out[m], va_t[idx][m])
@@ -326,6 +355,7 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
     preds: dict = {name: {} for name, _ in variants}
     preds["formula_baseline"] = {}
     cues = formula_cues(x, spec)
+    neutral = nonmusic_table(spec)
     for k in range(args.folds):
         t0 = time.time()
         train = fold[clip_of] != k
@@ -336,7 +366,7 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
         soft = soft_targets(teacher_labels(segs, clips, fold, k, SEED), clip_of, t_end) if segs else None
         for name, kd in variants:
             w = fit(x[train], quad[train], va[train], gems[train],
-                    {h: s[train] for h, s in soft.items()} if kd else None, epochs=args.epochs)
+                    {h: s[train] for h, s in soft.items()} if kd else None, epochs=args.epochs, neutral=neutral)
             for head, values in forward(w, x[test_rows]).items():
                 preds[name].setdefault(head, np.zeros((len(x), values.shape[1]), np.float32))[test_rows] = values
         print(f"fold {k}: {time.time() - t0:.0f} s", flush=True)
@@ -378,14 +408,17 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
     clips, fold, x, clip_of, t_end, segs = data or prepare(spec, args)
     quad, va, gems = ground_truth(clips, clip_of, t_end)
     soft = soft_targets(teacher_labels(segs, clips, fold, None, SEED), clip_of, t_end) if segs else None
-    w = fit(x, quad, va, gems, soft, epochs=args.epochs)
+    w = fit(x, quad, va, gems, soft, epochs=args.epochs, neutral=nonmusic_table(spec))
     evaluation = json.loads(CV_TABLE.read_text()) if CV_TABLE.exists() else {}
     counts = {d: sum(c.dataset == d for c in clips) for d in ("4q", "emotify", "vgmidi")}
     extra = {
-        "description": "Causal pooled student: mean/std over a 6 s window and mean over its last 1.5 s of the "
-                       "live_mer frame features (log-mel, key-relative chroma, loudness, onset, key-relative "
-                       "chord, mode) -> MLP 288-128-64 -> heads va (tanh), quadrant (softmax), gems (sigmoid); "
-                       "distilled from per-dataset teachers.",
+        "description": "Causal pooled student: mean, std, mean absolute frame-to-frame change and maximum over a "
+                       f"{WINDOW_S:g} s window and mean over its last {RECENT_S:g} s of the live_mer frame features "
+                       "(log-mel, key-relative chroma, loudness, onset, key-relative chord, mode) -> MLP "
+                       f"{'-'.join(str(n) for n in [len(w.mean)] + [b.shape[0] for _, b in w.trunk])}"
+                       " -> heads va (tanh), quadrant (softmax), gems (sigmoid); distilled from per-dataset "
+                       "teachers; trained to be unconfident (uniform quadrants, neutral valence/arousal) on "
+                       f"{NONMUSIC_CLIPS} generated non-music clips (scripts/nonmusic.py).",
         "training": {
             "command": "python scripts/train.py all" + (" --no-distill" if soft is None else "")
                        + (" --no-vgmidi" if not counts["vgmidi"] else ""),

@@ -38,6 +38,18 @@ def test_silence_is_not_a_confident_emotion(shipped):
     assert top < 0.7 and (va < 0.3).all()
 
 
+@pytest.mark.parametrize("exponent", [0.0, 1.0, 2.0])  # white, pink, brown
+@pytest.mark.parametrize("level_db", [-12.0, -35.0])
+def test_noise_is_not_a_confident_emotion(shipped, exponent, level_db):
+    sr, rng = 22050, np.random.default_rng(7)  # training used generated noise too, from other seeds
+    spectrum = np.fft.rfft(rng.standard_normal(sr * 20))
+    spectrum /= np.maximum(np.arange(spectrum.shape[0]), 1) ** (exponent / 2)
+    x = np.fft.irfft(spectrum)
+    x *= 10 ** (level_db / 20) / np.sqrt(np.mean(x ** 2))
+    top, va = mean_confidence(analyze_stream(Analyzer(shipped, sr, smoothing_s=0), [x.astype(np.float32)]))
+    assert top < 0.65 and (va < 0.3).all()
+
+
 @pytest.mark.parametrize("name", ["198-209-0000.ogg", "3436-172162-0000.ogg", "5703-47212-0000.ogg"])
 def test_speech_is_not_a_confident_emotion(shipped, shared_data, name):
     result = analyze_file(shared_data / "cc-excerpts" / name, shipped, smoothing_s=0)

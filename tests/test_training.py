@@ -53,7 +53,8 @@ def test_tiny_training_run_exports_a_model_the_analyzer_runs(tmp_path, monkeypat
                                  np.nan).astype(np.float32),
             "va": np.nan_to_num(va, nan=0.0).astype(np.float32),
             "gems": np.full((len(x), len(mer_data.GEMS)), 0.2, np.float32)}
-    w = train.fit(x, quad, va, gems, soft, epochs=30)
+    neutral = train.nonmusic_table(spec, count=8)  # generated non-music windows, neutral targets
+    w = train.fit(x, quad, va, gems, soft, epochs=30, neutral=neutral)
     onnx_path = train.export(w, spec, tmp_path / "models", "tiny_student", {"training": {"note": "test"}})
     model = load_model(onnx_path, provider="cpu")
     # the exported graph computes what the training weights compute, on the same windows
@@ -74,6 +75,9 @@ def test_tiny_training_run_exports_a_model_the_analyzer_runs(tmp_path, monkeypat
     with open_audio(clips[1].path) as f:
         sad = analyze_stream(Analyzer(model, f.samplerate, smoothing_s=0.0), iter_blocks(f))
     assert sad[-1].quadrant == "Q3" and sad[-1].arousal < ests[-1].arousal
+    # and it learned that noise is no emotion at all
+    on_noise = train.forward(w, neutral)
+    assert on_noise["quadrant"].max(axis=1).mean() < 0.5 and np.abs(on_noise["va"]).mean() < 0.2
 
 
 def test_windows_match_the_analyzer_definition():
@@ -83,3 +87,15 @@ def test_windows_match_the_analyzer_definition():
     np.testing.assert_array_equal(w[0, -1], frames[4])  # window k ends at frame (k + 1) * hop - 1
     np.testing.assert_array_equal(w[0, :3], -1.0)  # the start is padded with silence, as live
     np.testing.assert_array_equal(w[-1, -1], frames[49])
+
+
+def test_generated_nonmusic_is_deterministic_finite_and_covers_every_kind():
+    import nonmusic
+
+    clips = [nonmusic.nonmusic_audio(i, seconds=2.0, seed=3) for i in range(len(nonmusic.KINDS))]
+    assert [kind for kind, _ in clips] == list(nonmusic.KINDS)
+    for i, (_, x) in enumerate(clips):
+        assert x.dtype == np.float32 and np.isfinite(x).all() and np.abs(x).max() <= 1.0
+        np.testing.assert_array_equal(x, nonmusic.nonmusic_audio(i, seconds=2.0, seed=3)[1])
+    with pytest.raises(ValueError, match="unknown non-music kind"):
+        nonmusic.synthesise("applause", 1.0, 22050, np.random.default_rng(0))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from live_mer.export import PooledStudentWeights, build_pooled_student, write_model
+from live_mer.export import POOLS, PooledStudentWeights, build_pooled_student, write_model
 from live_mer.features import FeatureSpec
 
 GEMS = ("amazement", "solemnity", "tenderness", "nostalgia", "calmness", "power", "joyful_activation",
@@ -21,11 +21,14 @@ OUTPUTS = {
 def tiny_weights(spec: FeatureSpec, hidden: int = 8, seed: int = 0, recent_frames: int = 8) -> PooledStudentWeights:
     """Random but fixed weights; arousal is wired to follow loudness so tests can check it moves."""
     rng = np.random.default_rng(seed)
-    d = 3 * spec.n_features
+    f = spec.n_features
+    d = len(POOLS) * f
     mean = np.zeros(d, np.float32)
     scale = np.ones(d, np.float32)
     loud = spec.feature_names().index("loudness_db")
-    mean[loud], scale[loud] = -40.0, 20.0
+    for b, pool in enumerate(POOLS):  # loudness in dB: standardise it in every pooled statistic
+        mean[b * f + loud] = -40.0 if pool in ("mean", "recent_mean", "max") else 0.0
+        scale[b * f + loud] = 20.0
     w1 = (rng.standard_normal((d, hidden)) * 0.05).astype(np.float32)
     w1[loud, 0] = 2.0
     b1 = np.zeros(hidden, np.float32)
