@@ -152,11 +152,17 @@ def _emission_net() -> tuple:
     return load_emission(EMISSION_PATH)
 
 
+def emission_scratch(net: tuple) -> np.ndarray:
+    """The ``hidden`` scratch :func:`_emission` needs: the chord MLP's hidden units and quality scores."""
+    return np.zeros(net[0].shape[1] + net[2].shape[1])
+
+
 def load_emission(path: Path = EMISSION_PATH) -> tuple:
     """The chord emission model as the tuple :func:`_emission` reads (float64 arrays).
 
-    (chord W1 (hidden, 24), b1, W2 (9, hidden), b2, no-chord V1 (hidden, 25), c1, v2 (hidden,), c2 (1,),
-    per-state log-score offset (109,)). The offset turns the logits into scaled likelihoods times the
+    (chord W1 transposed (24, hidden), b1, W2 transposed (hidden, 9), b2, no-chord V1 (hidden, 25), c1,
+    v2 (hidden,), c2 (1,), per-state log-score offset (109,)). The chord weights are stored input-major
+    so the kernel's inner loops run over contiguous outputs (they vectorise; the sums keep their order). The offset turns the logits into scaled likelihoods times the
     music prior: ``STATE_LOG_PRIOR`` (normalised over the 109 states) minus the training log prior.
     """
     with np.load(path) as z:
@@ -164,7 +170,8 @@ def load_emission(path: Path = EMISSION_PATH) -> tuple:
     prior = np.concatenate([np.repeat(STATE_LOG_PRIOR[:-1], 12), STATE_LOG_PRIOR[-1:]])
     prior -= np.log(np.exp(prior).sum())
     train = np.concatenate([np.repeat(w["log_prior"][:-1], 12), w["log_prior"][-1:]])
-    return (w["chord_w1"], w["chord_b1"], w["chord_w2"], w["chord_b2"], w["none_w1"], w["none_b1"], w["none_w2"],
+    return (np.ascontiguousarray(w["chord_w1"].T), w["chord_b1"], np.ascontiguousarray(w["chord_w2"].T), w["chord_b2"],
+            w["none_w1"], w["none_b1"], w["none_w2"],
             np.atleast_1d(w["none_b2"]), prior - train)
 
 
@@ -316,8 +323,8 @@ def tonal_weight(tonality):
 def _emission(chroma, bass, net, x, hidden, out):
     """Emission of the 109 states for one frame (in place), scaled so the best state has 1.
 
-    ``net`` is :func:`load_emission`'s tuple; ``x`` (24) and ``hidden`` (at least the larger hidden
-    size) are scratch.
+    ``net`` is :func:`load_emission`'s tuple; ``x`` (24) and ``hidden`` (:func:`emission_scratch`) are
+    scratch.
     """
     w1, b1, w2, b2, v1, c1, v2, c2, offset = net
     n_states = out.shape[0]
@@ -338,22 +345,29 @@ def _emission(chroma, bass, net, x, hidden, out):
             top = chroma[c]
     if top <= 1e-9:
         top = 1e-9
-    n_hidden = w1.shape[0]
+    n_hidden = w1.shape[1]
+    n_qualities = w2.shape[1]
+    score = hidden[n_hidden:n_hidden + n_qualities]
     for r in range(12):
         # the chroma rotated so the candidate root sits at 0: one shared network scores every root
         for c in range(12):
             x[c] = chroma[(c + r) % 12] / top
             x[12 + c] = bass[(c + r) % 12] / top
         for j in range(n_hidden):
-            a = b1[j]
-            for i in range(24):
-                a += w1[j, i] * x[i]
-            hidden[j] = a if a > 0.0 else 0.0
-        for q in range(w2.shape[0]):
-            a = b2[q]
+            hidden[j] = b1[j]
+        for i in range(24):
+            xi = x[i]
             for j in range(n_hidden):
-                a += w2[q, j] * hidden[j]
-            out[q * 12 + r] = a
+                hidden[j] += w1[i, j] * xi
+        for q in range(n_qualities):
+            score[q] = b2[q]
+        for j in range(n_hidden):
+            h = hidden[j]
+            if h > 0.0:  # ReLU; a dead unit adds nothing
+                for q in range(n_qualities):
+                    score[q] += w2[j, q] * h
+        for q in range(n_qualities):
+            out[q * 12 + r] = score[q]
     # N from rotation-invariant features: the treble and bass chroma, each sorted in descending order,
     # and the tonal weight.
     for half in range(2):
@@ -608,7 +622,7 @@ class HarmonyTracker:
         self._key_alpha = np.full(24, 1.0 / 24)
         self._key_ll = np.zeros(24)
         self._x = np.zeros(24)
-        self._hidden = np.zeros(max(self._net[0].shape[0], self._net[4].shape[0]))
+        self._hidden = emission_scratch(self._net)
 
     def update(self, chroma: np.ndarray, bass: np.ndarray | None = None) -> "HarmonyFrames":
         """Track ``chroma`` (and ``bass`` chroma), frames x 12 each; returns per-frame labels."""
@@ -663,7 +677,7 @@ def chord_emissions(chroma: np.ndarray, bass: np.ndarray) -> np.ndarray:
     chroma = np.ascontiguousarray(chroma, np.float32)
     bass = np.ascontiguousarray(bass, np.float32)
     em = np.empty((chroma.shape[0], N_EXT))
-    x, hidden = np.zeros(24), np.zeros(max(net[0].shape[0], net[4].shape[0]))
+    x, hidden = np.zeros(24), emission_scratch(net)
     for f in range(chroma.shape[0]):
         _emission(chroma[f], bass[f], net, x, hidden, em[f])
     return em

@@ -299,7 +299,9 @@ def main() -> int:
         with_refs = [c for c in clips if (CACHE / "ref" / (c.stem + ".json")).exists()]
         result["speed"] = eval_speed((with_refs or clips)[: args.speed_clips], spec, None)
         if not result.get("real") and (ROOT / ".cache" / "harmony_eval.json").exists():
-            result["real"] = json.loads((ROOT / ".cache" / "harmony_eval.json").read_text()).get("real")
+            earlier = json.loads((ROOT / ".cache" / "harmony_eval.json").read_text()).get("real")
+            if earlier:
+                result["real"] = earlier
         if result.get("real"):
             r = result["real"]
             if r.get("madmom_chord_seconds"):
@@ -321,7 +323,7 @@ def print_table(r: dict) -> None:
         return "   n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{100 * v:5.1f}%"
 
     print(f"\nlive_mer harmony evaluation (look-ahead {r['lookahead_s'] * 1000:.0f} ms, causal Frontend path)")
-    if "synthetic" in r:
+    if r.get("synthetic"):
         s = r["synthetic"]
         print(f"\n1. Synthetic, labelled: {s['pieces']} fluidsynth pieces, {s['audio_seconds'] / 60:.1f} min")
         print(f"   {'metric':38s} {'causal':>8s} {'offline':>8s} target")
@@ -334,7 +336,7 @@ def print_table(r: dict) -> None:
         print(f"   {'key MIREX weighted, all frames':38s} {pct(s['key_mirex']):>8s}")
         print(f"   modulations detected {s['modulations'] - s['modulations_missed']}/{s['modulations']}, delay median "
               f"{s['modulation_delay_median_s']:.1f} s, max {s['modulation_delay_max_s']:.1f} s")
-    if "real" in r:
+    if r.get("real"):
         s = r["real"]
         print(f"\n2. Real music: {s['clips']} clips, {s['audio_seconds'] / 60:.1f} min (agreement with offline references)")
         print(f"   {'metric':38s} {'causal':>8s} {'offline':>8s} target")
@@ -347,7 +349,7 @@ def print_table(r: dict) -> None:
         print(f"   {'key exact, prevailing key vs madmom':38s} {pct(s.get('key_exact_clip')):>8s}")
         if s.get("errors"):
             print(f"   reference problems: {s['errors']}")
-    if "speed" in r:
+    if r.get("speed"):
         s = r["speed"]
         sec = s["audio_seconds"]
         print(f"\n3. Speed on {sec:.0f} s of the same audio (one core; % of one core in real time)")

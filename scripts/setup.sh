@@ -3,7 +3,7 @@
 # virtual environment in .venv with the package installed in editable mode.
 #   bash scripts/setup.sh            # to run live-mer
 #   bash scripts/setup.sh test       # ... plus the test rig (PulseAudio, soundfonts), test and train extras
-#   bash scripts/setup.sh train      # ... plus the training extras (torch CPU, scikit-learn, tqdm)
+#   bash scripts/setup.sh train      # ... plus the training extras (torch CPU, scikit-learn, tqdm, mido, fluidsynth)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 what=${1:-run}
@@ -14,7 +14,7 @@ case "$what" in
   run) ;;
   test) packages+=(pulseaudio pulseaudio-utils libasound2-plugins fluidsynth fluid-soundfont-gm
                    libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3); extra=".[test,train]" ;;
-  train) extra=".[train]" ;;
+  train) packages+=(fluidsynth fluid-soundfont-gm); extra=".[train]" ;;  # fluidsynth renders VGMIDI
   *) echo "setup.sh: unknown target '$what' (run | test | train)" >&2; exit 2 ;;
 esac
 

@@ -460,7 +460,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["all", "features", "cv", "fit"])
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=20, help="training epochs (the shipped student: 20)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, help="use only this many clips (smoke tests)")
     p.add_argument("--name", default=DEFAULT_MODEL, help="model name written to models/")

@@ -194,7 +194,7 @@ def test_online_tuning_estimate_follows_a_detuned_input():
 def test_emission_weights_are_small_and_load_without_torch():
     assert EMISSION_PATH.stat().st_size < 200_000
     w1, b1, w2, b2, v1, c1, v2, c2, offset = load_emission()
-    assert w1.shape[1] == 24 and v1.shape[1] == 25 and w2.shape == (len(QUALITIES), w1.shape[0]) and offset.shape == (N_EXT,)
+    assert w1.shape[0] == 24 and v1.shape[1] == 25 and w2.shape == (w1.shape[1], len(QUALITIES)) and offset.shape == (N_EXT,)
     code = "import sys, live_mer.features; assert 'torch' not in sys.modules and 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
