@@ -54,6 +54,15 @@ def _open_source(cfg: configmod.SourceConfig, loop_file: bool):
         return DemoSource()
 
 
+def _why(stats: dict) -> str:
+    """The last send error of an OSC destination, in words a performer can act on."""
+    if not stats["errors"]:
+        return ""
+    if "refused" in stats["last_error"].lower():
+        return " (connection refused: nothing is listening on that port yet; start the receiver)"
+    return f" (last: {stats['last_error']})"
+
+
 def cmd_listen(args) -> int:
     cfg = configmod.load(args.config) if args.config else configmod.Config()
     if args.device is not None or args.file is not None or args.demo:
@@ -122,7 +131,7 @@ def cmd_listen(args) -> int:
             close()
     if tty and not args.quiet:
         print()
-    sent = ", ".join(f"{s['destination']} sent {s['sent']} errors {s['errors']}" for s in osc.stats())
+    sent = ", ".join(f"{s['destination']} sent {s['sent']} errors {s['errors']}" + _why(s) for s in osc.stats())
     print(f"{engine.estimates} estimates; input overflows {source.overflows}; OSC {sent}", file=sys.stderr)
     if cfg.record.path:
         print(f"recorded {recorder.written} estimates to {cfg.record.path}"

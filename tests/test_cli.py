@@ -60,6 +60,13 @@ def test_listen_demo_runs_and_stops_at_duration(tiny_model_path):
         rx.close()
 
 
+def test_sending_to_a_port_nobody_listens_on_says_so(tiny_model_path):
+    port = free_udp_port()  # closed: the kernel refuses the datagrams, the run goes on
+    r = live_mer("listen", "--demo", "--duration", "3", "--osc", f"127.0.0.1:{port}", "--model", tiny_model_path)
+    assert r.returncode == 0, r.stderr
+    assert "nothing is listening on that port" in r.stderr
+
+
 def test_analyze_writes_contract_and_reports_bad_files(tiny_model_path, song, tmp_path):
     bad = tmp_path / "bad.mp3"
     bad.write_bytes(b"\x00" * 1000)
