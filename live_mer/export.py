@@ -8,7 +8,8 @@ The architecture written here is the *pooled student*: per-window statistics of 
 (mean and standard deviation over the whole window, mean over its most recent part, mean absolute
 frame-to-frame change, maximum) -> standardise ->
 MLP trunk -> one head per output (tanh regression for valence/arousal, softmax for quadrants,
-sigmoid shares for GEMS). The window only ever covers past audio, so the student is causal.
+sigmoid shares for GEMS), optionally several such MLPs (an ensemble of seeds) whose outputs are
+averaged. The window only ever covers past audio, so the student is causal.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -52,12 +54,19 @@ def pooled_statistics(windows: np.ndarray, recent_frames: int) -> np.ndarray:
                            np.abs(np.diff(w, axis=1)).mean(axis=1), w.max(axis=1)], axis=1)
 
 
-def build_pooled_student(weights: PooledStudentWeights, window_frames: int, n_features: int,
-                         input_name: str = "features") -> bytes:
-    """Serialise the pooled student as an ONNX model (dynamic batch, fixed window and features)."""
+def build_pooled_student(weights: PooledStudentWeights | Sequence[PooledStudentWeights], window_frames: int,
+                         n_features: int, input_name: str = "features") -> bytes:
+    """Serialise the pooled student as an ONNX model (dynamic batch, fixed window and features).
+
+    Several members (the same architecture trained with different seeds) share the pooling; each head's
+    output is then the mean of the members' outputs (probabilities, shares and tanh values alike).
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    members = [weights] if isinstance(weights, PooledStudentWeights) else list(weights)
+    if not members or len({m.recent_frames for m in members}) != 1:
+        raise ValueError("an ensemble needs at least one member, all with the same recent_frames")
     nodes, inits = [], []
 
     def const(name: str, value) -> str:
@@ -74,7 +83,7 @@ def build_pooled_student(weights: PooledStudentWeights, window_frames: int, n_fe
     dev = node("Sub", [x, mean_k], "dev")
     var = node("ReduceMean", [node("Mul", [dev, dev], "dev2")], "var", axes=[1], keepdims=0)
     std = node("Sqrt", [node("Add", [var, const("eps", np.float32(1e-6))], "var_eps")], "std")
-    recent = node("Slice", [x, const("r_start", np.array([-weights.recent_frames], np.int64)),
+    recent = node("Slice", [x, const("r_start", np.array([-members[0].recent_frames], np.int64)),
                             const("r_end", np.array([window_frames], np.int64)),
                             const("r_axes", np.array([1], np.int64))], "recent_frames")
     recent_mean = node("ReduceMean", [recent], "recent_mean", axes=[1], keepdims=0)
@@ -87,18 +96,24 @@ def build_pooled_student(weights: PooledStudentWeights, window_frames: int, n_fe
                   axes=[1], keepdims=0)
     peak = node("ReduceMax", [x], "max", axes=[1], keepdims=0)
     pooled = node("Concat", [mean, std, recent_mean, change, peak], "pooled", axis=1)
-    h = node("Div", [node("Sub", [pooled, const("pool_mean", weights.mean.astype(np.float32))], "centred"),
-                     const("pool_scale", weights.scale.astype(np.float32))], "h0")
-    for i, (w, b) in enumerate(weights.trunk):
-        h = node("Gemm", [h, const(f"trunk{i}_w", w.astype(np.float32)), const(f"trunk{i}_b", b.astype(np.float32))],
-                 f"trunk{i}_lin")
-        h = node("Relu", [h], f"trunk{i}")
+    member_outputs: dict[str, list[str]] = {name: [] for name in members[0].heads}
+    for j, member in enumerate(members):
+        p = f"m{j}_" if len(members) > 1 else ""
+        h = node("Div", [node("Sub", [pooled, const(f"{p}pool_mean", member.mean.astype(np.float32))], f"{p}centred"),
+                         const(f"{p}pool_scale", member.scale.astype(np.float32))], f"{p}h0")
+        for i, (w, b) in enumerate(member.trunk):
+            h = node("Gemm", [h, const(f"{p}trunk{i}_w", w.astype(np.float32)),
+                              const(f"{p}trunk{i}_b", b.astype(np.float32))], f"{p}trunk{i}_lin")
+            h = node("Relu", [h], f"{p}trunk{i}")
+        for name, (w, b, act) in member.heads.items():
+            logits = node("Gemm", [h, const(f"{p}{name}_w", w.astype(np.float32)),
+                                   const(f"{p}{name}_b", b.astype(np.float32))], f"{p}{name}_logits")
+            attrs = {"axis": 1} if act == "softmax" else {}
+            member_outputs[name].append(node(ACTIVATIONS[act], [logits], f"{p}{name}", **attrs))
     outputs = []
-    for name, (w, b, act) in weights.heads.items():
-        logits = node("Gemm", [h, const(f"{name}_w", w.astype(np.float32)), const(f"{name}_b", b.astype(np.float32))],
-                      f"{name}_logits")
-        attrs = {"axis": 1} if act == "softmax" else {}
-        node(ACTIVATIONS[act], [logits], name, **attrs)
+    for name, (w, _, _) in members[0].heads.items():
+        if len(members) > 1:
+            node("Mean", member_outputs[name], name)
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", int(w.shape[1])]))
     graph = helper.make_graph(
         nodes, "live_mer_pooled_student",

@@ -52,6 +52,7 @@ OUTPUTS = {
 CV_TABLE = CACHE / "cv_table.json"
 NEUTRAL = -2  # quadrant "label" of a non-music window
 NONMUSIC_CLIPS = 384  # generated non-music clips (20 s each) with neutral targets, see scripts/nonmusic.py
+ENSEMBLE = 3  # students trained with seeds SEED, SEED + 1, ... and averaged: less run-to-run noise
 
 
 def geometry(spec: FeatureSpec) -> tuple[int, int, int]:
@@ -216,8 +217,17 @@ def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED,
         recent_frames=0)
 
 
-def forward(w: PooledStudentWeights, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Numpy twin of the exported graph on pooled statistics (checked against ONNX at export)."""
+def fit_ensemble(*args, members: int = ENSEMBLE, **kwargs) -> list[PooledStudentWeights]:
+    """:func:`fit` with seeds SEED, SEED + 1, ...: the members the exported graph averages."""
+    return [fit(*args, seed=SEED + i, **kwargs) for i in range(members)]
+
+
+def forward(w: PooledStudentWeights | list[PooledStudentWeights], x: np.ndarray) -> dict[str, np.ndarray]:
+    """Numpy twin of the exported graph on pooled statistics (checked against ONNX at export); a list of
+    members gives the mean of their outputs, as the graph does."""
+    if isinstance(w, list):
+        outs = [forward(m, x) for m in w]
+        return {head: np.mean([o[head] for o in outs], axis=0) for head in outs[0]}
     h = (x - w.mean) / w.scale
     for wt, b in w.trunk:
         h = np.maximum(h @ wt + b, 0)
@@ -298,9 +308,11 @@ def metrics(clips, idx: np.ndarray, clip_of, t_end, pred: dict) -> dict:
     return out
 
 
-def export(weights: PooledStudentWeights, spec: FeatureSpec, directory: Path, name: str, extra: dict) -> Path:
+def export(weights: PooledStudentWeights | list[PooledStudentWeights], spec: FeatureSpec, directory: Path, name: str,
+           extra: dict) -> Path:
     window, hop, recent = geometry(spec)
-    weights.recent_frames = recent
+    for member in weights if isinstance(weights, list) else [weights]:
+        member.recent_frames = recent
     onnx_path, _ = write_model(directory, name, build_pooled_student(weights, window, spec.n_features), spec,
                                window, hop, OUTPUTS, extra)
     return onnx_path
@@ -365,8 +377,8 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
             preds["formula_baseline"].setdefault(head, np.zeros((len(x), values.shape[1]), np.float32))[test_rows] = values
         soft = soft_targets(teacher_labels(segs, clips, fold, k, SEED), clip_of, t_end) if segs else None
         for name, kd in variants:
-            w = fit(x[train], quad[train], va[train], gems[train],
-                    {h: s[train] for h, s in soft.items()} if kd else None, epochs=args.epochs, neutral=neutral)
+            w = fit_ensemble(x[train], quad[train], va[train], gems[train],
+                             {h: s[train] for h, s in soft.items()} if kd else None, epochs=args.epochs, neutral=neutral)
             for head, values in forward(w, x[test_rows]).items():
                 preds[name].setdefault(head, np.zeros((len(x), values.shape[1]), np.float32))[test_rows] = values
         print(f"fold {k}: {time.time() - t0:.0f} s", flush=True)
@@ -376,7 +388,8 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
         table["teachers"] = teacher_oof_table(segs, clips, fold)
     table["protocol"] = (
         f"{args.folds}-fold cross-validation, folds grouped by artist (4Q, stratified by quadrant), track (Emotify) "
-        f"and piece (VGMIDI, all instrument renders of a piece in one fold), seed {SEED}. Students: every window "
+        f"and piece (VGMIDI, all instrument renders of a piece in one fold), seed {SEED}. Students (each the average of "
+        f"{ENSEMBLE} MLPs trained with seeds {SEED}..{SEED + ENSEMBLE - 1}): every window "
         f"the live Analyzer runs ({WINDOW_S:g} s, every {HOP_S:g} s, causal, no smoothing) of every test clip, "
         "from the same frame features; clip metrics on the mean of a clip's windows; VGMIDI per measure with the "
         "estimate at the measure's end. Teachers: non-causal 8 s segments, out-of-fold, clip = segment mean. "
@@ -408,15 +421,16 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
     clips, fold, x, clip_of, t_end, segs = data or prepare(spec, args)
     quad, va, gems = ground_truth(clips, clip_of, t_end)
     soft = soft_targets(teacher_labels(segs, clips, fold, None, SEED), clip_of, t_end) if segs else None
-    w = fit(x, quad, va, gems, soft, epochs=args.epochs, neutral=nonmusic_table(spec))
+    w = fit_ensemble(x, quad, va, gems, soft, epochs=args.epochs, neutral=nonmusic_table(spec))
     evaluation = json.loads(CV_TABLE.read_text()) if CV_TABLE.exists() else {}
     counts = {d: sum(c.dataset == d for c in clips) for d in ("4q", "emotify", "vgmidi")}
     extra = {
         "description": "Causal pooled student: mean, std, mean absolute frame-to-frame change and maximum over a "
                        f"{WINDOW_S:g} s window and mean over its last {RECENT_S:g} s of the live_mer frame features "
                        "(log-mel, key-relative chroma, loudness, onset, key-relative chord, mode) -> MLP "
-                       f"{'-'.join(str(n) for n in [len(w.mean)] + [b.shape[0] for _, b in w.trunk])}"
-                       " -> heads va (tanh), quadrant (softmax), gems (sigmoid); distilled from per-dataset "
+                       f"{'-'.join(str(n) for n in [len(w[0].mean)] + [b.shape[0] for _, b in w[0].trunk])}"
+                       f" -> heads va (tanh), quadrant (softmax), gems (sigmoid), {len(w)} such MLPs (seeds "
+                       f"{SEED}..{SEED + len(w) - 1}) averaged; distilled from per-dataset "
                        "teachers; trained to be unconfident (uniform quadrants, neutral valence/arousal) on "
                        f"{NONMUSIC_CLIPS} generated non-music clips (scripts/nonmusic.py).",
         "training": {
@@ -437,7 +451,7 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
             "distillation": (f"GT losses where labels exist + KD weight {KD_WEIGHT}: MSE to teacher VA, KL at "
                              f"T={KD_TEMPERATURE} to teacher quadrant probabilities, BCE to teacher GEMS shares"
                              if soft is not None else "none (--no-distill): ground-truth labels only"),
-            "seed": SEED, "epochs": args.epochs,
+            "seed": SEED, "ensemble": len(w), "epochs": args.epochs,
             "seconds": round(seconds_so_far + time.time() - t0, 1),
             "machine": f"{platform.machine()}, Python {platform.python_version()}, CPU only",
         },

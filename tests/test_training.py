@@ -99,3 +99,22 @@ def test_generated_nonmusic_is_deterministic_finite_and_covers_every_kind():
         np.testing.assert_array_equal(x, nonmusic.nonmusic_audio(i, seconds=2.0, seed=3)[1])
     with pytest.raises(ValueError, match="unknown non-music kind"):
         nonmusic.synthesise("applause", 1.0, 22050, np.random.default_rng(0))
+
+
+def test_an_ensemble_exports_as_the_mean_of_its_members(tmp_path):
+    from tiny_model import tiny_weights
+
+    from live_mer.export import pooled_statistics
+
+    spec = FeatureSpec()
+    members = [tiny_weights(spec, seed=s) for s in (0, 1, 2)]
+    onnx_path = train.export(members, spec, tmp_path, "ensemble", {"training": {"note": "test"}})
+    model = load_model(onnx_path, provider="cpu")
+    windows = np.random.default_rng(0).standard_normal((5, model.card.window_frames, spec.n_features)).astype(np.float32)
+    got = model.run(windows)
+    pooled = pooled_statistics(windows, members[0].recent_frames)
+    want = train.forward(members, pooled)
+    for head in ("va", "quadrant", "gems"):
+        np.testing.assert_allclose(got[head], want[head], atol=2e-6)
+        np.testing.assert_allclose(want[head], np.mean([train.forward(m, pooled)[head] for m in members], axis=0))
+    assert not np.allclose(train.forward(members[0], pooled)["va"], want["va"])  # the members do differ
