@@ -162,8 +162,8 @@ def load_emission(path: Path = EMISSION_PATH) -> tuple:
 
     (chord W1 transposed (24, hidden), b1, W2 transposed (hidden, 9), b2, no-chord V1 (hidden, 25), c1,
     v2 (hidden,), c2 (1,), per-state log-score offset (109,)). The chord weights are stored input-major
-    so the kernel's inner loops run over contiguous outputs (they vectorise; the sums keep their order). The offset turns the logits into scaled likelihoods times the
-    music prior: ``STATE_LOG_PRIOR`` (normalised over the 109 states) minus the training log prior.
+    so the kernel's inner loops run over contiguous outputs (they vectorise; the sums keep their order).
+    The offset turns the logits into scaled likelihoods times the music prior: ``STATE_LOG_PRIOR`` (normalised over the 109 states) minus the training log prior.
     """
     with np.load(path) as z:
         w = {k: np.ascontiguousarray(z[k], dtype=np.float64) for k in z.files}

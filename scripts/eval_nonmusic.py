@@ -17,16 +17,15 @@ import numpy as np
 from live_mer.analyzer import Analyzer
 from live_mer.fileanalysis import AudioFileError, analyze_stream, iter_blocks, open_audio
 from live_mer.model import DEFAULT_MODEL, load_model
+from nonmusic import coloured_noise
 
 SR = 22050
 
 
-def coloured_noise(exponent: float, level_db: float, seconds: float = 20.0, seed: int = 7) -> np.ndarray:
+def noise(exponent: float, level_db: float, seconds: float = 20.0, seed: int = 7) -> np.ndarray:
     """1/f**exponent noise (0 white, 1 pink, 2 brown) at an RMS level in dBFS."""
-    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(int(SR * seconds)))
-    spectrum /= np.maximum(np.arange(spectrum.shape[0]), 1) ** (exponent / 2)
-    x = np.fft.irfft(spectrum)
-    return (x * 10 ** (level_db / 20) / np.sqrt(np.mean(x ** 2))).astype(np.float32)
+    x = coloured_noise(np.random.default_rng(seed), int(SR * seconds), exponent)
+    return (x * 10 ** (level_db / 20)).astype(np.float32)
 
 
 def summary(estimates) -> tuple[float, str, float, float]:
@@ -45,7 +44,7 @@ def main() -> None:
     rows = []
     for exponent, colour in ((0.0, "white"), (1.0, "pink"), (2.0, "brown")):
         for level in (-12.0, -35.0):
-            x = coloured_noise(exponent, level)
+            x = noise(exponent, level)
             rows.append((f"{colour} noise {level:.0f} dBFS", summary(analyze_stream(Analyzer(model, SR, 0.0), [x]))))
     rows.append(("digital silence", summary(analyze_stream(Analyzer(model, SR, 0.0), [np.zeros(SR * 20, np.float32)]))))
     for path in sorted((args.data / "cc-excerpts").glob("*.ogg")):

@@ -25,7 +25,7 @@ KINDS = ("white", "pink", "brown", "band", "modulated", "hum", "clicks", "near_s
 VOWELS = ((730, 1090), (270, 2290), (300, 870), (530, 1840), (640, 1190), (490, 1350), (400, 2000))
 
 
-def _coloured(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+def coloured_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
     """Gaussian noise with a 1/f**exponent power spectrum, unit RMS."""
     spectrum = np.fft.rfft(rng.standard_normal(n))
     f = np.arange(spectrum.shape[0], dtype=np.float64)
@@ -66,7 +66,7 @@ def _voice(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
         x[seg] = voiced * np.hanning(m)
         t += syl
     x /= np.sqrt(np.mean(x ** 2)) + 1e-12
-    return x + rng.uniform(0.003, 0.05) * _coloured(rng, n, 1.0)  # the room
+    return x + rng.uniform(0.003, 0.05) * coloured_noise(rng, n, 1.0)  # the room
 
 
 def synthesise(kind: str, seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -74,7 +74,7 @@ def synthesise(kind: str, seconds: float, sr: int, rng: np.random.Generator) -> 
     n = int(seconds * sr)
     t = np.arange(n) / sr
     if kind in ("white", "pink", "brown"):
-        return _coloured(rng, n, {"white": 0.0, "pink": 1.0, "brown": 2.0}[kind])
+        return coloured_noise(rng, n, {"white": 0.0, "pink": 1.0, "brown": 2.0}[kind])
     if kind == "band":
         centre, width = np.exp(rng.uniform(np.log(80), np.log(6000))), rng.uniform(0.2, 1.5)
         spectrum = np.fft.rfft(rng.standard_normal(n))
@@ -83,7 +83,7 @@ def synthesise(kind: str, seconds: float, sr: int, rng: np.random.Generator) -> 
         x = np.fft.irfft(spectrum, n)
         return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
     if kind == "modulated":
-        base = _coloured(rng, n, rng.uniform(0.5, 2.0))
+        base = coloured_noise(rng, n, rng.uniform(0.5, 2.0))
         rate = rng.uniform(0.05, 1.0)
         envelope = 1.0 + 0.8 * np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi)) * rng.uniform(0.3, 1.0)
         return base * envelope
@@ -91,19 +91,19 @@ def synthesise(kind: str, seconds: float, sr: int, rng: np.random.Generator) -> 
         mains = rng.choice([50.0, 60.0])
         x = sum(rng.uniform(0.1, 1.0) / k * np.sin(2 * np.pi * mains * k * t + rng.uniform(0, 2 * np.pi))
                 for k in range(1, 8))
-        return x + rng.uniform(0.01, 0.3) * _coloured(rng, n, 0.0)
+        return x + rng.uniform(0.01, 0.3) * coloured_noise(rng, n, 0.0)
     if kind == "clicks":
         x = np.zeros(n)
         rate = np.exp(rng.uniform(np.log(2), np.log(400)))  # clicks per second
         at = rng.integers(0, n, size=int(rate * seconds))
         x[at] = rng.standard_normal(at.shape[0])
         decay = np.exp(-np.arange(int(0.004 * sr)) / (0.0008 * sr))
-        x = np.convolve(x, decay)[:n] + 0.02 * _coloured(rng, n, 1.0)
+        x = np.convolve(x, decay)[:n] + 0.02 * coloured_noise(rng, n, 1.0)
         return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
     if kind == "voice":
         return _voice(rng, n, sr)
     if kind == "near_silence":
-        return _coloured(rng, n, rng.uniform(0.0, 2.0)) * 1e-3
+        return coloured_noise(rng, n, rng.uniform(0.0, 2.0)) * 1e-3
     raise ValueError(f"unknown non-music kind {kind!r}; expected one of {', '.join(KINDS)}")
 
 

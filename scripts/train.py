@@ -25,6 +25,7 @@ import json
 import platform
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -88,14 +89,18 @@ def window_table(clips, paths, spec: FeatureSpec):
     return np.concatenate(xs), np.concatenate(clip_of), np.concatenate(ends)
 
 
+@lru_cache(maxsize=2)
 def nonmusic_table(spec: FeatureSpec, count: int = NONMUSIC_CLIPS) -> np.ndarray:
-    """Pooled statistics of every Analyzer window of the generated non-music clips (:mod:`nonmusic`)."""
+    """Pooled statistics of every Analyzer window of the generated non-music clips (:mod:`nonmusic`);
+    computed once per process (`all` needs it for the CV and again for the final fit)."""
     from nonmusic import nonmusic_features
 
     window, hop, recent = geometry(spec)
     silence = Frontend(spec, spec.sample_rate).silence_row()
-    return np.concatenate([pooled_statistics(windows_of(f, silence, window, hop), recent)
-                           for f in nonmusic_features(count, spec, seed=SEED)])
+    table = np.concatenate([pooled_statistics(windows_of(f, silence, window, hop), recent)
+                            for f in nonmusic_features(count, spec, seed=SEED)])
+    table.setflags(write=False)  # shared by every caller
+    return table
 
 
 def ground_truth(clips, clip_of, t_end):
