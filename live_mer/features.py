@@ -45,13 +45,14 @@ class FeatureSpec:
     chord_stay_seconds: float = HarmonyParams.chord_stay_seconds
     chord_lookahead_seconds: float = HarmonyParams.chord_lookahead_seconds
     chord_hysteresis: float = HarmonyParams.chord_hysteresis
+    chord_key_prior: float = HarmonyParams.chord_key_prior
     key_profile: str = HarmonyParams.key_profile
     key_stay_seconds: float = HarmonyParams.key_stay_seconds
     key_chord_weight: float = HarmonyParams.key_chord_weight
     key_profile_weight: float = HarmonyParams.key_profile_weight
     key_switch_margin: float = HarmonyParams.key_switch_margin
     key_hold_seconds: float = HarmonyParams.key_hold_seconds
-    version: int = 3
+    version: int = 4
 
     @property
     def frame_rate(self) -> float:

@@ -18,15 +18,19 @@ Three stages, each one Numba loop per frame with its state carried between calls
    shared by the 12 roots reads the treble and bass chroma rotated so the candidate root is at 0 and
    scores the 9 qualities; a second MLP scores ``N`` from rotation-invariant features, the sorted
    chroma), trained by ``scripts/train_chords.py`` on synthetic audio through this front end. Its
-   logits, less the training log prior and plus a music prior (:data:`STATE_LOG_PRIOR`), are the
-   log emissions of an online HMM: forward filtering plus a *fixed-lag* backward pass over the last
-   ``chord_lookahead_seconds`` (0 = pure filtering). The label of frame ``t - L`` is final at frame
+   logits, less the training log prior and plus a music prior (:data:`STATE_LOG_PRIOR`), weighted by
+   how likely each chord is in the key believed so far (``chord_key_prior``; a power chord takes the
+   key's mode, an inversion is read as the diatonic chord), are the log emissions of an online HMM:
+   forward filtering plus a *fixed-lag* backward pass over the last ``chord_lookahead_seconds``
+   (0 = pure filtering). The label of frame ``t - L`` is final at frame
    ``t``: the look-ahead is stated and bounded. The majmin label is the marginal posterior over the
    extended states (maj/7/maj7/aug/sus -> maj, min/min7/dim -> min), held with hysteresis; the
    extended label is the best extended state consistent with it.
-3. **Key** (24 keys). A decayed chroma profile correlated with a selectable key profile plus a decayed
-   histogram of majmin chord posteriors scored by diatonic fit; a new key must win by a margin for
-   ``key_hold_seconds`` before it replaces the held one, which raises a key-change event.
+3. **Key** (24 keys). An HMM over the 24 keys fed by the chroma's correlation with a selectable key
+   profile and by majmin chord posteriors scored by diatonic fit; those posteriors come from a second
+   forward filter over the emissions *without* the key prior, so the key never hears chords it has
+   itself bent towards it. A new key must win by a margin for ``key_hold_seconds`` before it replaces
+   the held one, which raises a key-change event.
 
 Why hand-written: librosa's chroma and madmom's chord/key recognisers work on whole signals and decode
 offline; none filters frame by frame without allocating. Only the fixed parts (emission weights,
@@ -163,7 +167,8 @@ def load_emission(path: Path = EMISSION_PATH) -> tuple:
     (chord W1 transposed (24, hidden), b1, W2 transposed (hidden, 9), b2, no-chord V1 (hidden, 25), c1,
     v2 (hidden,), c2 (1,), per-state log-score offset (109,)). The chord weights are stored input-major
     so the kernel's inner loops run over contiguous outputs (they vectorise; the sums keep their order).
-    The offset turns the logits into scaled likelihoods times the music prior: ``STATE_LOG_PRIOR`` (normalised over the 109 states) minus the training log prior.
+    The offset turns the logits into scaled likelihoods times the music prior: ``STATE_LOG_PRIOR``
+    (normalised over the 109 states) minus the training log prior.
     """
     with np.load(path) as z:
         w = {k: np.ascontiguousarray(z[k], dtype=np.float64) for k in z.files}
@@ -218,8 +223,8 @@ def peak_chroma(power, prev_power, smooth, bin_hz, k_lo, k_hi, k_bass, k_tune, t
     """Tuned, compressed chroma and bass chroma of one frame's power spectrum (in place).
 
     ``prev_power`` (the previous frame's power) is updated; ``tuning_state`` holds (re, im, semitones)
-    of the decayed tuning phasor and the frame's tonality. ``active`` False (a gated, near-silent frame) gives all-zero chroma
-    but still advances the state. Returns the current tuning offset in semitones.
+    of the decayed tuning phasor and the frame's tonality. ``active`` False (a gated, near-silent frame)
+    gives all-zero chroma but still advances the state. Returns the current tuning offset in semitones.
     """
     n_bins = power.shape[0]
     for c in range(12):
@@ -397,9 +402,15 @@ def _emission(chroma, bass, net, x, hidden, out):
 
 
 @njit(cache=True, nogil=True)
-def _track(chroma, bass, net, family, profiles, chord_fit, p_stay, lag, hysteresis, key_switch, key_chord_weight,
-           key_profile_weight, key_margin, key_hold, key_alpha, key_ll, x, hidden, em_ring, alpha_ring, alpha, beta, beta_next, gamma, mm, state_i, out_chord, out_conf, out_ext, out_ext_conf, out_key, out_key_conf, out_key_change):
+def _track(chroma, bass, net, family, profiles, chord_fit, p_stay, lag, hysteresis, key_prior, key_switch,
+           key_chord_weight, key_profile_weight, key_margin, key_hold, key_alpha, key_ll, x, hidden, em_ring,
+           alpha_ring, alpha, beta, beta_next, gamma, mm, alpha_free, mm_free, prior, state_i, out_chord, out_conf,
+           out_ext, out_ext_conf, out_key, out_key_conf, out_key_change):
     """Per frame: emission, forward step, fixed-lag backward pass, labels with hysteresis, key update.
+
+    With ``key_prior`` > 0 each chord's emission is weighted by how likely the chord is in the key as
+    believed so far (the key posterior before this frame): ``(24 * P(majmin chord | key))**key_prior``,
+    averaged over the key posterior, so a flat key belief (the start of a stream) leaves it unchanged.
 
     state_i: [frames seen, held majmin chord, held extended chord, held key, key candidate, candidate run]
     """
@@ -412,6 +423,29 @@ def _track(chroma, bass, net, family, profiles, chord_fit, p_stay, lag, hysteres
         t = state_i[0]
         slot = t % ring
         _emission(chroma[f], bass[f], net, x, hidden, em_ring[slot])
+        e = em_ring[slot]
+        # The key's own chord filter: forward filtering of the emissions *before* the key prior, so
+        # the key is not fed chords it has itself pulled towards it (that feedback locked in wrong keys).
+        total = 0.0
+        for s in range(n_states):
+            a = (p_stay * alpha_free[s] + move) * e[s]
+            alpha_free[s] = a
+            total += a
+        for i in range(25):
+            mm_free[i] = 0.0
+        for s in range(n_chords):
+            alpha_free[s] /= total
+            mm_free[s % 12 + 12 * family[s // 12]] += alpha_free[s]
+        alpha_free[n_chords] /= total
+        mm_free[24] = alpha_free[n_chords]
+        if key_prior > 0.0:
+            for i in range(24):
+                lik = 0.0
+                for k in range(24):
+                    lik += key_alpha[k] * chord_fit[k, i]
+                prior[i] = (24.0 * lik) ** key_prior
+            for s in range(n_chords):
+                e[s] *= prior[s % 12 + 12 * family[s // 12]]
         # Forward filtering. Transition: stay with p_stay, else jump uniformly: O(states) per frame.
         total = 0.0
         for s in range(n_states):
@@ -488,8 +522,8 @@ def _track(chroma, bass, net, family, profiles, chord_fit, p_stay, lag, hysteres
         out_ext_conf[f] = gamma[ext]
 
         # ---- key: an HMM over the 24 keys fed by this frame's chords and chroma ----
-        _key_step(chroma[f], mm, profiles, chord_fit, key_alpha, key_ll, key_switch, key_chord_weight, key_profile_weight,
-                  key_margin, key_hold, state_i, out_key, out_key_conf, out_key_change, f)
+        _key_step(chroma[f], mm_free, profiles, chord_fit, key_alpha, key_ll, key_switch, key_chord_weight,
+                  key_profile_weight, key_margin, key_hold, state_i, out_key, out_key_conf, out_key_change, f)
 
 
 @njit(cache=True, nogil=True)
@@ -573,6 +607,7 @@ class HarmonyParams:
     chord_stay_seconds: float = 4.0  # expected chord duration for the HMM self-transition
     chord_lookahead_seconds: float = 0.2  # fixed lag of the smoother: labels are final this much later
     chord_hysteresis: float = 0.1  # a new label's posterior must lead the held one's by this
+    chord_key_prior: float = 0.5  # exponent of the key-conditioned chord prior (0 = chords ignore the key)
     key_profile: str = "temperley"  # one of KEY_PROFILES: "krumhansl", "temperley", "edma"
     key_stay_seconds: float = 600.0  # expected time between key changes (key HMM self-transition)
     key_chord_weight: float = 2.0  # per second: weight of the chord log-likelihood in the key evidence
@@ -595,6 +630,8 @@ class HarmonyTracker:
         p = self.params = params or HarmonyParams()
         if not 0.0 <= p.chord_lookahead_seconds <= 2.0:
             raise ValueError(f"chord_lookahead_seconds must be in [0, 2], got {p.chord_lookahead_seconds}")
+        if not 0.0 <= p.chord_key_prior <= 4.0:
+            raise ValueError(f"chord_key_prior must be in [0, 4], got {p.chord_key_prior}")
         self.frame_rate = float(frame_rate)
         self._net = _emission_net()
         self._profiles = key_profiles(p.key_profile)
@@ -618,6 +655,9 @@ class HarmonyTracker:
         self._beta_next = np.empty(N_EXT)
         self._gamma = np.empty(N_EXT)
         self._mm = np.empty(25)
+        self._alpha_free = np.full(N_EXT, 1.0 / N_EXT)
+        self._mm_free = np.zeros(25)
+        self._prior = np.ones(24)
         self._state_i = np.array([0, -1, -1, -1, -1, 0], dtype=np.int64)
         self._key_alpha = np.full(24, 1.0 / 24)
         self._key_ll = np.zeros(24)
@@ -632,11 +672,12 @@ class HarmonyTracker:
         bass = np.zeros_like(chroma) if bass is None else np.ascontiguousarray(bass, dtype=np.float32)
         out = HarmonyFrames.empty(n)
         _track(chroma, bass, self._net, QUALITY_FAMILY, self._profiles, self._chord_given_key, self._p_stay, self.lag,
-               p.chord_hysteresis, self._key_switch, p.key_chord_weight / self.frame_rate,
+               p.chord_hysteresis, p.chord_key_prior, self._key_switch, p.key_chord_weight / self.frame_rate,
                p.key_profile_weight / self.frame_rate, p.key_switch_margin, self._key_hold, self._key_alpha,
-               self._key_ll, self._x, self._hidden, self._em, self._alpha_ring, self._alpha, self._beta, self._beta_next, self._gamma, self._mm,
-               self._state_i, out.chord, out.chord_confidence, out.chord_ext, out.chord_ext_confidence, out.key,
-               out.key_confidence, out.key_change)
+               self._key_ll, self._x, self._hidden, self._em, self._alpha_ring, self._alpha, self._beta,
+               self._beta_next, self._gamma, self._mm, self._alpha_free, self._mm_free, self._prior, self._state_i,
+               out.chord, out.chord_confidence, out.chord_ext, out.chord_ext_confidence, out.key, out.key_confidence,
+               out.key_change)
         return out
 
 
@@ -659,13 +700,20 @@ class HarmonyFrames:
 
 
 def viterbi_chords(chroma: np.ndarray, bass: np.ndarray, frame_rate: float,
-                   params: HarmonyParams | None = None) -> np.ndarray:
+                   params: HarmonyParams | None = None, keys: np.ndarray | None = None) -> np.ndarray:
     """Offline reference: full Viterbi over the same emissions and transitions (extended indices).
 
-    For evaluation only (it needs the whole signal); the live path is :class:`HarmonyTracker`.
+    ``keys`` (per-frame key indices, -1 = unknown; e.g. the tracker's held keys) apply the same key
+    prior as the live tracker, with the key known rather than believed. For evaluation only (it needs
+    the whole signal); the live path is :class:`HarmonyTracker`.
     """
     p = params or HarmonyParams()
     em = chord_emissions(chroma, bass)
+    if keys is not None and p.chord_key_prior > 0:
+        fit = chord_given_key()[:, :24]
+        state_chord = np.array([s % 12 + 12 * QUALITY_FAMILY[s // 12] for s in range(N_EXT - 1)])
+        known = keys >= 0
+        em[known, :-1] *= (24.0 * fit[keys[known]][:, state_chord]) ** p.chord_key_prior
     n = chroma.shape[0]
     p_stay = float(np.exp(-1.0 / (p.chord_stay_seconds * frame_rate)))
     return _viterbi(np.log(em + 1e-300), np.log(p_stay + (1 - p_stay) / N_EXT), np.log((1 - p_stay) / N_EXT))

