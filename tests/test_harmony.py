@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -236,18 +237,22 @@ def test_each_quality_is_named_in_root_position(quality, root):
 def test_key_context_decides_a_chord_without_a_third(prior):
     # A G power chord (G and D, no third) after a G major or a G minor cadence: with the key-conditioned
     # chord prior (the default) it takes the key's mode; without it, the context does not matter.
+    # (Held for more than about 2 s, the power chord, which the emission hears as major, moves the key
+    # itself towards G major; the chord is judged over its first 1.5 s.)
     sr = 22050
     spec = FeatureSpec(chord_key_prior=prior)
-    power = chord_tones([43, 55, 62, 67], 3.0, sr)
+    power = chord_tones([43, 55, 62, 67], 1.5 + lag_s(spec), sr)
     labels = {}
     for mode, minor in (("major", False), ("minor", True)):
         cadence = [triad(67, minor, 2.0, sr), triad(60, minor, 2.0, sr), triad(62, False, 2.0, sr),
                    triad(67, minor, 2.0, sr)] * 2
         b = track(np.concatenate(cadence + [power]), sr, spec)
         assert key_name(int(b.key[np.searchsorted(b.times, 8 * 2.0)])) == f"G {mode}"
-        sel = b.times > 8 * 2.0 + 1.0
+        sel = b.times > 8 * 2.0 + lag_s(spec) + 0.3  # the chord the labels describe is the power chord
         held = [chord_label(int(c)) for c in b.chord[sel]]
-        labels[mode] = max(set(held), key=held.count)
+        label, count = Counter(held).most_common(1)[0]
+        assert count >= 0.9 * len(held), held
+        labels[mode] = label
     if prior > 0:
         assert labels == {"major": "G:maj", "minor": "G:min"}
     else:
