@@ -63,6 +63,29 @@ def _why(stats: dict) -> str:
     return f" (last: {stats['last_error']})"
 
 
+def _receiver_notices(state: dict, stats: list[dict]) -> list[str]:
+    """Say when an OSC destination starts or stops refusing datagrams (nobody listening on that port).
+
+    ``state`` (destination -> (sent, errors, refused)) carries between calls; only changes are reported.
+    """
+    notes = []
+    for s in stats:
+        name, sent, errors = s["destination"], s["sent"], s["errors"]
+        last_sent, last_errors, refused = state.get(name, (0, 0, False))
+        now_refused = refused
+        if errors > last_errors and "refused" in s["last_error"].lower():
+            now_refused = True
+        elif sent > last_sent and errors == last_errors:
+            now_refused = False
+        if now_refused and not refused:
+            notes.append(f"OSC {name}: connection refused: nothing is listening on that port yet; start the "
+                         "receiver (live_mer keeps sending)")
+        elif refused and not now_refused:
+            notes.append(f"OSC {name}: a receiver is listening now")
+        state[name] = (sent, errors, now_refused)
+    return notes
+
+
 def cmd_listen(args) -> int:
     cfg = configmod.load(args.config) if args.config else configmod.Config()
     if args.device is not None or args.file is not None or args.demo:
@@ -115,11 +138,16 @@ def cmd_listen(args) -> int:
         signal.signal(sig, lambda *_: stop.set())
     tty = sys.stdout.isatty()
     deadline = time.monotonic() + args.duration if args.duration else None
-    last_print = 0.0
+    last_print = last_check = 0.0
+    receivers: dict = {}
     engine.start()
     try:
         while not stop.is_set() and engine.running and (deadline is None or time.monotonic() < deadline):
             stop.wait(0.1)
+            if time.monotonic() - last_check >= 1.0:
+                last_check = time.monotonic()
+                for note in _receiver_notices(receivers, osc.stats()):
+                    print(("\n" if tty else "") + note, file=sys.stderr, flush=True)
             recent = latest.drain()
             if recent and not args.quiet and (tty or time.monotonic() - last_print >= 1.0):
                 last_print = time.monotonic()

@@ -65,6 +65,23 @@ def test_sending_to_a_port_nobody_listens_on_says_so(tiny_model_path):
     r = live_mer("listen", "--demo", "--duration", "3", "--osc", f"127.0.0.1:{port}", "--model", tiny_model_path)
     assert r.returncode == 0, r.stderr
     assert "nothing is listening on that port" in r.stderr
+    # ... said while running (once), not only in the summary at the end
+    assert r.stderr.count(f"OSC 127.0.0.1:{port}: connection refused") == 1, r.stderr
+
+
+def test_receiver_notices_report_changes_only():
+    from live_mer.cli import _receiver_notices
+
+    state: dict = {}
+    stat = lambda sent, errors, last="": [{"destination": "d", "sent": sent, "errors": errors,  # noqa: E731
+                                           "last_error": last}]
+    assert _receiver_notices(state, stat(10, 0)) == []
+    assert _receiver_notices(state, stat(15, 3, "Connection refused")) == [
+        "OSC d: connection refused: nothing is listening on that port yet; start the receiver (live_mer keeps sending)"]
+    assert _receiver_notices(state, stat(20, 6, "Connection refused")) == []  # still refused: no repeat
+    assert _receiver_notices(state, stat(30, 6, "Connection refused")) == ["OSC d: a receiver is listening now"]
+    assert _receiver_notices(state, stat(40, 6)) == []
+    assert _receiver_notices(state, stat(41, 7, "Resource temporarily unavailable")) == []  # a full buffer is no refusal
 
 
 def test_analyze_writes_contract_and_reports_bad_files(tiny_model_path, song, tmp_path):
