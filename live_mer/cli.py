@@ -54,12 +54,15 @@ def _open_source(cfg: configmod.SourceConfig, loop_file: bool):
         return DemoSource()
 
 
-def _why(stats: dict) -> str:
-    """The last send error of an OSC destination, in words a performer can act on."""
+def _why(stats: dict, receivers: dict) -> str:
+    """The last send error of an OSC destination, in words a performer can act on (``receivers``: the
+    state :func:`_receiver_notices` keeps, which knows whether a refusing destination has recovered)."""
     if not stats["errors"]:
         return ""
     if "refused" in stats["last_error"].lower():
-        return " (connection refused: nothing is listening on that port yet; start the receiver)"
+        if receivers.get(stats["destination"], (0, 0, True))[2]:
+            return " (connection refused: nothing is listening on that port yet; start the receiver)"
+        return " (refused until a receiver opened the port)"
     return f" (last: {stats['last_error']})"
 
 
@@ -159,7 +162,10 @@ def cmd_listen(args) -> int:
             close()
     if tty and not args.quiet:
         print()
-    sent = ", ".join(f"{s['destination']} sent {s['sent']} errors {s['errors']}" + _why(s) for s in osc.stats())
+    final = osc.stats()
+    _receiver_notices(receivers, final)  # the state after the last sends; its notices would come too late
+    sent = ", ".join(f"{s['destination']} sent {s['sent']} errors {s['errors']}" + _why(s, receivers)
+                     for s in final)
     print(f"{engine.estimates} estimates; input overflows {source.overflows}; OSC {sent}", file=sys.stderr)
     if cfg.record.path:
         print(f"recorded {recorder.written} estimates to {cfg.record.path}"

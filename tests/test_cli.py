@@ -69,6 +69,31 @@ def test_sending_to_a_port_nobody_listens_on_says_so(tiny_model_path):
     assert r.stderr.count(f"OSC 127.0.0.1:{port}: connection refused") == 1, r.stderr
 
 
+def test_a_receiver_started_late_is_noticed(tiny_model_path):
+    port = free_udp_port()
+    proc = subprocess.Popen([sys.executable, "-m", "live_mer", "listen", "--demo", "--duration", "8", "--quiet",
+                             "--osc", f"127.0.0.1:{port}", "--model", str(tiny_model_path)],
+                            stderr=subprocess.PIPE, text=True)
+    rx = None
+    try:
+        lines = []
+        for line in proc.stderr:  # wait until live_mer says nobody listens, then open the port
+            lines.append(line)
+            if "connection refused" in line:
+                rx = Receiver(port)
+                break
+        rest = proc.communicate(timeout=60)[1]
+        assert proc.returncode == 0, "".join(lines) + rest
+        assert rx is not None, "".join(lines)
+        assert f"OSC 127.0.0.1:{port}: a receiver is listening now" in rest
+        assert "(refused until a receiver opened the port)" in rest
+        assert rx.wait_for(5)
+    finally:
+        proc.kill()
+        if rx is not None:
+            rx.close()
+
+
 def test_receiver_notices_report_changes_only():
     from live_mer.cli import _receiver_notices
 
