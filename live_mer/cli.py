@@ -60,32 +60,41 @@ def _why(stats: dict, receivers: dict) -> str:
     if not stats["errors"]:
         return ""
     if "refused" in stats["last_error"].lower():
-        if receivers.get(stats["destination"], (0, 0, True))[2]:
+        if receivers.get(stats["destination"], (0, 0, True, 0))[2]:
             return " (connection refused: nothing is listening on that port yet; start the receiver)"
         return " (refused until a receiver opened the port)"
     return f" (last: {stats['last_error']})"
 
 
+RECOVERED_AFTER = 3  # sends in a row without an error: a refusing port has a receiver now
+
+
 def _receiver_notices(state: dict, stats: list[dict]) -> list[str]:
     """Say when an OSC destination starts or stops refusing datagrams (nobody listening on that port).
 
-    ``state`` (destination -> (sent, errors, refused)) carries between calls; only changes are reported.
+    ``state`` (destination -> (sent, errors, refused, sends since the last error)) carries between calls;
+    only changes are reported. A refused UDP port fails every other send (the kernel reports the refusal
+    of one datagram on the next send), so recovery needs :data:`RECOVERED_AFTER` clean sends in a row.
     """
     notes = []
     for s in stats:
         name, sent, errors = s["destination"], s["sent"], s["errors"]
-        last_sent, last_errors, refused = state.get(name, (0, 0, False))
+        last_sent, last_errors, refused, clean = state.get(name, (0, 0, False, 0))
         now_refused = refused
-        if errors > last_errors and "refused" in s["last_error"].lower():
-            now_refused = True
-        elif sent > last_sent and errors == last_errors:
-            now_refused = False
+        if errors > last_errors:
+            clean = 0
+            if "refused" in s["last_error"].lower():
+                now_refused = True
+        else:
+            clean += sent - last_sent
+            if clean >= RECOVERED_AFTER:
+                now_refused = False
         if now_refused and not refused:
             notes.append(f"OSC {name}: connection refused: nothing is listening on that port yet; start the "
                          "receiver (live_mer keeps sending)")
         elif refused and not now_refused:
             notes.append(f"OSC {name}: a receiver is listening now")
-        state[name] = (sent, errors, now_refused)
+        state[name] = (sent, errors, now_refused, clean)
     return notes
 
 

@@ -62,11 +62,12 @@ def test_listen_demo_runs_and_stops_at_duration(tiny_model_path):
 
 def test_sending_to_a_port_nobody_listens_on_says_so(tiny_model_path):
     port = free_udp_port()  # closed: the kernel refuses the datagrams, the run goes on
-    r = live_mer("listen", "--demo", "--duration", "3", "--osc", f"127.0.0.1:{port}", "--model", tiny_model_path)
+    r = live_mer("listen", "--demo", "--duration", "5", "--osc", f"127.0.0.1:{port}", "--model", tiny_model_path)
     assert r.returncode == 0, r.stderr
     assert "nothing is listening on that port" in r.stderr
     # ... said while running (once), not only in the summary at the end
     assert r.stderr.count(f"OSC 127.0.0.1:{port}: connection refused") == 1, r.stderr
+    assert "listening now" not in r.stderr  # every other send succeeds on a refused port: no false recovery
 
 
 def test_a_receiver_started_late_is_noticed(tiny_model_path):
@@ -104,9 +105,13 @@ def test_receiver_notices_report_changes_only():
     assert _receiver_notices(state, stat(15, 3, "Connection refused")) == [
         "OSC d: connection refused: nothing is listening on that port yet; start the receiver (live_mer keeps sending)"]
     assert _receiver_notices(state, stat(20, 6, "Connection refused")) == []  # still refused: no repeat
-    assert _receiver_notices(state, stat(30, 6, "Connection refused")) == ["OSC d: a receiver is listening now"]
-    assert _receiver_notices(state, stat(40, 6)) == []
-    assert _receiver_notices(state, stat(41, 7, "Resource temporarily unavailable")) == []  # a full buffer is no refusal
+    # a refused port fails every other send: one or two clean sends in a check interval are no recovery
+    assert _receiver_notices(state, stat(21, 6, "Connection refused")) == []
+    assert _receiver_notices(state, stat(22, 6, "Connection refused")) == []
+    assert _receiver_notices(state, stat(23, 7, "Connection refused")) == []
+    assert _receiver_notices(state, stat(30, 7, "Connection refused")) == ["OSC d: a receiver is listening now"]
+    assert _receiver_notices(state, stat(40, 7)) == []
+    assert _receiver_notices(state, stat(41, 8, "Resource temporarily unavailable")) == []  # a full buffer is no refusal
 
 
 def test_analyze_writes_contract_and_reports_bad_files(tiny_model_path, song, tmp_path):
