@@ -62,15 +62,17 @@ def osc_status_html(stats: dict) -> str:
     """One OSC destination's health for the status line: a coloured dot and what is happening.
 
     UDP is connectionless, so "sent" only means the datagram left; a refused send (ICMP port
-    unreachable on a connected socket) is the one sign that nothing listens on that port.
+    unreachable on a connected socket) is the one sign that nothing listens on that port, and the
+    sender's ``refused`` flag clears once a receiver has opened it.
     """
     sent, errors, why = stats["sent"], stats["errors"], stats["last_error"]
     dropped = stats.get("dropped", 0)  # bundles the sender's queue had to drop (the sender fell behind)
-    if errors and not sent:
+    if stats.get("refused"):
+        color, note = theme.WARN, f"{sent} sent · nothing listening"
+    elif errors and not sent:
         color, note = theme.ERROR, f"failing: {why}"
-    elif errors:
-        reason = "nothing listening" if "refused" in why.lower() else why
-        color, note = theme.WARN, f"{sent} sent · {reason}"
+    elif errors and "refused" not in why.lower():
+        color, note = theme.WARN, f"{sent} sent · {why}"
     elif dropped:
         color, note = theme.WARN, f"{sent} sent · {dropped} dropped"
     elif sent:

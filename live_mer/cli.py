@@ -54,47 +54,29 @@ def _open_source(cfg: configmod.SourceConfig, loop_file: bool):
         return DemoSource()
 
 
-def _why(stats: dict, receivers: dict) -> str:
-    """The last send error of an OSC destination, in words a performer can act on (``receivers``: the
-    state :func:`_receiver_notices` keeps, which knows whether a refusing destination has recovered)."""
+def _why(stats: dict) -> str:
+    """The last send error of an OSC destination, in words a performer can act on."""
     if not stats["errors"]:
         return ""
+    if stats["refused"]:
+        return " (connection refused: nothing is listening on that port yet; start the receiver)"
     if "refused" in stats["last_error"].lower():
-        if receivers.get(stats["destination"], (0, 0, True, 0))[2]:
-            return " (connection refused: nothing is listening on that port yet; start the receiver)"
         return " (refused until a receiver opened the port)"
     return f" (last: {stats['last_error']})"
 
 
-RECOVERED_AFTER = 3  # sends in a row without an error: a refusing port has a receiver now
-
-
-def _receiver_notices(state: dict, stats: list[dict]) -> list[str]:
-    """Say when an OSC destination starts or stops refusing datagrams (nobody listening on that port).
-
-    ``state`` (destination -> (sent, errors, refused, sends since the last error)) carries between calls;
-    only changes are reported. A refused UDP port fails every other send (the kernel reports the refusal
-    of one datagram on the next send), so recovery needs :data:`RECOVERED_AFTER` clean sends in a row.
-    """
+def _receiver_notices(refused: dict, stats: list[dict]) -> list[str]:
+    """Say when an OSC destination starts or stops refusing datagrams (nobody listening on that port);
+    ``refused`` (destination -> bool) carries between calls, so only changes are reported."""
     notes = []
     for s in stats:
-        name, sent, errors = s["destination"], s["sent"], s["errors"]
-        last_sent, last_errors, refused, clean = state.get(name, (0, 0, False, 0))
-        now_refused = refused
-        if errors > last_errors:
-            clean = 0
-            if "refused" in s["last_error"].lower():
-                now_refused = True
-        else:
-            clean += sent - last_sent
-            if clean >= RECOVERED_AFTER:
-                now_refused = False
-        if now_refused and not refused:
+        name, now = s["destination"], s["refused"]
+        if now and not refused.get(name, False):
             notes.append(f"OSC {name}: connection refused: nothing is listening on that port yet; start the "
                          "receiver (live_mer keeps sending)")
-        elif refused and not now_refused:
+        elif refused.get(name, False) and not now:
             notes.append(f"OSC {name}: a receiver is listening now")
-        state[name] = (sent, errors, now_refused, clean)
+        refused[name] = now
     return notes
 
 
@@ -171,10 +153,7 @@ def cmd_listen(args) -> int:
             close()
     if tty and not args.quiet:
         print()
-    final = osc.stats()
-    _receiver_notices(receivers, final)  # the state after the last sends; its notices would come too late
-    sent = ", ".join(f"{s['destination']} sent {s['sent']} errors {s['errors']}" + _why(s, receivers)
-                     for s in final)
+    sent = ", ".join(f"{s['destination']} sent {s['sent']} errors {s['errors']}" + _why(s) for s in osc.stats())
     print(f"{engine.estimates} estimates; input overflows {source.overflows}; OSC {sent}", file=sys.stderr)
     if cfg.record.path:
         print(f"recorded {recorder.written} estimates to {cfg.record.path}"

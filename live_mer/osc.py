@@ -39,6 +39,7 @@ A host that cannot be resolved is retried every few seconds; it never stops the 
 from __future__ import annotations
 
 import collections
+import errno
 import ipaddress
 import logging
 import math
@@ -57,6 +58,9 @@ DEFAULT_PREFIX = "/mer"
 MAX_RATE_HZ = 60.0
 PER_HOP_QUEUE = 100_000  # estimates waiting for a per-hop destination (hours of hops)
 RESOLVE_RETRY_S = 5.0
+# A UDP port nobody listens on fails every other send (the kernel reports one datagram's refusal on the
+# next send): a refusing destination counts as listening again after this many clean sends in a row.
+RECOVERED_AFTER = 3
 log = logging.getLogger("live_mer")
 
 
@@ -199,6 +203,8 @@ class Destination:
     errors: int = 0
     dropped: int = 0  # estimates not sent because the destination was unresolved or the queue full
     last_error: str = ""
+    refused: bool = False  # nothing listens on that port (connection refused), until RECOVERED_AFTER clean sends
+    clean_sends: int = 0  # sends in a row without an error
     next_due: float = 0.0
     last_seq: int = -1  # sequence number of the newest estimate already sent
     retry_at: float = 0.0
@@ -310,8 +316,13 @@ class OscSender:
             try:
                 d.sock.send(data)
                 d.sent += 1
+                d.clean_sends += 1
+                if d.clean_sends >= RECOVERED_AFTER:
+                    d.refused = False
             except OSError as exc:  # ECONNREFUSED from an earlier datagram, EAGAIN when full, ...
                 d.errors += 1
+                d.clean_sends = 0
+                d.refused = d.refused or exc.errno == errno.ECONNREFUSED
                 d.last_error = exc.strerror or str(exc)
 
     def _run(self) -> None:
@@ -359,8 +370,9 @@ class OscSender:
             time.sleep(0.005)
 
     def stats(self) -> list[dict]:
+        """Per destination: sent, errors, dropped, last_error, and refused (nothing listens on that port now)."""
         return [{"destination": d.label, "sent": d.sent, "errors": d.errors, "dropped": d.dropped,
-                 "last_error": d.last_error} for d in self.destinations]
+                 "last_error": d.last_error, "refused": d.refused} for d in self.destinations]
 
     def close(self) -> None:
         """Send what is pending (briefly), stop the thread and close the sockets (idempotent)."""

@@ -33,7 +33,7 @@ from gui.plots import History  # noqa: E402
 from gui.presets import PRESETS, from_config  # noqa: E402
 from gui.session import DEMO, DEVICE, FILE, Session, SourceChoice  # noqa: E402
 from gui.widgets import LevelMeter, chord_display, key_display  # noqa: E402
-from gui.window import MainWindow  # noqa: E402
+from gui.window import MainWindow, osc_status_html  # noqa: E402
 from live_mer import config as configmod  # noqa: E402
 from live_mer.estimate import Estimate  # noqa: E402
 from live_mer.sources import DeviceSource  # noqa: E402
@@ -345,3 +345,13 @@ def test_readouts_speak_like_musicians_and_meters(qapp):
     assert -40.0 < meter.rms_db < -12.0 and meter.clipping
     meter.advance(LevelMeter.CLIP_HOLD_S)
     assert not meter.clipping and meter.clipped_total == 5
+
+
+def test_osc_status_says_nothing_listening_only_while_refused():
+    base = {"destination": "127.0.0.1:9000", "dropped": 0}
+    refused = osc_status_html({**base, "sent": 10, "errors": 9, "last_error": "Connection refused", "refused": True})
+    assert "nothing listening" in refused and theme.WARN in refused
+    recovered = osc_status_html({**base, "sent": 50, "errors": 9, "last_error": "Connection refused", "refused": False})
+    assert "nothing listening" not in recovered and "50 sent" in recovered and theme.OK in recovered
+    full = osc_status_html({**base, "sent": 50, "errors": 2, "last_error": "No buffer space", "refused": False})
+    assert "No buffer space" in full and theme.WARN in full

@@ -82,9 +82,29 @@ def test_closed_port_does_not_stop_the_stream(tiny_model, wav, receiver):
     stats = {s["destination"]: s for s in osc.stats()}
     assert stats[f"127.0.0.1:{dead}"]["errors"] > 0  # ECONNREFUSED was counted
     assert "refused" in stats[f"127.0.0.1:{dead}"]["last_error"].lower()
+    assert stats[f"127.0.0.1:{dead}"]["refused"] and not stats[f"127.0.0.1:{receiver.port}"]["refused"]
     assert stats[f"127.0.0.1:{receiver.port}"]["sent"] == len(ests)
     assert len(receiver.datagrams) == len(ests)
     assert "/room1/mer/va" in messages(receiver.bundles()[0])
+
+
+def test_a_receiver_that_starts_late_clears_the_refusal(tiny_model, wav):
+    port = free_udp_port()
+    osc = OscSender([f"127.0.0.1:{port}"])
+    try:
+        run_file(tiny_model, wav, [osc])
+        osc.flush(5)
+        # every other send is refused (the kernel reports it on the next one): still refused at the end
+        assert osc.stats()[0]["refused"] and osc.stats()[0]["sent"] > 0
+        rx = Receiver(port)
+        try:
+            run_file(tiny_model, wav, [osc])
+            osc.flush(5)
+            assert not osc.stats()[0]["refused"] and rx.wait_for(1)
+        finally:
+            rx.close()
+    finally:
+        osc.close()
 
 
 def test_failing_sink_is_counted_and_analysis_goes_on(tiny_model, wav):
