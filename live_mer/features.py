@@ -22,7 +22,8 @@ import soxr
 
 from ._cache import cached_array
 from ._numba import njit
-from .harmony import NO_CHORD, TUNING_PRIOR_WEIGHT, HarmonyParams, HarmonyTracker, peak_chroma, tonal_weight
+from .harmony import (NO_CHORD, TUNING_PRIOR_WEIGHT, HarmonyParams, HarmonyTracker, peak_chroma, peak_buffers,
+                      tonal_weight)
 
 
 @dataclass(frozen=True)
@@ -141,11 +142,7 @@ def _spectral_kernel(spectra, mel_ptr, mel_idx, mel_w, chroma_bins, bin_hz, tuni
     n_mels = mel_ptr.shape[0] - 1
     power = np.empty(n_bins, dtype=np.float32)
     smooth = np.empty(n_bins, dtype=np.float32)
-    n_max = chroma_bins[1] - chroma_bins[0] + 1
-    peak_pc = np.empty(n_max, dtype=np.int64)
-    peak_w = np.empty(n_max, dtype=np.float64)
-    peak_mag = np.empty(n_max, dtype=np.float64)
-    peak_low = np.empty(n_max, dtype=np.bool_)
+    buffers = peak_buffers(chroma_bins[0], chroma_bins[1], bin_hz)
     for f in range(n_frames):
         total = 0.0
         for b in range(n_bins):
@@ -173,7 +170,7 @@ def _spectral_kernel(spectra, mel_ptr, mel_idx, mel_w, chroma_bins, bin_hz, tuni
         # bass chroma on the same scale (so its share of the chroma is kept).
         out_tuning[f] = peak_chroma(power, prev_power, smooth, bin_hz, chroma_bins[0], chroma_bins[1],
                                     chroma_bins[2], chroma_bins[3], tuning_state, tuning_decay, compression, tonality_gate,
-                                    loud > gate_db, out_chroma[f], out_bass[f], peak_pc, peak_w, peak_mag, peak_low)
+                                    loud > gate_db, out_chroma[f], out_bass[f], buffers)
         # The chroma's maximum is the frame's tonal weight (1 = clearly pitched, 0 = noise-like).
         peak = 0.0
         for c in range(12):

@@ -157,27 +157,29 @@ def _emission_net() -> tuple:
 
 
 def emission_scratch(net: tuple) -> np.ndarray:
-    """The ``hidden`` scratch :func:`_emission` needs: the chord MLP's hidden units and quality scores."""
-    return np.zeros(net[0].shape[1] + net[2].shape[1])
+    """The ``hidden`` scratch :func:`_emission` needs: the chord MLP's hidden units (float32)."""
+    return np.zeros(net[0].shape[1], np.float32)
 
 
 def load_emission(path: Path = EMISSION_PATH) -> tuple:
-    """The chord emission model as the tuple :func:`_emission` reads (float64 arrays).
+    """The chord emission model as the tuple :func:`_emission` reads.
 
-    (chord W1 transposed (24, hidden), b1, W2 transposed (hidden, 9), b2, no-chord V1 (hidden, 25), c1,
-    v2 (hidden,), c2 (1,), per-state log-score offset (109,)). The chord weights are stored input-major
-    so the kernel's inner loops run over contiguous outputs (they vectorise; the sums keep their order).
-    The offset turns the logits into scaled likelihoods times the music prior: ``STATE_LOG_PRIOR``
-    (normalised over the 109 states) minus the training log prior.
+    (chord W1 transposed (24, hidden), b1, W2 (9, hidden), b2, no-chord V1 (hidden, 25), c1, v2 (hidden,),
+    c2 (1,), per-state log-score offset (109,)). The chord MLP, 90 % of the arithmetic, is float32 as it
+    was trained, and laid out so the kernel's inner loops run over contiguous hidden units (they
+    vectorise). The offset turns the logits into scaled likelihoods times the music prior:
+    ``STATE_LOG_PRIOR`` (normalised over the 109 states) minus the training log prior.
     """
     with np.load(path) as z:
-        w = {k: np.ascontiguousarray(z[k], dtype=np.float64) for k in z.files}
+        w = {k: np.asarray(z[k]) for k in z.files}
+    f32 = {k: np.ascontiguousarray(w[k], dtype=np.float32) for k in ("chord_w1", "chord_b1", "chord_w2", "chord_b2")}
+    f64 = {k: np.ascontiguousarray(w[k], dtype=np.float64) for k in ("none_w1", "none_b1", "none_w2", "log_prior")}
     prior = np.concatenate([np.repeat(STATE_LOG_PRIOR[:-1], 12), STATE_LOG_PRIOR[-1:]])
     prior -= np.log(np.exp(prior).sum())
-    train = np.concatenate([np.repeat(w["log_prior"][:-1], 12), w["log_prior"][-1:]])
-    return (np.ascontiguousarray(w["chord_w1"].T), w["chord_b1"], np.ascontiguousarray(w["chord_w2"].T), w["chord_b2"],
-            w["none_w1"], w["none_b1"], w["none_w2"],
-            np.atleast_1d(w["none_b2"]), prior - train)
+    train = np.concatenate([np.repeat(f64["log_prior"][:-1], 12), f64["log_prior"][-1:]])
+    return (np.ascontiguousarray(f32["chord_w1"].T), f32["chord_b1"], f32["chord_w2"], f32["chord_b2"],
+            f64["none_w1"], f64["none_b1"], f64["none_w2"],
+            np.atleast_1d(np.asarray(w["none_b2"], dtype=np.float64)), prior - train)
 
 
 def key_profiles(name: str = "krumhansl") -> np.ndarray:
@@ -218,14 +220,20 @@ PEAK_RANGE_DB = 50.0  # peaks more than this below the frame's strongest are ign
 
 @njit(cache=True, nogil=True)
 def peak_chroma(power, prev_power, smooth, bin_hz, k_lo, k_hi, k_bass, k_tune, tuning_state, tuning_decay,
-                compression, tonality_gate, active, out_chroma, out_bass, scratch_pc, scratch_w, scratch_mag,
-                scratch_low):
+                compression, tonality_gate, active, out_chroma, out_bass, buffers):
     """Tuned, compressed chroma and bass chroma of one frame's power spectrum (in place).
 
     ``prev_power`` (the previous frame's power) is updated; ``tuning_state`` holds (re, im, semitones)
     of the decayed tuning phasor and the frame's tonality. ``active`` False (a gated, near-silent frame)
-    gives all-zero chroma but still advances the state. Returns the current tuning offset in semitones.
+    gives all-zero chroma but still advances the state. ``buffers`` is :func:`peak_buffers`'s tuple.
+    Returns the current tuning offset in semitones.
+
+    Speed (about 60 peaks per frame of music): the peak search first collects candidate bins without
+    branching, then examines only those; per-peak arithmetic is float32, the pitch comes from a per-bin
+    table plus a short series, and the pitch phasor from :func:`_cis_2pi` rather than libm's sin/cos
+    (outputs within 5e-5 of the float64 original; see README, *Chords and keys*).
     """
+    bin_pitch, scratch_bin, scratch_pc, scratch_w, scratch_mag, scratch_low = buffers
     n_bins = power.shape[0]
     for c in range(12):
         out_chroma[c] = 0.0
@@ -238,46 +246,56 @@ def peak_chroma(power, prev_power, smooth, bin_hz, k_lo, k_hi, k_bass, k_tune, t
         smooth[b] = p if p < q else q  # a drum hit is gone in a frame or two; a note is not
         prev_power[b] = p
     tuning = tuning_state[2]
+    # cos^2(pi * dev) = (1 + cos(2 pi (pitch - tuning))) / 2: from the peak's pitch phasor and the tuning's
+    cos_t = np.float32(np.cos(2.0 * np.pi * tuning))
+    sin_t = np.float32(np.sin(2.0 * np.pi * tuning))
+    half = np.float32(0.5)
+    tiny = np.float32(1e-20)
     z_re = 0.0
     z_im = 0.0
     n_peaks = 0
-    a_max = 0.0
+    a_max = np.float32(0.0)
     if active:
-        top = 0.0
+        top = np.float32(0.0)
         for b in range(k_lo, k_hi):
             if smooth[b] > top:
                 top = smooth[b]
-        floor_abs = top * 10.0 ** (-PEAK_RANGE_DB / 10.0)
-        for b in range(max(k_lo, 5), min(k_hi, n_bins - 5)):
+        floor_abs = np.float32(top * 10.0 ** (-PEAK_RANGE_DB / 10.0))
+        n_cand = 0
+        for b in range(max(k_lo, 5), min(k_hi, n_bins - 5)):  # local maxima above the floor, branch-free
             h = smooth[b]
-            if h <= floor_abs or h <= smooth[b - 1] or h < smooth[b + 1]:
-                continue
+            scratch_bin[n_cand] = b
+            n_cand += (h > floor_abs) & (h > smooth[b - 1]) & (h >= smooth[b + 1])
+        for i in range(n_cand):
+            b = scratch_bin[i]
+            h = smooth[b]
             local = (smooth[b - 5] + smooth[b - 4] + smooth[b - 3] + smooth[b + 3] + smooth[b + 4]
-                     + smooth[b + 5]) / 6.0
-            if h < PEAK_PROMINENCE * local:
+                     + smooth[b + 5]) * np.float32(1.0 / 6.0)
+            if h < np.float32(PEAK_PROMINENCE) * local:
                 continue
-            la = np.log(smooth[b - 1] + 1e-20)
-            lb = np.log(h + 1e-20)
-            lc = np.log(smooth[b + 1] + 1e-20)
-            den = la - 2.0 * lb + lc
-            delta = 0.5 * (la - lc) / den if den < 0.0 else 0.0
-            if delta > 0.5:
-                delta = 0.5
-            elif delta < -0.5:
-                delta = -0.5
-            f = (b + delta) * bin_hz
-            pitch = 12.0 * np.log2(f / 440.0) + 69.0
+            # parabolic interpolation of the log power (its neighbours relative to the peak: no underflow)
+            la = np.log((smooth[b - 1] + tiny) / (h + tiny))
+            lc = np.log((smooth[b + 1] + tiny) / (h + tiny))
+            den = la + lc
+            delta = half * (la - lc) / den if den < 0.0 else np.float32(0.0)
+            if delta > half:
+                delta = half
+            elif delta < -half:
+                delta = -half
+            # pitch of bin b + delta: the bin's pitch + 12 log2(1 + u), u = delta / b (|u| <= 1/12: the series
+            # to u^6 is exact to 1e-7 semitones)
+            u = delta / np.float32(b)
+            pitch = bin_pitch[b] + np.float32(12.0 / np.log(2.0)) * u * (np.float32(1.0) + u * (np.float32(-0.5) + u * (
+                np.float32(1.0 / 3) + u * (np.float32(-0.25) + u * (np.float32(0.2) + u * np.float32(-1.0 / 6))))))
             mag = np.sqrt(h - local)
+            raw = pitch - np.floor(pitch + half)
+            c_raw, s_raw = _cis_2pi(raw)
             if b >= k_tune:
-                raw = pitch - np.floor(pitch + 0.5)
-                z_re += mag * np.cos(2.0 * np.pi * raw)
-                z_im += mag * np.sin(2.0 * np.pi * raw)
-            tuned = pitch - tuning
-            nearest = np.floor(tuned + 0.5)
-            dev = tuned - nearest
-            w = np.cos(np.pi * dev)
+                z_re += mag * c_raw
+                z_im += mag * s_raw
+            nearest = np.floor(pitch - tuning + 0.5)
             scratch_pc[n_peaks] = int(nearest) % 12
-            scratch_w[n_peaks] = mag * w * w
+            scratch_w[n_peaks] = mag * half * (np.float32(1.0) + c_raw * cos_t + s_raw * sin_t)
             scratch_mag[n_peaks] = mag
             scratch_low[n_peaks] = b < k_bass
             if mag > a_max:
@@ -295,7 +313,7 @@ def peak_chroma(power, prev_power, smooth, bin_hz, k_lo, k_hi, k_bass, k_tune, t
     if tonality < tonality_gate:
         n_peaks = 0
     for i in range(n_peaks):
-        w = np.log1p(compression * scratch_w[i] / a_max)
+        w = np.log(np.float32(1.0) + np.float32(compression) * scratch_w[i] / a_max)  # logf: log1p is slower
         out_chroma[scratch_pc[i]] += w
         if scratch_low[i]:
             out_bass[scratch_pc[i]] += w
@@ -305,6 +323,34 @@ def peak_chroma(power, prev_power, smooth, bin_hz, k_lo, k_hi, k_bass, k_tune, t
     tuning_state[1] = tuning_decay * tuning_state[1] + z_im
     tuning_state[2] = np.arctan2(tuning_state[1], tuning_state[0]) / (2.0 * np.pi)
     return tuning
+
+
+@njit(cache=True, nogil=True)
+def peak_buffers(k_lo, k_hi, bin_hz):
+    """What :func:`peak_chroma` needs for a bin range: the MIDI pitch of each bin's centre (float32, indexed
+    by bin) and scratch (candidate bins, then per peak: pitch class, in-tune weight, magnitude, bass)."""
+    n = k_hi - k_lo + 1
+    bin_pitch = np.zeros(k_hi + 1, np.float32)
+    for b in range(1, k_hi + 1):
+        bin_pitch[b] = 12.0 * np.log2(b * bin_hz / 440.0) + 69.0
+    return (bin_pitch, np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.float32),
+            np.empty(n, np.float32), np.empty(n, np.bool_))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _cis_2pi(u):
+    """(cos, sin) of 2 pi u for |u| <= 0.5, float32, within 5e-7: Taylor series of the half angle
+    (|a| <= pi / 2, truncation error < 1e-9), then the double-angle formulas. Several times faster than
+    the libm calls, which were a third of the chroma's cost."""
+    a = np.float32(np.pi) * u
+    a2 = a * a
+    s = a * (np.float32(1.0) + a2 * (np.float32(-1.0 / 6) + a2 * (np.float32(1.0 / 120) + a2 * (
+        np.float32(-1.0 / 5040) + a2 * (np.float32(1.0 / 362880) + a2 * (np.float32(-1.0 / 39916800)
+                                                                         + a2 * np.float32(1.0 / 6227020800)))))))
+    c = np.float32(1.0) + a2 * (np.float32(-0.5) + a2 * (np.float32(1.0 / 24) + a2 * (np.float32(-1.0 / 720) + a2 * (
+        np.float32(1.0 / 40320) + a2 * (np.float32(-1.0 / 3628800) + a2 * (np.float32(1.0 / 479001600)
+                                                                           + a2 * np.float32(-1.0 / 87178291200)))))))
+    return c * c - s * s, np.float32(2.0) * s * c
 
 
 TONALITY_NOISE = 0.5  # tonality of white noise and drums (peaks anywhere between the semitones)
@@ -324,12 +370,13 @@ def tonal_weight(tonality):
 # --------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _emission(chroma, bass, net, x, hidden, out):
     """Emission of the 109 states for one frame (in place), scaled so the best state has 1.
 
     ``net`` is :func:`load_emission`'s tuple; ``x`` (24) and ``hidden`` (:func:`emission_scratch`) are
-    scratch.
+    scratch. Sums may be reordered (``fastmath`` reassoc: they vectorise); every root runs the same
+    code on its rotated input, so transposing the input transposes the scores exactly.
     """
     w1, b1, w2, b2, v1, c1, v2, c2, offset = net
     n_states = out.shape[0]
@@ -350,29 +397,26 @@ def _emission(chroma, bass, net, x, hidden, out):
             top = chroma[c]
     if top <= 1e-9:
         top = 1e-9
+    inv = np.float32(1.0 / top)
     n_hidden = w1.shape[1]
-    n_qualities = w2.shape[1]
-    score = hidden[n_hidden:n_hidden + n_qualities]
+    n_qualities = w2.shape[0]
     for r in range(12):
         # the chroma rotated so the candidate root sits at 0: one shared network scores every root
-        for c in range(12):
-            x[c] = chroma[(c + r) % 12] / top
-            x[12 + c] = bass[(c + r) % 12] / top
         for j in range(n_hidden):
             hidden[j] = b1[j]
-        for i in range(24):
-            xi = x[i]
+        for i in range(24):  # skipping silent pitch classes (most of the bass chroma) changes no sum
+            xi = (chroma[(i + r) % 12] if i < 12 else bass[(i + r) % 12]) * inv
+            if xi != 0.0:
+                for j in range(n_hidden):
+                    hidden[j] += w1[i, j] * xi
+        for j in range(n_hidden):  # ReLU
+            if hidden[j] < 0.0:
+                hidden[j] = 0.0
+        for q in range(n_qualities):
+            score = b2[q]
             for j in range(n_hidden):
-                hidden[j] += w1[i, j] * xi
-        for q in range(n_qualities):
-            score[q] = b2[q]
-        for j in range(n_hidden):
-            h = hidden[j]
-            if h > 0.0:  # ReLU; a dead unit adds nothing
-                for q in range(n_qualities):
-                    score[q] += w2[j, q] * h
-        for q in range(n_qualities):
-            out[q * 12 + r] = score[q]
+                score += w2[q, j] * hidden[j]
+            out[q * 12 + r] = score
     # N from rotation-invariant features: the treble and bass chroma, each sorted in descending order,
     # and the tonal weight.
     for half in range(2):
@@ -398,10 +442,10 @@ def _emission(chroma, bass, net, x, hidden, out):
         if out[s] > best:
             best = out[s]
     for s in range(n_states):
-        out[s] = np.exp(out[s] - best)
+        out[s] = np.exp(np.float32(out[s] - best))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _track(chroma, bass, net, family, profiles, chord_fit, p_stay, lag, hysteresis, key_prior, key_switch,
            key_chord_weight, key_profile_weight, key_margin, key_hold, key_alpha, key_ll, x, hidden, em_ring,
            alpha_ring, alpha, beta, beta_next, gamma, mm, alpha_free, mm_free, prior, state_i, out_chord, out_conf,
@@ -433,17 +477,18 @@ def _track(chroma, bass, net, family, profiles, chord_fit, p_stay, lag, hysteres
             total += a
         for i in range(25):
             mm_free[i] = 0.0
+        inv = 1.0 / total
         for s in range(n_chords):
-            alpha_free[s] /= total
+            alpha_free[s] *= inv
             mm_free[s % 12 + 12 * family[s // 12]] += alpha_free[s]
-        alpha_free[n_chords] /= total
+        alpha_free[n_chords] *= inv
         mm_free[24] = alpha_free[n_chords]
         if key_prior > 0.0:
             for i in range(24):
                 lik = 0.0
                 for k in range(24):
                     lik += key_alpha[k] * chord_fit[k, i]
-                prior[i] = (24.0 * lik) ** key_prior
+                prior[i] = np.float32(24.0 * lik) ** np.float32(key_prior)
             for s in range(n_chords):
                 e[s] *= prior[s % 12 + 12 * family[s // 12]]
         # Forward filtering. Transition: stay with p_stay, else jump uniformly: O(states) per frame.
@@ -452,8 +497,9 @@ def _track(chroma, bass, net, family, profiles, chord_fit, p_stay, lag, hysteres
             a = (p_stay * alpha[s] + move) * em_ring[slot, s]
             alpha[s] = a
             total += a
+        inv = 1.0 / total
         for s in range(n_states):
-            alpha[s] /= total
+            alpha[s] *= inv
             alpha_ring[slot, s] = alpha[s]
         state_i[0] = t + 1
         # Fixed-lag smoothing: the posterior of frame t - lag given frames up to t.
@@ -478,15 +524,17 @@ def _track(chroma, bass, net, family, profiles, chord_fit, p_stay, lag, hysteres
             for s in range(n_states):
                 beta[s] = p_stay * beta_next[s] + move * acc
                 norm += beta[s]
+            inv = 1.0 / norm
             for s in range(n_states):
-                beta[s] /= norm
+                beta[s] *= inv
         past = alpha_ring[(t - lag) % ring]
         total = 0.0
         for s in range(n_states):
             gamma[s] = past[s] * beta[s]
             total += gamma[s]
+        inv = 1.0 / total
         for s in range(n_states):
-            gamma[s] /= total
+            gamma[s] *= inv
         # majmin marginal and its held label (hysteresis: a new label must lead by a margin).
         for i in range(25):
             mm[i] = 0.0
@@ -526,7 +574,7 @@ def _track(chroma, bass, net, family, profiles, chord_fit, p_stay, lag, hysteres
                   key_profile_weight, key_margin, key_hold, state_i, out_key, out_key_conf, out_key_change, f)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _key_step(chroma, mm, profiles, chord_given_key, alpha, key_ll, p_switch, chord_weight, profile_weight, margin,
               hold, state_i, out_key, out_key_conf, out_key_change, f):
     """One forward step of the key HMM, then the held key with hysteresis.
@@ -553,7 +601,7 @@ def _key_step(chroma, mm, profiles, chord_given_key, alpha, key_ll, p_switch, ch
             lik = 0.0
             for i in range(24):
                 lik += mm[i] * chord_given_key[k, i]
-            ll = chord_weight * np.log(lik / tonal + 1e-9)
+            ll = chord_weight * np.log(np.float32(lik / tonal + 1e-9))
             if cn > 1e-9:
                 r = 0.0
                 for c in range(12):
@@ -565,12 +613,13 @@ def _key_step(chroma, mm, profiles, chord_given_key, alpha, key_ll, p_switch, ch
             best_l = ll
     total = 0.0
     for k in range(n_keys):
-        a = np.exp(key_ll[k] - best_l) * ((1.0 - p_switch) * alpha[k] + p_switch / n_keys)
+        a = np.exp(np.float32(key_ll[k] - best_l)) * ((1.0 - p_switch) * alpha[k] + p_switch / n_keys)
         alpha[k] = a
         total += a
     best = 0
+    inv = 1.0 / total
     for k in range(n_keys):
-        alpha[k] /= total
+        alpha[k] *= inv
         if alpha[k] > alpha[best]:
             best = k
     held = state_i[3]

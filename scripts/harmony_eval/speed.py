@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from live_mer._numba import njit
-from live_mer.harmony import peak_chroma
+from live_mer.harmony import peak_chroma, peak_buffers
 
 
 @njit(cache=True, nogil=True)
@@ -13,18 +13,14 @@ def _chroma_loop(spectra, bins, bin_hz, tuning_decay, compression, gate, prev_po
     n_frames, n_bins = spectra.shape
     power = np.empty(n_bins, dtype=np.float32)
     smooth = np.empty(n_bins, dtype=np.float32)
-    n_max = bins[1] - bins[0] + 1
-    pc = np.empty(n_max, dtype=np.int64)
-    w = np.empty(n_max, dtype=np.float64)
-    mag = np.empty(n_max, dtype=np.float64)
-    low = np.empty(n_max, dtype=np.bool_)
+    buffers = peak_buffers(bins[0], bins[1], bin_hz)
     for f in range(n_frames):
         for b in range(bins[0] - 6, bins[1] + 6):
             re = spectra[f, b].real
             im = spectra[f, b].imag
             power[b] = re * re + im * im
         peak_chroma(power, prev_power, smooth, bin_hz, bins[0], bins[1], bins[2], bins[3], tuning_state,
-                    tuning_decay, compression, gate, True, out_chroma[f], out_bass[f], pc, w, mag, low)
+                    tuning_decay, compression, gate, True, out_chroma[f], out_bass[f], buffers)
         peak = 0.0
         for c in range(12):
             peak = max(peak, out_chroma[f, c])
