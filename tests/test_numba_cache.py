@@ -1,0 +1,46 @@
+"""The Numba kernel cache: kept out of the package folder, and never stale after a source edit."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import live_mer
+
+PROBE = """
+import numpy as np
+from live_mer.features import FeatureSpec, Frontend
+sr = 22050
+t = np.arange(sr * 2) / sr
+x = sum(np.sin(2 * np.pi * f * t) / (k + 1) for k, f in enumerate((261.6, 329.6, 392.0, 523.3, 784.0)))
+b = Frontend(FeatureSpec(), sr).push((0.2 * x).astype(np.float32))
+print(repr(float(np.abs(b.chroma).sum())))
+"""
+
+
+def run_probe(pkg_root: Path, cache_home: Path) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}  # as a user who never set it
+    env.update(PYTHONPATH=str(pkg_root), XDG_CACHE_HOME=str(cache_home))
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, check=True, capture_output=True, text=True,
+                         cwd=pkg_root)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def test_kernel_cache_is_per_user_and_an_edited_source_is_recompiled(tmp_path):
+    pkg = tmp_path / "site" / "live_mer"
+    shutil.copytree(Path(live_mer.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    cache_home = tmp_path / "cache"
+    first = run_probe(pkg.parent, cache_home)
+    folders = sorted((cache_home / "live_mer" / "numba").iterdir())
+    assert len(folders) == 1 and list(folders[0].rglob("*.nbi")), "kernels are cached in the user cache"
+    assert not list(pkg.rglob("*.nbi")), "nothing is written into the installed package"
+    assert run_probe(pkg.parent, cache_home) == first  # reused: the same folder, the same result
+    assert len(list((cache_home / "live_mer" / "numba").iterdir())) == 1
+    # Edit a kernel that features.py's kernel calls (numba alone would keep the old one compiled in).
+    harmony = pkg / "harmony.py"
+    text = harmony.read_text()
+    assert "PEAK_RANGE_DB = 50.0" in text
+    harmony.write_text(text.replace("PEAK_RANGE_DB = 50.0", "PEAK_RANGE_DB = 3.0"))
+    assert run_probe(pkg.parent, cache_home) != first
+    assert len(list((cache_home / "live_mer" / "numba").iterdir())) == 2
