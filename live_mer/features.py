@@ -134,7 +134,7 @@ def _filterbanks(spec: FeatureSpec):
 
 
 @njit(cache=True, nogil=True)
-def _spectral_kernel(spectra, mel_ptr, mel_idx, mel_w, chroma_bins, bin_hz, tuning_decay, compression,
+def _spectral_kernel(spectra, mel_ptr, mel_idx, mel_w, chroma_bins, peak_bufs, bin_hz, tuning_decay, compression,
                      tonality_gate, power_scale, gate_db,
                      prev_logmel, prev_power, tuning_state, out_logmel, out_chroma, out_bass, out_tuning,
                      out_loudness, out_onset):
@@ -142,7 +142,6 @@ def _spectral_kernel(spectra, mel_ptr, mel_idx, mel_w, chroma_bins, bin_hz, tuni
     n_mels = mel_ptr.shape[0] - 1
     power = np.empty(n_bins, dtype=np.float32)
     smooth = np.empty(n_bins, dtype=np.float32)
-    buffers = peak_buffers(chroma_bins[0], chroma_bins[1], bin_hz)
     for f in range(n_frames):
         total = 0.0
         for b in range(n_bins):
@@ -170,7 +169,7 @@ def _spectral_kernel(spectra, mel_ptr, mel_idx, mel_w, chroma_bins, bin_hz, tuni
         # bass chroma on the same scale (so its share of the chroma is kept).
         out_tuning[f] = peak_chroma(power, prev_power, smooth, bin_hz, chroma_bins[0], chroma_bins[1],
                                     chroma_bins[2], chroma_bins[3], tuning_state, tuning_decay, compression, tonality_gate,
-                                    loud > gate_db, out_chroma[f], out_bass[f], buffers)
+                                    loud > gate_db, out_chroma[f], out_bass[f], peak_bufs)
         # The chroma's maximum is the frame's tonal weight (1 = clearly pitched, 0 = noise-like).
         peak = 0.0
         for c in range(12):
@@ -252,6 +251,8 @@ class Frontend:
         self.spec = spec
         self.input_rate = int(input_rate)
         (self._mel_ptr, self._mel_idx, self._mel_w), self._chroma_bins = _filterbanks(spec)
+        # the peak picker's pitch table and scratch: built once per stream, not per push
+        self._peak_bufs = peak_buffers(self._chroma_bins[0], self._chroma_bins[1], spec.sample_rate / spec.n_fft)
         self._tuning_decay = float(np.exp(-1.0 / (spec.chroma_tuning_seconds * spec.frame_rate)))
         self._window = np.hanning(spec.n_fft + 1)[:-1].astype(np.float32)
         self._power_scale = 1.0 / (spec.n_fft ** 2 * float(np.mean(self._window.astype(np.float64) ** 2)))
@@ -315,7 +316,7 @@ class Frontend:
         tuning = np.empty(n, dtype=np.float32)
         loudness = np.empty(n, dtype=np.float32)
         onset = np.empty(n, dtype=np.float32)
-        _spectral_kernel(spectra, self._mel_ptr, self._mel_idx, self._mel_w, self._chroma_bins,
+        _spectral_kernel(spectra, self._mel_ptr, self._mel_idx, self._mel_w, self._chroma_bins, self._peak_bufs,
                          spec.sample_rate / spec.n_fft, self._tuning_decay, spec.chroma_compression,
                          spec.chroma_tonality_gate, self._power_scale,
                          spec.chroma_gate_db,
