@@ -54,12 +54,15 @@ def _open_source(cfg: configmod.SourceConfig, loop_file: bool):
         return DemoSource()
 
 
+NOT_LISTENING = "connection refused: nothing is listening on that port yet; start the receiver"
+
+
 def _why(stats: dict) -> str:
     """The last send error of an OSC destination, in words a performer can act on."""
     if not stats["errors"]:
         return ""
     if stats["refused"]:
-        return " (connection refused: nothing is listening on that port yet; start the receiver)"
+        return f" ({NOT_LISTENING})"
     if "refused" in stats["last_error"].lower():
         return " (refused until a receiver opened the port)"
     return f" (last: {stats['last_error']})"
@@ -72,8 +75,7 @@ def _receiver_notices(refused: dict, stats: list[dict]) -> list[str]:
     for s in stats:
         name, now = s["destination"], s["refused"]
         if now and not refused.get(name, False):
-            notes.append(f"OSC {name}: connection refused: nothing is listening on that port yet; start the "
-                         "receiver (live_mer keeps sending)")
+            notes.append(f"OSC {name}: {NOT_LISTENING} (live_mer keeps sending)")
         elif refused.get(name, False) and not now:
             notes.append(f"OSC {name}: a receiver is listening now")
         refused[name] = now
