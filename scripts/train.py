@@ -453,8 +453,10 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
                         "layer, mean tag probabilities) + live_mer feature statistics: 4Q logistic regression "
                         "(quadrant), Emotify ridge (GEMS shares), VGMIDI ridge (valence/arousal); each labels the "
                         "other datasets (cross pseudo-labels), out-of-fold on its own",
-            "distillation": (f"GT losses where labels exist + KD weight {KD_WEIGHT}: MSE to teacher VA, KL at "
-                             f"T={KD_TEMPERATURE} to teacher quadrant probabilities, BCE to teacher GEMS shares"
+            "distillation": (f"GT losses where labels exist + KD weight {KD_WEIGHT}: MSE to teacher VA (VGMIDI: its "
+                             "own teacher; 4Q and Emotify: the valence/arousal implied by the 4Q teacher's quadrant "
+                             f"probabilities), KL at T={KD_TEMPERATURE} to teacher quadrant probabilities, BCE to "
+                             "teacher GEMS shares"
                              if soft is not None else "none (--no-distill): ground-truth labels only"),
             "seed": SEED, "ensemble": len(w), "epochs": args.epochs,
             "seconds": round(seconds_so_far + time.time() - t0, 1),

@@ -118,3 +118,16 @@ def test_an_ensemble_exports_as_the_mean_of_its_members(tmp_path):
         np.testing.assert_allclose(got[head], want[head], atol=2e-6)
         np.testing.assert_allclose(want[head], np.mean([train.forward(m, pooled)[head] for m in members], axis=0))
     assert not np.allclose(train.forward(members[0], pooled)["va"], want["va"])  # the members do differ
+
+
+def test_valence_arousal_pseudo_labels_come_from_the_teacher_that_knows_the_audio():
+    """4Q and Emotify audio: the valence/arousal the 4Q teacher's quadrants imply (the VGMIDI teacher's
+    piano-game values are off-scale on recordings); VGMIDI: its own teacher's values."""
+    import teacher_models
+
+    pred = {"quadrant": np.array([[1.0, 0, 0, 0], [0, 0, 0.5, 0.5]], np.float32),  # Q1; half Q3, half Q4
+            "va": np.array([[-0.9, -0.9], [0.7, 0.7]], np.float32)}
+    implied = np.array([[0.5, 0.5], [0.0, -0.5]], np.float32)
+    for dataset in ("4q", "emotify"):
+        np.testing.assert_allclose(teacher_models.valence_arousal_target(dataset, pred), implied, atol=1e-7)
+    np.testing.assert_array_equal(teacher_models.valence_arousal_target("vgmidi", pred), pred["va"])
