@@ -103,6 +103,20 @@ def nonmusic_table(spec: FeatureSpec, count: int = NONMUSIC_CLIPS) -> np.ndarray
     return table
 
 
+def level_shift(spec: FeatureSpec) -> np.ndarray:
+    """How the pooled statistics move per dB of input gain: the level-dependent frame features (log-mel
+    bands in log10 power, loudness in dB) shift by a constant, so their window mean, recent mean and
+    maximum shift with them; spreads, changes, chroma, chords and the onset flux do not move."""
+    from live_mer.export import POOLS
+
+    names = spec.feature_names()
+    per_db = np.zeros(spec.n_features, np.float32)
+    per_db[: spec.n_mels] = 0.1
+    per_db[names.index("loudness_db")] = 1.0
+    moves = [pool in ("mean", "recent_mean", "max") for pool in POOLS]
+    return np.concatenate([per_db if m else np.zeros_like(per_db) for m in moves])
+
+
 def ground_truth(clips, clip_of, t_end):
     from teacher_models import measure_at
 
@@ -138,8 +152,13 @@ def soft_targets(labels: dict, clip_of, t_end):
 
 
 def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED,
-        neutral: np.ndarray | None = None) -> PooledStudentWeights:
+        neutral: np.ndarray | None = None, level_db: float = 0.0) -> PooledStudentWeights:
     """Train the pooled student; with ``soft`` (teacher outputs) it is distilled, else labels only.
+
+    With ``level_db`` > 0 every training window is heard at a random input level, uniform in
+    [-level_db, 0] dB (applied to its pooled statistics through :func:`level_shift`), so a quiet line-in
+    or a microphone reads like the mastered recordings it learned from. 0 (the shipped model) draws no
+    gains at all.
 
     ``neutral`` rows (pooled non-music windows) are trained towards "no confident emotion": uniform
     quadrant probabilities, valence = arousal = 0 and the training clips' mean GEMS shares.
@@ -162,6 +181,7 @@ def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED,
     rng = np.random.default_rng(seed)
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-3
     z = torch.from_numpy(((x - mean) / scale).astype(np.float32))
+    gain_z = torch.from_numpy((level_shift(FeatureSpec()) / scale).astype(np.float32))
     q_t, va_t, g_t = torch.from_numpy(quad), torch.from_numpy(va), torch.from_numpy(gems)
     if soft is not None:
         sq = torch.from_numpy(soft["quadrant"])
@@ -179,7 +199,10 @@ def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED,
         order = torch.from_numpy(rng.permutation(n))
         for start in range(0, n, batch):
             idx = order[start:start + batch]
-            h = trunk(z[idx])
+            zb = z[idx]
+            if level_db > 0:
+                zb = zb + torch.from_numpy(rng.uniform(-level_db, 0.0, len(idx)).astype(np.float32))[:, None] * gain_z
+            h = trunk(zb)
             q_logits, va_out, g_logits = heads["quadrant"](h), torch.tanh(heads["va"](h)), heads["gems"](h)
             loss = torch.zeros(())
             m = q_t[idx] >= 0
@@ -383,7 +406,8 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
         soft = soft_targets(teacher_labels(segs, clips, fold, k, SEED), clip_of, t_end) if segs else None
         for name, kd in variants:
             w = fit_ensemble(x[train], quad[train], va[train], gems[train],
-                             {h: s[train] for h, s in soft.items()} if kd else None, epochs=args.epochs, neutral=neutral)
+                             {h: s[train] for h, s in soft.items()} if kd else None, epochs=args.epochs, neutral=neutral,
+                             level_db=args.level_augmentation_db)
             for head, values in forward(w, x[test_rows]).items():
                 preds[name].setdefault(head, np.zeros((len(x), values.shape[1]), np.float32))[test_rows] = values
         print(f"fold {k}: {time.time() - t0:.0f} s", flush=True)
@@ -426,7 +450,8 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
     clips, fold, x, clip_of, t_end, segs = data or prepare(spec, args)
     quad, va, gems = ground_truth(clips, clip_of, t_end)
     soft = soft_targets(teacher_labels(segs, clips, fold, None, SEED), clip_of, t_end) if segs else None
-    w = fit_ensemble(x, quad, va, gems, soft, epochs=args.epochs, neutral=nonmusic_table(spec))
+    w = fit_ensemble(x, quad, va, gems, soft, epochs=args.epochs, neutral=nonmusic_table(spec),
+                     level_db=args.level_augmentation_db)
     evaluation = json.loads(CV_TABLE.read_text()) if CV_TABLE.exists() else {}
     counts = {d: sum(c.dataset == d for c in clips) for d in ("4q", "emotify", "vgmidi")}
     extra = {
@@ -440,7 +465,8 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
                        f"{NONMUSIC_CLIPS} generated non-music clips (scripts/nonmusic.py).",
         "training": {
             "command": "python scripts/train.py all" + (" --no-distill" if soft is None else "")
-                       + (" --no-vgmidi" if not counts["vgmidi"] else ""),
+                       + (" --no-vgmidi" if not counts["vgmidi"] else "")
+                       + (f" --level-augmentation-db {args.level_augmentation_db:g}" if args.level_augmentation_db else ""),
             "scripts": "scripts/train.py, scripts/teacher_models.py, scripts/mer_data.py, scripts/teachers/",
             "data": {"4q": f"{counts['4q']} clips of the 4Q audio emotion dataset (Panda et al. 2018): quadrants",
                      "emotify": f"{counts['emotify']} clips of Emotify (Aljanaki et al. 2016): GEMS-9 shares",
@@ -487,6 +513,9 @@ def main() -> int:
     p.add_argument("--name", default=DEFAULT_MODEL, help="model name written to models/")
     p.add_argument("--no-distill", action="store_true", help="labels only: no teachers, no musicnn needed")
     p.add_argument("--no-vgmidi", action="store_true", help="4Q and Emotify only (no rendered VGMIDI needed)")
+    p.add_argument("--level-augmentation-db", type=float, default=0.0, metavar="DB",
+                   help="hear each training window at a random level down to -DB dB (level-robust student for "
+                        "quiet inputs; the shipped model: 0, see README 'The model')")
     args = p.parse_args()
     if not (DATA / "4q" / "labels.csv").exists():
         print(f"training data not found at {DATA} (set LIVE_MER_DATA)", file=sys.stderr)

@@ -131,3 +131,45 @@ def test_valence_arousal_pseudo_labels_come_from_the_teacher_that_knows_the_audi
     for dataset in ("4q", "emotify"):
         np.testing.assert_allclose(teacher_models.valence_arousal_target(dataset, pred), implied, atol=1e-7)
     np.testing.assert_array_equal(teacher_models.valence_arousal_target("vgmidi", pred), pred["va"])
+
+
+def test_level_shift_is_how_the_pooled_features_move_with_input_gain():
+    """The level augmentation shifts pooled statistics by ``level_shift``: check it against the real front end."""
+    from live_mer.export import pooled_statistics
+    from live_mer.features import Frontend
+
+    spec = FeatureSpec()
+    sr = spec.sample_rate
+    rng = np.random.default_rng(1)
+    x = chord_tones([45, 57, 60, 64, 69], 8.0, sr, amp=0.3)
+    x = x + 0.02 * rng.standard_normal(len(x)).astype(np.float32)  # every mel band well above the floor
+    window, _, recent = train.geometry(spec)
+
+    def pooled(audio):
+        frames = Frontend(spec, sr).push(audio, flush=True).features
+        return pooled_statistics(frames[None, -window:], recent)[0]
+
+    shift = train.level_shift(spec)
+    assert shift.shape == pooled(x).shape and shift.any()
+    for gain_db in (-12.0, -24.0):
+        moved = pooled(x * np.float32(10 ** (gain_db / 20))) - pooled(x)
+        np.testing.assert_allclose(moved, gain_db * shift, atol=1e-4)
+
+
+def test_level_augmentation_makes_the_student_read_quiet_input_like_loud(tmp_path, monkeypatch):
+    """The toy clips differ in level (loud major vs quiet minor): without augmentation the student leans on
+    the level; trained with --level-augmentation-db it moves far less when the input is 12 dB quieter."""
+    monkeypatch.setattr(mer_data, "CACHE", tmp_path / "cache")
+    spec = FeatureSpec()
+    clips = synthetic_clips(tmp_path)
+    x, clip_of, t_end = train.window_table(clips, mer_data.feature_cache(clips, spec, workers=1, progress=False), spec)
+    quad, va, gems = train.ground_truth(clips, clip_of, t_end)
+    loud = np.isin(clip_of, [0, 2, 4, 6])  # the loud clips, 12 dB quieter: inside the augmented range
+    quieter = x[loud] - 12.0 * train.level_shift(spec)
+
+    def moved(level_db):
+        w = train.fit(x, quad, va, gems, epochs=30, level_db=level_db)
+        return float(np.abs(train.forward(w, quieter)["va"] - train.forward(w, x[loud])["va"]).mean())
+
+    plain, augmented = moved(0.0), moved(24.0)
+    assert augmented < 0.5 * plain, (plain, augmented)

@@ -1,0 +1,65 @@
+"""How much a student's reading moves when the same music comes in quieter, streamed as live.
+
+    .venv/bin/python scripts/eval_level.py [--model NAME_OR_PATH] [--clips 20] [--gains -12 -24 -36]
+
+Live input arrives at any level (a mixer's line out, a laptop line-in, a room microphone). This plays
+every k-th 4Q clip from ../shared/data (evenly spread, ``--clips`` of them) through the live Analyzer
+(no smoothing) at full level and at each gain, and prints per gain: how many clips keep the quadrant of
+their full-level reading (clip = mean of its windows' probabilities), and the mean absolute change of
+the clip's mean valence and arousal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mer_data import load_4q  # noqa: E402
+
+from live_mer.analyzer import Analyzer  # noqa: E402
+from live_mer.fileanalysis import analyze_stream, open_audio  # noqa: E402
+from live_mer.model import DEFAULT_MODEL, load_model  # noqa: E402
+
+BLOCK = 2048  # samples per push, like a live audio callback
+
+
+def clip_reading(model, audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean quadrant probabilities, mean [valence, arousal]) of one clip streamed through the Analyzer."""
+    ests = analyze_stream(Analyzer(model, sr, smoothing_s=0.0), (audio[i:i + BLOCK] for i in range(0, len(audio), BLOCK)))
+    q = np.array([list(e.heads["quadrant"].values()) for e in ests]).mean(axis=0)
+    return q, np.array([[e.valence, e.arousal] for e in ests]).mean(axis=0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--clips", type=int, default=20)
+    ap.add_argument("--gains", type=float, nargs="+", default=[-12.0, -24.0, -36.0], help="dB relative to the file")
+    args = ap.parse_args()
+    model = load_model(args.model, provider="cpu")
+    clips = load_4q()
+    clips = clips[:: max(1, len(clips) // args.clips)][: args.clips]
+    kept = {g: 0 for g in args.gains}
+    moved = {g: [] for g in args.gains}
+    for clip in clips:
+        with open_audio(clip.path) as f:
+            audio, sr = f.read(dtype="float32", always_2d=True).mean(axis=1), f.samplerate
+        q0, va0 = clip_reading(model, audio, sr)
+        for g in args.gains:
+            q, va = clip_reading(model, audio * np.float32(10 ** (g / 20)), sr)
+            kept[g] += int(q.argmax() == q0.argmax())
+            moved[g].append(np.abs(va - va0))
+    print(f"{len(clips)} 4Q clips, model {args.model}")
+    print(f"{'gain':>8s} {'same quadrant':>14s} {'mean |d valence|':>17s} {'mean |d arousal|':>17s}")
+    for g in args.gains:
+        d = np.mean(moved[g], axis=0)
+        print(f"{g:6.0f} dB {kept[g]:>9d}/{len(clips):<4d} {d[0]:17.3f} {d[1]:17.3f}")
+
+
+if __name__ == "__main__":
+    main()
