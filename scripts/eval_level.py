@@ -25,12 +25,9 @@ from live_mer.analyzer import Analyzer  # noqa: E402
 from live_mer.fileanalysis import analyze_stream, open_audio  # noqa: E402
 from live_mer.model import DEFAULT_MODEL, load_model  # noqa: E402
 
-BLOCK = 2048  # samples per push, like a live audio callback
-
-
 def clip_reading(model, audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
     """(mean quadrant probabilities, mean [valence, arousal]) of one clip streamed through the Analyzer."""
-    ests = analyze_stream(Analyzer(model, sr, smoothing_s=0.0), (audio[i:i + BLOCK] for i in range(0, len(audio), BLOCK)))
+    ests = analyze_stream(Analyzer(model, sr, smoothing_s=0.0), [audio])
     q = np.array([list(e.heads["quadrant"].values()) for e in ests]).mean(axis=0)
     return q, np.array([[e.valence, e.arousal] for e in ests]).mean(axis=0)
 

@@ -181,7 +181,8 @@ def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED,
     rng = np.random.default_rng(seed)
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-3
     z = torch.from_numpy(((x - mean) / scale).astype(np.float32))
-    gain_z = torch.from_numpy((level_shift(FeatureSpec()) / scale).astype(np.float32))
+    if level_db > 0:
+        gain_z = torch.from_numpy((level_shift(FeatureSpec()) / scale).astype(np.float32))
     q_t, va_t, g_t = torch.from_numpy(quad), torch.from_numpy(va), torch.from_numpy(gems)
     if soft is not None:
         sq = torch.from_numpy(soft["quadrant"])
