@@ -14,7 +14,7 @@ import numpy as np
 
 from .estimate import Estimate
 from .features import FrameBatch, Frontend
-from .harmony import camelot, chord_ext_label, chord_label, key_name, open_key
+from .harmony import StreamKey, camelot, chord_ext_label, chord_label, key_name, open_key
 from .model import StudentModel
 
 CLIP_LEVEL = 0.999
@@ -43,6 +43,7 @@ class Analyzer:
         self._cat_heads = [h for h in card.heads if h.name != "va"]
         self.set_smoothing(smoothing_s)
         self._silence = self.frontend.silence_row()
+        self._stream_key = StreamKey()
         self.reset()
 
     def set_smoothing(self, smoothing_s: float) -> None:
@@ -70,6 +71,12 @@ class Analyzer:
         self._nonfinite = 0
         self._onset_sum = 0.0
         self._key_changed = False
+        self._stream_key.reset()
+
+    def stream_key(self) -> tuple[int, float]:
+        """The key of everything since :meth:`reset` (key index, confidence; -1 before any chord): a file's
+        key, judged on the whole stream (:class:`~live_mer.harmony.StreamKey`), unlike the live ``key``."""
+        return self._stream_key.estimate()
 
     def process(self, audio: np.ndarray, overflows: int = 0) -> list[Estimate]:
         """Analyse the next block of audio (frames, or frames x channels, any float dtype).
@@ -104,6 +111,7 @@ class Analyzer:
         return x
 
     def _consume(self, batch: FrameBatch, overflows: int, t0: float) -> list[Estimate]:
+        self._stream_key.update(batch.chroma, batch.bass_chroma, batch.chord)
         # (frame index in batch, window copy, onset mean, key changed during the hop)
         due: list[tuple[int, np.ndarray, float, bool]] = []
         i, n = 0, len(batch)

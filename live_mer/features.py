@@ -38,7 +38,12 @@ class FeatureSpec:
     fmax: float = 11025.0
     chroma_fmin: float = 55.0  # chroma ignores the sub-bass rumble and kick drums
     chroma_fmax: float = 4200.0
-    chroma_gate_db: float = -55.0  # frames quieter than this carry no chroma (no chords from noise floor)
+    # No chroma (so no chords) from a noise floor: a frame carries chroma only when it is louder than the
+    # absolute floor and within the range below the recent loudest frame (a peak hold that releases
+    # slowly), so the harmony reads the same at any input level and quiet hiss between loud notes is ignored.
+    chroma_gate_floor_db: float = -90.0
+    chroma_gate_range_db: float = 45.0
+    chroma_gate_release_db_s: float = 1.0
     chroma_bass_fmax: float = 250.0  # peaks below this also go to the bass chroma (chord roots, inversions)
     chroma_tuning_seconds: float = 10.0  # memory of the online tuning estimate
     chroma_compression: float = 100.0  # peak magnitudes -> log1p(compression * magnitude / strongest peak)
@@ -53,7 +58,7 @@ class FeatureSpec:
     key_profile_weight: float = HarmonyParams.key_profile_weight
     key_switch_margin: float = HarmonyParams.key_switch_margin
     key_hold_seconds: float = HarmonyParams.key_hold_seconds
-    version: int = 4
+    version: int = 5
 
     @property
     def frame_rate(self) -> float:
@@ -135,7 +140,7 @@ def _filterbanks(spec: FeatureSpec):
 
 @njit(cache=True, nogil=True)
 def _spectral_kernel(spectra, mel_ptr, mel_idx, mel_w, chroma_bins, peak_bufs, bin_hz, tuning_decay, compression,
-                     tonality_gate, power_scale, gate_db,
+                     tonality_gate, power_scale, gate_floor, gate_range, gate_release, gate_state,
                      prev_logmel, prev_power, tuning_state, out_logmel, out_chroma, out_bass, out_tuning,
                      out_loudness, out_onset):
     n_frames, n_bins = spectra.shape
@@ -153,6 +158,12 @@ def _spectral_kernel(spectra, mel_ptr, mel_idx, mel_w, chroma_bins, peak_bufs, b
             total += p if (b == 0 or b == n_bins - 1) else 2.0 * p
         loud = 10.0 * np.log10(total * power_scale + 1e-12)
         out_loudness[f] = loud
+        # level-relative chroma gate: peak hold of the loudness with a slow release (gate_state[0])
+        ref = gate_state[0] - gate_release
+        if loud > ref:
+            ref = loud
+        gate_state[0] = ref
+        active = loud > gate_floor and loud > ref - gate_range
         flux = 0.0
         for m in range(n_mels):
             acc = 0.0
@@ -169,7 +180,7 @@ def _spectral_kernel(spectra, mel_ptr, mel_idx, mel_w, chroma_bins, peak_bufs, b
         # bass chroma on the same scale (so its share of the chroma is kept).
         out_tuning[f] = peak_chroma(power, prev_power, smooth, bin_hz, chroma_bins[0], chroma_bins[1],
                                     chroma_bins[2], chroma_bins[3], tuning_state, tuning_decay, compression, tonality_gate,
-                                    loud > gate_db, out_chroma[f], out_bass[f], peak_bufs)
+                                    active, out_chroma[f], out_bass[f], peak_bufs)
         # The chroma's maximum is the frame's tonal weight (1 = clearly pitched, 0 = noise-like).
         peak = 0.0
         for c in range(12):
@@ -273,6 +284,7 @@ class Frontend:
         self._prev_power = np.zeros(spec.n_fft // 2 + 1, dtype=np.float32)
         # tuning phasor (re, im), offset in semitones, last frame's tonality
         self._tuning_state = np.array([TUNING_PRIOR_WEIGHT, 0.0, 0.0, 0.0])
+        self._gate_state = np.array([-np.inf])  # loudest recent frame (dBFS), released over time
         self._harmony.reset()
 
     @property
@@ -319,7 +331,8 @@ class Frontend:
         _spectral_kernel(spectra, self._mel_ptr, self._mel_idx, self._mel_w, self._chroma_bins, self._peak_bufs,
                          spec.sample_rate / spec.n_fft, self._tuning_decay, spec.chroma_compression,
                          spec.chroma_tonality_gate, self._power_scale,
-                         spec.chroma_gate_db,
+                         spec.chroma_gate_floor_db, spec.chroma_gate_range_db,
+                         spec.chroma_gate_release_db_s / spec.frame_rate, self._gate_state,
                          self._prev_logmel, self._prev_power, self._tuning_state, logmel, chroma, bass, tuning,
                          loudness, onset)
         h = self._harmony.update(chroma, bass)

@@ -7,13 +7,14 @@ Contract (stable; other tools read it), one object per file::
                  "key", "key_camelot", "key_open", "key_confidence"},
      "timeline": [Estimate.to_dict(), ...]}
 
-valence/arousal are in [-1, 1]; the timeline has one entry per model hop, ``t`` in seconds from the
+valence/arousal are in [-1, 1]; the summary's ``key`` is the file's key, judged on the whole file
+(:class:`~live_mer.harmony.StreamKey`), while each timeline entry carries the live, causal key of that
+moment. The timeline has one entry per model hop, ``t`` in seconds from the
 start of the file at the end of the analysed (causal) window.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
@@ -22,6 +23,7 @@ import soundfile as sf
 
 from .analyzer import Analyzer
 from .estimate import Estimate
+from .harmony import camelot, key_name, open_key
 from .model import StudentModel
 
 BLOCK_FRAMES = 1 << 16
@@ -70,31 +72,27 @@ def analyze_stream(analyzer: Analyzer, blocks) -> list[Estimate]:
     return estimates
 
 
-def summarize(estimates: list[Estimate]) -> dict:
-    """Clip-level summary: mean valence/arousal and head values, dominant quadrant, prevailing key."""
-    if not estimates:
-        return {"valence": 0.0, "arousal": 0.0, "quadrant": "", "key": "", "key_camelot": "", "key_open": "",
-                "key_confidence": 0.0}
-    summary: dict = {"valence": float(np.mean([e.valence for e in estimates])),
-                     "arousal": float(np.mean([e.arousal for e in estimates]))}
-    for name in estimates[0].heads:
-        names = list(estimates[0].heads[name])
-        means = np.mean([[e.heads[name][n] for n in names] for e in estimates], axis=0)
-        values = {n: float(v) for n, v in zip(names, means)}
-        if name == "quadrant":
-            summary["quadrant"] = names[int(np.argmax(means))]
-            summary["quadrant_probs"] = values
-        else:
-            summary[name] = values
-    # The prevailing key: the one held longest, weighted by confidence.
-    weight: Counter = Counter()
-    for e in estimates:
-        if e.key:
-            weight[(e.key, e.key_camelot, e.key_open)] += e.key_confidence
-    if weight:
-        (key, cam, ok), w = weight.most_common(1)[0]
-        held = sum(1 for e in estimates if e.key == key)
-        summary.update(key=key, key_camelot=cam, key_open=ok, key_confidence=float(w / max(held, 1)))
+def summarize(estimates: list[Estimate], key: tuple[int, float] = (-1, 0.0)) -> dict:
+    """Clip-level summary: mean valence/arousal and head values, dominant quadrant, and the file's ``key``
+    (index and confidence from :meth:`Analyzer.stream_key`; left empty if the live key tracker never
+    established a key, as for speech, noise or drums)."""
+    summary: dict = {"valence": 0.0, "arousal": 0.0, "quadrant": ""}
+    if estimates:
+        summary.update(valence=float(np.mean([e.valence for e in estimates])),
+                       arousal=float(np.mean([e.arousal for e in estimates])))
+        for name in estimates[0].heads:
+            names = list(estimates[0].heads[name])
+            means = np.mean([[e.heads[name][n] for n in names] for e in estimates], axis=0)
+            values = {n: float(v) for n, v in zip(names, means)}
+            if name == "quadrant":
+                summary["quadrant"] = names[int(np.argmax(means))]
+                summary["quadrant_probs"] = values
+            else:
+                summary[name] = values
+    index, confidence = key
+    if index >= 0 and any(e.key for e in estimates):
+        summary.update(key=key_name(index), key_camelot=camelot(index), key_open=open_key(index),
+                       key_confidence=float(confidence))
     else:
         summary.update(key="", key_camelot="", key_open="", key_confidence=0.0)
     return summary
@@ -114,4 +112,4 @@ def analyze_file(path: str | Path, model: StudentModel, smoothing_s: float = 1.0
         duration = f.frames / f.samplerate
         rate = f.samplerate
     return {"path": str(path), "duration": round(duration, 4), "sample_rate": rate, "model": model.card.name,
-            "summary": summarize(estimates), "timeline": [e.to_dict() for e in estimates]}
+            "summary": summarize(estimates, analyzer.stream_key()), "timeline": [e.to_dict() for e in estimates]}

@@ -748,6 +748,68 @@ class HarmonyFrames:
                    np.empty(n, np.int64), np.empty(n, np.float32), np.empty(n, np.bool_))
 
 
+@njit(cache=True, nogil=True)
+def _accumulate_key_evidence(chroma, bass, chord, bass_weight, acc_chroma, acc_chords):
+    for f in range(chord.shape[0]):
+        for c in range(12):
+            acc_chroma[c] += chroma[f, c] + bass_weight * bass[f, c]
+        if chord[f] < NO_CHORD:
+            acc_chords[chord[f]] += 1.0
+
+
+# The whole-file key (StreamKey): the best of 126 settings on 211 real clips outside the harmony evaluation
+# (scripts/eval_harmony.py --tune-file-key), see README "Chords and keys".
+STREAM_KEY_PROFILE = "edma"
+STREAM_KEY_PROFILE_WEIGHT = 3.0
+STREAM_KEY_BASS_WEIGHT = 2.0
+
+
+class StreamKey:
+    """The key of everything heard since :meth:`reset`: a file's key, for the ``analyze`` summary.
+
+    Unlike the live key (:class:`HarmonyTracker`, which must decide within seconds and follow
+    modulations), this one may wait for the end: it scores each of the 24 keys by how likely the
+    stream's chord histogram is in that key (mean log P(chord | key), :func:`chord_given_key`) plus
+    ``profile_weight`` times the correlation of the stream's mean chroma (treble + ``bass_weight`` x bass)
+    with the key profile. :meth:`estimate` gives the best key and its softmax share of the 24 scores.
+    """
+
+    def __init__(self, profile: str = STREAM_KEY_PROFILE, profile_weight: float = STREAM_KEY_PROFILE_WEIGHT,
+                 bass_weight: float = STREAM_KEY_BASS_WEIGHT):
+        self._profiles = key_profiles(profile).astype(np.float64)
+        self._log_chord_given_key = np.log(chord_given_key()[:, :NO_CHORD])
+        self.profile_weight, self.bass_weight = float(profile_weight), float(bass_weight)
+        self.reset()
+
+    def reset(self) -> None:
+        self._chroma = np.zeros(12)
+        self._chords = np.zeros(NO_CHORD)
+
+    def update(self, chroma: np.ndarray, bass: np.ndarray, chord: np.ndarray) -> None:
+        """Add frames: chroma and bass chroma (n, 12), majmin chord indices (n,) (N frames are skipped)."""
+        if len(chord):  # one Numba call: numpy's per-call overhead would cost more than the sums
+            _accumulate_key_evidence(chroma, bass, chord, self.bass_weight, self._chroma, self._chords)
+
+    def scores(self) -> np.ndarray | None:
+        """The 24 keys' scores (12 major then 12 minor tonics); None before any chord was heard."""
+        total = self._chords.sum()
+        if total == 0:
+            return None
+        v = self._chroma - self._chroma.mean()
+        norm = np.linalg.norm(v)
+        corr = self._profiles @ (v / norm) if norm > 0 else np.zeros(24)
+        return self._log_chord_given_key @ (self._chords / total) + self.profile_weight * corr
+
+    def estimate(self) -> tuple[int, float]:
+        """(key index, confidence in 0..1), or (-1, 0.0) before any chord was heard."""
+        s = self.scores()
+        if s is None:
+            return -1, 0.0
+        p = np.exp(s - s.max())
+        best = int(np.argmax(s))
+        return best, float(p[best] / p.sum())
+
+
 def viterbi_chords(chroma: np.ndarray, bass: np.ndarray, frame_rate: float,
                    params: HarmonyParams | None = None, keys: np.ndarray | None = None) -> np.ndarray:
     """Offline reference: full Viterbi over the same emissions and transitions (extended indices).

