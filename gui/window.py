@@ -25,6 +25,7 @@ from .session import DEMO, DEVICE, FILE, Destination, Session, SourceChoice, par
 from .widgets import Banner, ChordKeyPanel, LevelMeter, MoodBars
 
 HISTORY_CHOICES = (30, 60, 120)
+TOP_TAG_BARS = 5  # the most probable mood tags shown as bars
 _PICK_FILE = "pick-file"
 # What a failed start can raise, and how the banner introduces it.
 _START_ERRORS = ((ModelError, "Model not loaded"), (SourceError, "Input not available"),
@@ -144,6 +145,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timeline = Timeline(history_s)
         self.va_plane = VAPlane()
         self.mood = MoodBars()
+        self.tag_bars = MoodBars(f"MOOD TAGS (AllMusic, top {TOP_TAG_BARS})")
+        self.tag_bars.hide()  # shown once the model's estimates carry a tags head
         self.meter = LevelMeter()
         self._build_controls(source or SourceChoice(DEMO), smoothing_s, osc, history_s)
         self._build_layout()
@@ -249,6 +252,7 @@ class MainWindow(QtWidgets.QMainWindow):
         right.setSpacing(8)
         right.addWidget(self._framed(self.va_plane), 6)
         right.addWidget(self.mood, 4)
+        right.addWidget(self.tag_bars, 3)
         main = QtWidgets.QHBoxLayout()
         main.setSpacing(8)
         main.addLayout(left, 13)
@@ -566,8 +570,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timeline.set_data(self.history, self.now)
         quad = dict(last.heads.get("quadrant", {}))
         self.va_plane.set_estimates(self.history.tail(VAPlane.TRAIL), last.quadrant, quad)
-        moods = next((dict(v) for k, v in last.heads.items() if k != "quadrant"), {})
-        self.mood.set_values(moods)
+        self.mood.set_values(dict(last.heads.get("gems", {})))
+        tags = last.heads.get("tags", {})
+        self.tag_bars.set_values(dict(sorted(tags.items(), key=lambda kv: kv[1], reverse=True)[:TOP_TAG_BARS]))
+        self.tag_bars.setVisible(bool(tags))
         self.chord_panel.update_estimate(last.chord, last.chord_confidence, last.key, last.key_camelot,
                                          last.key_open, last.key_confidence, last.chord_ext, last.chord_ext_confidence)
         self.meter.set_level(last.loudness_db, max(e.peak for e in estimates), sum(e.clipped for e in estimates))

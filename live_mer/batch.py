@@ -36,8 +36,11 @@ def find_audio(paths: list[str | Path]) -> list[tuple[Path, Path]]:
     return found
 
 
+TOP_TAGS = 3
+
+
 def summary_row(result: dict) -> dict:
-    """One CSV row for a track: valence/arousal statistics, dominant quadrant and category, key."""
+    """One CSV row for a track: valence/arousal statistics, dominant quadrant and category, top tags, key."""
     tl = result.get("timeline", [])
     row = {"path": result["path"], "duration": result.get("duration", "")}
     if "error" in result:
@@ -57,6 +60,9 @@ def summary_row(result: dict) -> dict:
         row["top_category"] = max(gems, key=gems.get)
         for name, value in gems.items():
             row[name] = round(value, 4)
+    tags = s.get("tags", {})
+    if tags:  # the three most probable mood tags (the per-tag values stay in the JSON)
+        row["top_tags"] = "; ".join(sorted(tags, key=tags.get, reverse=True)[:TOP_TAGS])
     row.update(key=s.get("key", ""), camelot=s.get("key_camelot", ""), open_key=s.get("key_open", ""),
                key_confidence=round(s.get("key_confidence", 0.0), 4), error="")
     return row

@@ -279,7 +279,7 @@ destinations = ["127.0.0.1:9000"]   # quick form: HOST:PORT, one bundle per anal
 
 # Per-output shaping: attack/release in ms for values; hold (ms) + hysteresis for labels.
 [outputs]
-muted = []           # outputs not sent: va valence arousal quadrant moods chord key level onset status
+muted = []           # outputs not sent: va valence arousal quadrant moods tags chord key level onset status
 
 [outputs.valence]
 attack_ms = 300.0
@@ -296,6 +296,10 @@ hold_ms = 1500.0     # the label changes only after a challenger has led this lo
 hysteresis = 0.1     # ...by at least this much probability
 
 [outputs.moods]
+attack_ms = 300.0
+release_ms = 800.0
+
+[outputs.tags]
 attack_ms = 300.0
 release_ms = 800.0
 

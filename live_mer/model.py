@@ -18,7 +18,7 @@ import numpy as np
 from .features import FeatureSpec
 
 DEFAULT_MODEL = "live_mer_student"
-HEAD_KINDS = ("regression", "softmax", "shares")
+HEAD_KINDS = ("regression", "softmax", "shares", "tags")
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
@@ -28,7 +28,8 @@ class ModelError(RuntimeError):
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """One output of the model: ``kind`` is regression (values in ``range``), softmax or shares."""
+    """One output of the model: ``kind`` is regression (values in ``range``), softmax, shares (GEMS: the share
+    of listeners ticking each category) or tags (independent probabilities that each tag applies)."""
 
     name: str
     kind: str

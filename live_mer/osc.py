@@ -11,6 +11,7 @@ arousal  <p>/arousal                 f
 quadrant <p>/quadrant                s      "Q1".."Q4" (held, see live_mer.outputs)
 quadrant <p>/quadrant/probs          ffff   Q1..Q4 probabilities
 moods    <p>/mood/<name>             f      GEMS shares: amazement, ..., sadness
+tags     <p>/tag/<name>              f      AllMusic mood tags the model supports ("Calm", ...): probability
 chord    <p>/chord                   sf     "A:min" ("N" = no chord), confidence (held, major/minor)
 chord    <p>/chord/ext               sf     extended label ("G:7", "A:min7", "B:dim", ...), confidence
 key      <p>/key                     ssf    "A minor", Camelot "8A", confidence ("" until known)
@@ -155,6 +156,8 @@ def encode(frame: Frame, cfg: DestinationConfig, prefix: str, model_name: str, p
         out.append((f"{prefix}/quadrant/probs", list(frame.quadrant_probs)))
     if "moods" in sel:
         out.extend((f"{prefix}/mood/{name}", [value]) for name, value in frame.moods)
+    if "tags" in sel:
+        out.extend((f"{prefix}/tag/{name}", [value]) for name, value in frame.tags)
     if "chord" in sel:
         out.append((f"{prefix}/chord", [frame.chord, frame.chord_confidence]))
         out.append((f"{prefix}/chord/ext", [est.chord_ext, est.chord_ext_confidence]))

@@ -10,6 +10,7 @@ valence    values  valence
 arousal    values  arousal
 quadrant   label   quadrant label + the four probabilities (values)
 moods      values  the GEMS category shares
+tags       values  the AllMusic mood tags the model supports (probability that each applies)
 chord      label   chord label + confidence
 key        label   key name + Camelot + confidence
 level      values  loudness in dBFS
@@ -31,9 +32,9 @@ from typing import Mapping
 from .estimate import Estimate
 from .shaping import AttackRelease, LabelHold, Smoothing
 
-VALUE_OUTPUTS = ("valence", "arousal", "quadrant", "moods", "level", "onset")
+VALUE_OUTPUTS = ("valence", "arousal", "quadrant", "moods", "tags", "level", "onset")
 LABEL_OUTPUTS = ("quadrant", "chord", "key")
-OUTPUTS = ("va", "valence", "arousal", "quadrant", "moods", "chord", "key", "level", "onset", "status")
+OUTPUTS = ("va", "valence", "arousal", "quadrant", "moods", "tags", "chord", "key", "level", "onset", "status")
 LEVEL_FLOOR_DB = -60.0  # "unipolar" level maps [-60, 0] dBFS to [0, 1]
 
 
@@ -58,6 +59,7 @@ DEFAULT_SHAPES: Mapping[str, OutputShape] = MappingProxyType({
     "arousal": OutputShape(attack_ms=200, release_ms=600),
     "quadrant": OutputShape(attack_ms=300, release_ms=600, hold_ms=1500, hysteresis=0.1),
     "moods": OutputShape(attack_ms=300, release_ms=800),
+    "tags": OutputShape(attack_ms=300, release_ms=800),
     "chord": OutputShape(hold_ms=150, hysteresis=0.05),
     "key": OutputShape(hold_ms=2000, hysteresis=0.05),
     "level": OutputShape(attack_ms=10, release_ms=300),
@@ -101,6 +103,7 @@ class Frame:
     quadrant: str
     quadrant_probs: tuple[float, ...]
     moods: tuple[tuple[str, float], ...]
+    tags: tuple[tuple[str, float], ...]
     chord: str
     chord_confidence: float
     key: str
@@ -152,15 +155,15 @@ class Shaper:
             held = self._holds["quadrant"].label if "quadrant" in self._holds else None
             held_p = probs[names.index(held)] if held in names else 0.0
             quadrant = self._hold("quadrant", names[best], probs[best], held_p, now)
-        moods = tuple((n, self._follow(f"m.{n}", "moods", v, dt))
-                      for head, values in est.heads.items() if head != "quadrant" for n, v in values.items())
+        moods = tuple((n, self._follow(f"m.{n}", "moods", v, dt)) for n, v in est.heads.get("gems", {}).items())
+        tags = tuple((n, self._follow(f"t.{n}", "tags", v, dt)) for n, v in est.heads.get("tags", {}).items())
         held_chord = self._holds["chord"].label if "chord" in self._holds else None
         chord = self._hold("chord", est.chord, est.chord_confidence,
                            est.chord_confidence if held_chord == est.chord else 0.0, now)
         # The key name and its Camelot code are held together as one label.
         held_key = self._hold("key", f"{est.key}|{est.key_camelot}", est.key_confidence, 0.0, now) if est.key else "|"
         key, camelot = held_key.split("|")
-        return Frame(valence=valence, arousal=arousal, quadrant=quadrant, quadrant_probs=probs, moods=moods,
+        return Frame(valence=valence, arousal=arousal, quadrant=quadrant, quadrant_probs=probs, moods=moods, tags=tags,
                      chord=chord, chord_confidence=est.chord_confidence if chord == est.chord else 0.0,
                      key=key, key_camelot=camelot, key_confidence=est.key_confidence,
                      level_db=self._follow("level", "level", est.loudness_db, dt),

@@ -3,7 +3,8 @@
     .venv/bin/python scripts/eval_nonmusic.py [--model NAME_OR_PATH] [--data ../shared/data]
 
 Per input it prints the mean over the clip of the top quadrant probability (0.25 = "no idea"), the
-quadrant with the highest mean probability, and the mean |valence| and |arousal|. The noise signals are
+quadrant with the highest mean probability, the mean |valence| and |arousal|, and the mood tag with the
+highest mean probability (with that probability; models with a tag head). The noise signals are
 the ones `tests/test_shipped_model.py` checks (seed 7; training used other seeds).
 """
 
@@ -28,11 +29,16 @@ def noise(exponent: float, level_db: float, seconds: float = 20.0, seed: int = 7
     return (x * 10 ** (level_db / 20)).astype(np.float32)
 
 
-def summary(estimates) -> tuple[float, str, float, float]:
+def summary(estimates) -> tuple[float, str, float, float, str]:
     names = list(estimates[0].heads["quadrant"])
     q = np.array([list(e.heads["quadrant"].values()) for e in estimates])
     va = np.abs(np.array([[e.valence, e.arousal] for e in estimates])).mean(axis=0)
-    return float(q.max(axis=1).mean()), names[int(q.mean(axis=0).argmax())], float(va[0]), float(va[1])
+    tag = ""
+    if estimates[0].heads.get("tags"):
+        tags = list(estimates[0].heads["tags"])
+        p = np.array([list(e.heads["tags"].values()) for e in estimates]).mean(axis=0)
+        tag = f"{tags[int(p.argmax())]} {p.max():.2f}"
+    return float(q.max(axis=1).mean()), names[int(q.mean(axis=0).argmax())], float(va[0]), float(va[1]), tag
 
 
 def main() -> None:
@@ -53,9 +59,9 @@ def main() -> None:
                 rows.append((path.stem[:48], summary(analyze_stream(Analyzer(model, f.samplerate, 0.0), iter_blocks(f)))))
         except AudioFileError as exc:
             print(f"skipped: {exc}")
-    print(f"{'input':50s} {'top p':>6s} {'argmax':>6s} {'|val|':>6s} {'|aro|':>6s}")
-    for name, (top, quadrant, v, a) in rows:
-        print(f"{name:50s} {top:6.2f} {quadrant:>6s} {v:6.2f} {a:6.2f}")
+    print(f"{'input':50s} {'top p':>6s} {'argmax':>6s} {'|val|':>6s} {'|aro|':>6s}  top tag")
+    for name, (top, quadrant, v, a, tag) in rows:
+        print(f"{name:50s} {top:6.2f} {quadrant:>6s} {v:6.2f} {a:6.2f}  {tag}")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ Analyzer runs the model on (6 s, one every 0.5 s, causal); the student is the po
 from the per-dataset teachers of :mod:`teacher_models` everywhere: regression heads by MSE to the
 teachers' values, categorical heads by KL (quadrants, temperature-softened) or BCE (GEMS shares) to the
 teachers' outputs. Every training window is heard at a random input level down to -36 dB (level augmentation,
-``--level-augmentation-db``), so a quiet line-in reads like a mastered record. Seeds are fixed; features and
-embeddings are cached.
+``--level-augmentation-db``), so a quiet line-in reads like a mastered record. A fourth head reads 4Q's
+AllMusic mood tags (a probe on the trained trunk; only the tags cross-validation supports are shipped).
+Seeds are fixed; features and embeddings are cached.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ NEUTRAL = -2  # quadrant "label" of a non-music window
 NONMUSIC_CLIPS = 384  # generated non-music clips (20 s each) with neutral targets, see scripts/nonmusic.py
 ENSEMBLE = 3  # students trained with seeds SEED, SEED + 1, ... and averaged: less run-to-run noise
 LEVEL_AUGMENTATION_DB = 36.0  # the shipped student hears every training window at a random level down to -36 dB
+# AllMusic mood tags (4Q's `moods` column): candidates are the tags of at least TAG_MIN_CLIPS 4Q clips; the model
+# ships those whose cross-validated clip-level ROC-AUC reaches TAG_MIN_AUC (the vocabulary we can support).
+TAG_MIN_CLIPS = 30
+TAG_MIN_AUC = 0.75
 
 
 def geometry(spec: FeatureSpec) -> tuple[int, int, int]:
@@ -120,6 +125,30 @@ def level_shift(spec: FeatureSpec) -> np.ndarray:
     return np.concatenate([per_db if m else np.zeros_like(per_db) for m in moves])
 
 
+def clip_tags(clip) -> list[str]:
+    """The AllMusic mood tags of a 4Q clip ("Calm; Peaceful" -> ["Calm", "Peaceful"])."""
+    return [t.strip() for t in clip.extra.get("moods", "").split(";") if t.strip()]
+
+
+def tag_vocabulary(clips, min_clips: int | None = None) -> list[str]:
+    """Candidate tags: those of at least ``min_clips`` (default TAG_MIN_CLIPS) 4Q clips, most frequent first."""
+    from collections import Counter
+
+    min_clips = TAG_MIN_CLIPS if min_clips is None else min_clips
+    counts = Counter(t for c in clips if c.dataset == "4q" for t in set(clip_tags(c)))
+    return sorted((t for t, k in counts.items() if k >= min_clips), key=lambda t: (-counts[t], t))
+
+
+def tag_truth(clips, clip_of, vocabulary: list[str]) -> np.ndarray:
+    """Per window: 1/0 for each tag of ``vocabulary`` (4Q windows), NaN elsewhere (no tags known)."""
+    y = np.full((len(clip_of), len(vocabulary)), np.nan, np.float32)
+    for i, c in enumerate(clips):
+        if c.dataset == "4q":
+            tags = set(clip_tags(c))
+            y[clip_of == i] = [t in tags for t in vocabulary]
+    return y
+
+
 def ground_truth(clips, clip_of, t_end):
     from teacher_models import measure_at
 
@@ -155,7 +184,8 @@ def soft_targets(labels: dict, clip_of, t_end):
 
 
 def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED,
-        neutral: np.ndarray | None = None, level_db: float = 0.0) -> PooledStudentWeights:
+        neutral: np.ndarray | None = None, level_db: float = 0.0,
+        tags: np.ndarray | None = None) -> PooledStudentWeights:
     """Train the pooled student; with ``soft`` (teacher outputs) it is distilled, else labels only.
 
     With ``level_db`` > 0 every training window is heard at a random input level, uniform in
@@ -165,6 +195,10 @@ def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED,
 
     ``neutral`` rows (pooled non-music windows) are trained towards "no confident emotion": uniform
     quadrant probabilities, valence = arousal = 0 and the training clips' mean GEMS shares.
+
+    ``tags`` (per window, 1/0 per AllMusic mood tag, NaN where unknown) adds a ``tags`` head: a sigmoid
+    probe on the trained trunk (:func:`fit_tag_head`), fitted afterwards with its own random numbers, so
+    the other heads are exactly those of a run without it.
     """
     import torch
     from torch import nn
@@ -177,6 +211,8 @@ def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED,
         quad = np.concatenate([quad, np.full(m, NEUTRAL, quad.dtype)])
         va = np.concatenate([va, np.zeros((m, 2), va.dtype)])
         gems = np.concatenate([gems, np.tile(mean_gems.astype(gems.dtype), (m, 1))])
+        if tags is not None:  # non-music: every tag at its base rate
+            tags = np.concatenate([tags, np.tile(np.nanmean(tags, axis=0).astype(tags.dtype), (m, 1))])
         if soft is not None:
             soft = {h: np.concatenate([v, np.full((m, v.shape[1]), np.nan, v.dtype)]) for h, v in soft.items()}
     torch.manual_seed(seed)
@@ -240,13 +276,44 @@ def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED,
     trunk.eval()
     lin = [m for m in trunk if isinstance(m, nn.Linear)]
     as_np = lambda t: t.detach().numpy().astype(np.float32)  # noqa: E731
-    return PooledStudentWeights(
-        mean=mean.astype(np.float32), scale=scale.astype(np.float32),
-        trunk=[(as_np(m.weight.T), as_np(m.bias)) for m in lin],
-        heads={"va": (as_np(heads["va"].weight.T), as_np(heads["va"].bias), "tanh"),
-               "quadrant": (as_np(heads["quadrant"].weight.T), as_np(heads["quadrant"].bias), "softmax"),
-               "gems": (as_np(heads["gems"].weight.T), as_np(heads["gems"].bias), "sigmoid")},
-        recent_frames=0)
+    out = {"va": (as_np(heads["va"].weight.T), as_np(heads["va"].bias), "tanh"),
+           "quadrant": (as_np(heads["quadrant"].weight.T), as_np(heads["quadrant"].bias), "softmax"),
+           "gems": (as_np(heads["gems"].weight.T), as_np(heads["gems"].bias), "sigmoid")}
+    if tags is not None:
+        out["tags"] = fit_tag_head(trunk, z, tags, epochs, seed, gain_z if level_db > 0 else None, level_db)
+    return PooledStudentWeights(mean=mean.astype(np.float32), scale=scale.astype(np.float32),
+                                trunk=[(as_np(m.weight.T), as_np(m.bias)) for m in lin], heads=out, recent_frames=0)
+
+
+def fit_tag_head(trunk, z, tags: np.ndarray, epochs: int, seed: int, gain_z=None, level_db: float = 0.0):
+    """A sigmoid layer on the frozen trunk for the AllMusic mood tags (BCE on the windows that have tags).
+
+    Deterministic and separate from the main fit: zero weights with the tags' base rates as biases, its
+    own generator for batches and input levels (the same level augmentation as the trunk saw).
+    """
+    import torch
+    from torch.nn import functional as F
+
+    rows = np.flatnonzero(~np.isnan(tags[:, 0]))
+    rate = np.clip(np.nanmean(tags, axis=0), 1e-3, 1 - 1e-3)
+    width = [m for m in trunk if isinstance(m, torch.nn.Linear)][-1].out_features
+    w = torch.zeros((width, tags.shape[1]), requires_grad=True)
+    b = torch.tensor(np.log(rate / (1 - rate)).astype(np.float32), requires_grad=True)
+    y = torch.from_numpy(tags[rows])
+    opt = torch.optim.AdamW([w, b], lr=3e-3, weight_decay=1e-3)
+    rng = np.random.default_rng(seed + 7919)
+    for _ in range(epochs):
+        with torch.no_grad():
+            zi = z[rows]
+            if gain_z is not None:
+                zi = zi + torch.from_numpy(rng.uniform(-level_db, 0.0, len(rows)).astype(np.float32))[:, None] * gain_z
+            h = trunk(zi)
+        for idx in np.array_split(rng.permutation(len(rows)), max(1, len(rows) // 512)):
+            loss = F.binary_cross_entropy_with_logits(h[idx] @ w + b, y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return w.detach().numpy().astype(np.float32), b.detach().numpy().astype(np.float32), "sigmoid"
 
 
 def fit_ensemble(*args, members: int = ENSEMBLE, **kwargs) -> list[PooledStudentWeights]:
@@ -296,13 +363,20 @@ def formula_baseline(cues: np.ndarray, centre: np.ndarray) -> dict[str, np.ndarr
     return {"va": np.stack([valence, arousal], axis=1), "quadrant": np.eye(4, dtype=np.float32)[q]}
 
 
-def metrics(clips, idx: np.ndarray, clip_of, t_end, pred: dict) -> dict:
+def metrics(clips, idx: np.ndarray, clip_of, t_end, pred: dict, vocabulary: list[str] | None = None) -> dict:
     """The evaluation table's columns from per-window predictions of the clips in ``idx``."""
-    from sklearn.metrics import f1_score
+    from sklearn.metrics import f1_score, roc_auc_score
     from teacher_models import measure_at
 
     out = {}
     q = [i for i in idx if clips[i].dataset == "4q"]
+    for head in ("tags", "tags_from_quadrant"):
+        if q and vocabulary and head in pred:  # clip level: the mean of a clip's windows, ROC-AUC per tag
+            y = np.array([[t in set(clip_tags(clips[i])) for t in vocabulary] for i in q])
+            p = np.array([pred[head][clip_of == i].mean(0) for i in q])
+            auc = {t: float(roc_auc_score(y[:, k], p[:, k])) for k, t in enumerate(vocabulary)}
+            out[f"4q_{head}_auc"] = auc
+            out[f"4q_{head}_macro_auc"] = float(np.mean(list(auc.values())))
     if q and "quadrant" in pred:
         rows = [np.flatnonzero(clip_of == i) for i in q]
         y_clip = np.array([clips[i].quadrant for i in q])
@@ -341,12 +415,19 @@ def metrics(clips, idx: np.ndarray, clip_of, t_end, pred: dict) -> dict:
 
 
 def export(weights: PooledStudentWeights | list[PooledStudentWeights], spec: FeatureSpec, directory: Path, name: str,
-           extra: dict) -> Path:
+           extra: dict, tag_names: list[str] | None = None) -> Path:
     window, hop, recent = geometry(spec)
-    for member in weights if isinstance(weights, list) else [weights]:
+    members = weights if isinstance(weights, list) else [weights]
+    for member in members:
         member.recent_frames = recent
+    outputs = dict(OUTPUTS)
+    if "tags" in members[0].heads:
+        width = members[0].heads["tags"][0].shape[1]
+        if len(tag_names or ()) != width:
+            raise ValueError(f"the tags head has {width} outputs but {len(tag_names or ())} tag names were given")
+        outputs["tags"] = {"kind": "tags", "names": list(tag_names)}
     onnx_path, _ = write_model(directory, name, build_pooled_student(weights, window, spec.n_features), spec,
-                               window, hop, OUTPUTS, extra)
+                               window, hop, outputs, extra)
     return onnx_path
 
 
@@ -393,6 +474,8 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
 
     clips, fold, x, clip_of, t_end, segs = data or prepare(spec, args)
     quad, va, gems = ground_truth(clips, clip_of, t_end)
+    vocabulary = tag_vocabulary(clips)
+    tags = tag_truth(clips, clip_of, vocabulary) if vocabulary else None
     variants = (("student", True), ("student_no_distillation", False))
     if segs is None:  # --no-distill: no teachers
         variants = variants[1:]
@@ -408,15 +491,21 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
         for head, values in formula_baseline(cues[test_rows], centre).items():
             preds["formula_baseline"].setdefault(head, np.zeros((len(x), values.shape[1]), np.float32))[test_rows] = values
         soft = soft_targets(teacher_labels(segs, clips, fold, k, SEED), clip_of, t_end) if segs else None
+        if tags is not None:  # reference for the tag head: P(tag | quadrant) on the training clips x P(quadrant)
+            known = train & ~np.isnan(tags[:, 0])
+            given_quadrant = np.stack([np.nanmean(tags[known & (quad == j)], axis=0) for j in range(4)])
         for name, kd in variants:
             w = fit_ensemble(x[train], quad[train], va[train], gems[train],
                              {h: s[train] for h, s in soft.items()} if kd else None, epochs=args.epochs, neutral=neutral,
-                             level_db=args.level_augmentation_db)
-            for head, values in forward(w, x[test_rows]).items():
+                             level_db=args.level_augmentation_db, tags=tags[train] if tags is not None else None)
+            out = forward(w, x[test_rows])
+            if tags is not None:
+                out["tags_from_quadrant"] = out["quadrant"] @ given_quadrant
+            for head, values in out.items():
                 preds[name].setdefault(head, np.zeros((len(x), values.shape[1]), np.float32))[test_rows] = values
         print(f"fold {k}: {time.time() - t0:.0f} s", flush=True)
     everything = np.arange(len(clips))
-    table = {name: metrics(clips, everything, clip_of, t_end, p) for name, p in preds.items()}
+    table = {name: metrics(clips, everything, clip_of, t_end, p, vocabulary) for name, p in preds.items()}
     if segs is not None:
         table["teachers"] = teacher_oof_table(segs, clips, fold)
     table["protocol"] = (
@@ -447,6 +536,28 @@ def stream_check(model, clips, clip_of, x, w, n: int = 6) -> float:
     return worst
 
 
+def keep_supported_tags(w: list[PooledStudentWeights], vocabulary: list[str], cv: dict) -> tuple[list[str], str]:
+    """Cut the members' ``tags`` heads down to the tags whose cross-validated AUC (``cv``, this recipe's row of
+    the CV table) reaches TAG_MIN_AUC; all candidates if there is no CV figure. Returns (kept tags, card note)."""
+    if not vocabulary:
+        return [], "none (no 4Q clips)"
+    auc = cv.get("4q_tags_auc", {})
+    kept = [t for t in vocabulary if auc.get(t, 0.0) >= TAG_MIN_AUC] if auc else list(vocabulary)
+    cols = [vocabulary.index(t) for t in kept]
+    for member in w:
+        wt, b, act = member.heads.pop("tags")
+        if kept:
+            member.heads["tags"] = (wt[:, cols], b[cols], act)
+    what = (f"AllMusic mood tags of >= {TAG_MIN_CLIPS} 4Q clips, a sigmoid layer fitted by BCE on the 4Q windows "
+            "after the trunk (which it leaves unchanged); non-music windows towards the tags' base rates")
+    if not auc:
+        return kept, f"all {len(vocabulary)} {what} (no CV table: not cross-validated)"
+    return kept, (f"{len(kept)} of the {len(vocabulary)} {what}: those whose clip-level ROC-AUC (clip = mean of its "
+                  f"windows) in the cross-validation above is >= {TAG_MIN_AUC:g} (evaluation: 4q_tags_auc; reference "
+                  "4q_tags_from_quadrant_auc = P(tag | quadrant) on the training folds x the student's quadrant "
+                  "probabilities)")
+
+
 def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> Path:
     from teacher_models import teacher_labels
 
@@ -454,16 +565,22 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
     clips, fold, x, clip_of, t_end, segs = data or prepare(spec, args)
     quad, va, gems = ground_truth(clips, clip_of, t_end)
     soft = soft_targets(teacher_labels(segs, clips, fold, None, SEED), clip_of, t_end) if segs else None
+    vocabulary = tag_vocabulary(clips)
     w = fit_ensemble(x, quad, va, gems, soft, epochs=args.epochs, neutral=nonmusic_table(spec),
-                     level_db=args.level_augmentation_db)
+                     level_db=args.level_augmentation_db,
+                     tags=tag_truth(clips, clip_of, vocabulary) if vocabulary else None)
     evaluation = json.loads(CV_TABLE.read_text()) if CV_TABLE.exists() else {}
+    recipe = "student" if soft is not None else "student_no_distillation"
+    tag_names, tag_note = keep_supported_tags(w, vocabulary, evaluation.get(recipe, {}))
     counts = {d: sum(c.dataset == d for c in clips) for d in ("4q", "emotify", "vgmidi")}
     extra = {
         "description": "Causal pooled student: mean, std, mean absolute frame-to-frame change and maximum over a "
                        f"{WINDOW_S:g} s window and mean over its last {RECENT_S:g} s of the live_mer frame features "
                        "(log-mel, key-relative chroma, loudness, onset, key-relative chord, mode) -> MLP "
                        f"{'-'.join(str(n) for n in [len(w[0].mean)] + [b.shape[0] for _, b in w[0].trunk])}"
-                       f" -> heads va (tanh), quadrant (softmax), gems (sigmoid), {len(w)} such MLPs (seeds "
+                       " -> heads va (tanh), quadrant (softmax), gems (sigmoid)"
+                       + (", tags (sigmoid, a probe on the trained trunk for AllMusic mood tags)" if tag_names else "")
+                       + f", {len(w)} such MLPs (seeds "
                        f"{SEED}..{SEED + len(w) - 1}) averaged; distilled from per-dataset "
                        "teachers; trained to be unconfident (uniform quadrants, neutral valence/arousal) on "
                        f"{NONMUSIC_CLIPS} generated non-music clips (scripts/nonmusic.py)"
@@ -492,13 +609,14 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
                              f"probabilities), KL at T={KD_TEMPERATURE} to teacher quadrant probabilities, BCE to "
                              "teacher GEMS shares"
                              if soft is not None else "none (--no-distill): ground-truth labels only"),
+            "tags": tag_note,
             "seed": SEED, "ensemble": len(w), "epochs": args.epochs,
             "seconds": round(seconds_so_far + time.time() - t0, 1),  # of that command (`fit` alone: the final fit)
             "machine": f"{platform.machine()}, Python {platform.python_version()}, CPU only",
         },
         "evaluation": evaluation,
     }
-    onnx_path = export(w, spec, ROOT / "models", args.name, extra)
+    onnx_path = export(w, spec, ROOT / "models", args.name, extra, tag_names)
     model = load_model(onnx_path, provider="cpu")
     window, hop, recent = geometry(spec)
     silence = Frontend(spec, spec.sample_rate).silence_row()

@@ -116,7 +116,7 @@ def test_analyze_file_json_contract(tiny_model, tmp_path):
     assert set(r) == {"path", "duration", "sample_rate", "model", "summary", "timeline"}
     assert r["duration"] == pytest.approx(8.0, abs=1e-3)
     s = r["summary"]
-    for k in ("valence", "arousal", "quadrant", "quadrant_probs", "gems", "key", "key_camelot", "key_open"):
+    for k in ("valence", "arousal", "quadrant", "quadrant_probs", "gems", "tags", "key", "key_camelot", "key_open"):
         assert k in s
     assert s["key"] == "C major" and s["key_camelot"] == "8B"
     assert set(s["gems"]) == {"amazement", "solemnity", "tenderness", "nostalgia", "calmness", "power",
@@ -125,7 +125,8 @@ def test_analyze_file_json_contract(tiny_model, tmp_path):
     assert len(tl) == pytest.approx(8.0 / tiny_model.card.hop_seconds, abs=2)
     for entry in tl:
         assert -1 <= entry["valence"] <= 1 and -1 <= entry["arousal"] <= 1
-        assert {"t", "quadrant", "quadrant_probs", "chord", "key", "loudness_db", "onset"} <= set(entry)
+        assert {"t", "quadrant", "quadrant_probs", "gems", "tags", "chord", "key", "loudness_db", "onset"} <= set(entry)
+        assert set(entry["tags"]) == {"Calm", "Angry", "Dreamy"} and all(0 <= v <= 1 for v in entry["tags"].values())
     assert [e["t"] for e in tl] == sorted(e["t"] for e in tl)
 
 

@@ -52,6 +52,8 @@ def test_folder_batch_with_a_corrupt_file_plots_and_resume(library, tmp_path, ti
     assert by_name["broken.mp3"]["error"]
     assert float(by_name["a.wav"]["valence_p10"]) <= float(by_name["a.wav"]["valence_p90"])
     assert by_name["c.ogg"]["top_category"]
+    tags = json.loads((out / "ambient/c.ogg.json").read_text())["summary"]["tags"]
+    assert by_name["c.ogg"]["top_tags"] == "; ".join(sorted(tags, key=tags.get, reverse=True)[:3])
     # a second run with --resume only retries the failure
     r = run(library, "--out", out, "--resume", "--model", tiny_model_path)
     assert "0 analysed, 3 already done, 1 failed" in r.stderr

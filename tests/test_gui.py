@@ -141,6 +141,8 @@ def test_file_estimates_update_plots_labels_and_osc(qapp, make_window, progressi
     assert last.chord != "N" and w.chord_panel.chord_label.text() == chord_display(last.chord)
     assert last.key_camelot and w.chord_panel.camelot_label.text() == last.key_camelot
     assert w.mood.values == pytest.approx(dict(last.heads["gems"]))
+    tags = last.heads["tags"]  # the tiny model's three tags, most probable first
+    assert w.tag_bars.isVisible() and list(w.tag_bars.values) == sorted(tags, key=tags.get, reverse=True)
     assert w.meter.target_db == pytest.approx(np.clip(last.loudness_db, w.meter.FLOOR_DB, 0.0))
     assert w.meter.hold_db > w.meter.FLOOR_DB and not w.meter.clipping
 

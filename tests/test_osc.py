@@ -17,7 +17,8 @@ RAW = OutputSettings(shapes={})  # no shaping: OSC carries the estimates as they
 
 TYPES = {"/mer/va": "ff", "/mer/valence": "f", "/mer/arousal": "f", "/mer/quadrant": "s",
          "/mer/quadrant/probs": "ffff", "/mer/chord": "sf", "/mer/key": "ssf", "/mer/level": "f",
-         "/mer/onset": "f", "/mer/status": "iifs", "/mer/mood/tension": "f", "/mer/mood/sadness": "f"}
+         "/mer/onset": "f", "/mer/status": "iifs", "/mer/mood/tension": "f", "/mer/mood/sadness": "f",
+         "/mer/tag/Calm": "f", "/mer/tag/Dreamy": "f"}
 
 
 @pytest.fixture
@@ -69,6 +70,8 @@ def test_one_bundle_per_hop_with_types_and_increasing_time_tags(tiny_model, wav,
         assert msgs["/mer/chord"].params[0] == e.chord
         assert msgs["/mer/key"].params[:2] == [e.key, e.key_camelot]
         assert msgs["/mer/status"].params[3] == "tiny"
+        assert msgs["/mer/tag/Angry"].params == pytest.approx([e.heads["tags"]["Angry"]], abs=1e-6)
+        assert not any(a.startswith("/mer/mood/") and a[10:] in e.heads["tags"] for a in msgs)  # tags are not moods
     assert messages(bundles[-1])["/mer/chord"].params[0] == "F:maj"
     assert osc.stats()[0]["sent"] == len(ests) and osc.stats()[0]["errors"] == 0
 

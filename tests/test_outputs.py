@@ -26,7 +26,8 @@ RAW = OutputSettings(shapes={})
 
 def est(t=0.0, v=0.0, a=0.0, chord="C:maj", conf=0.9, key="C major", cam="8B", q=(0.7, 0.1, 0.1, 0.1)):
     heads = MappingProxyType({"quadrant": MappingProxyType(dict(zip(("Q1", "Q2", "Q3", "Q4"), q))),
-                              "gems": MappingProxyType({"tension": 0.2, "sadness": 0.1})})
+                              "gems": MappingProxyType({"tension": 0.2, "sadness": 0.1}),
+                              "tags": MappingProxyType({"Calm": 0.05, "Hostile": 0.6})})
     return Estimate(t=t, valence=v, arousal=a, quadrant="Q1", heads=heads, chord=chord, chord_confidence=conf,
                     key=key, key_camelot=cam, key_open="1d", key_confidence=0.8, loudness_db=-20.0, onset=0.1,
                     peak=0.5, overflows=3, latency_ms=1.5)
@@ -144,6 +145,15 @@ def test_destination_config_is_validated():
                            ({"offset_ms": 9000}, "offset_ms"), ({"port": 0}, "port")):
         with pytest.raises(DestinationError, match=needle):
             DestinationConfig("127.0.0.1", kwargs.pop("port", 9000), **kwargs)
+
+
+def test_moods_carry_the_gems_head_and_tags_the_tag_head(rx):
+    osc = OscSender([DestinationConfig("127.0.0.1", rx.port, outputs=("moods", "tags"))], settings=RAW)
+    osc(est())
+    osc.close()
+    msgs = {m.address: m.params for d in collect(rx, 1) for m in parse(d)}
+    assert msgs == {"/mer/mood/tension": [pytest.approx(0.2)], "/mer/mood/sadness": [pytest.approx(0.1)],
+                    "/mer/tag/Calm": [pytest.approx(0.05)], "/mer/tag/Hostile": [pytest.approx(0.6)]}
 
 
 def test_muted_outputs_are_not_sent(rx):

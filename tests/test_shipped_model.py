@@ -32,6 +32,16 @@ def test_card_says_how_it_was_made_and_how_good_it_is(shipped):
         assert table["student"]["4q_clip_macro_f1"] > table["student_no_distillation"]["4q_clip_macro_f1"]
 
 
+def test_it_sends_the_mood_tags_cross_validation_supports_and_no_others(shipped):
+    import train  # scripts/ (its module level needs no training packages)
+
+    card = shipped.card.raw
+    names = card["outputs"]["tags"]["names"]
+    auc = card["evaluation"]["student"]["4q_tags_auc"]
+    assert names and set(names) == {t for t, a in auc.items() if a >= train.TAG_MIN_AUC}
+    assert names == [t for t in auc if t in names]  # in the vocabulary's order (most frequent first)
+
+
 def mean_confidence(estimates):
     q = np.array([list(e.heads["quadrant"].values()) for e in estimates])
     va = np.array([[e.valence, e.arousal] for e in estimates])
@@ -50,8 +60,11 @@ def test_silence_is_not_a_confident_emotion(shipped):
 def test_noise_is_not_a_confident_emotion(shipped, exponent, level_db):
     sr = 22050  # training used generated noise too, from other seeds
     x = coloured_noise(np.random.default_rng(7), sr * 20, exponent) * 10 ** (level_db / 20)
-    top, va = mean_confidence(analyze_stream(Analyzer(shipped, sr, smoothing_s=0), [x.astype(np.float32)]))
+    ests = analyze_stream(Analyzer(shipped, sr, smoothing_s=0), [x.astype(np.float32)])
+    top, va = mean_confidence(ests)
     assert top < 0.65 and (va < 0.3).all()
+    tags = np.array([list(e.heads["tags"].values()) for e in ests]).mean(axis=0)
+    assert tags.max() < 0.2  # every tag near its base rate (4-10 % of the 4Q clips), as trained
 
 
 @pytest.mark.parametrize("name", ["198-209-0000.ogg", "3436-172162-0000.ogg", "5703-47212-0000.ogg"])

@@ -22,7 +22,8 @@ from live_mer.model import load_model  # noqa: E402
 
 
 def synthetic_clips(folder: Path) -> list:
-    """Loud bright major chords labelled Q1, quiet dark minor chords labelled Q3 (and GEMS shares)."""
+    """Loud bright major chords labelled Q1, quiet dark minor chords labelled Q3 (and GEMS shares, and
+    AllMusic-style mood tags on the 4Q ones)."""
     sr, clips = 22050, []
     rng = np.random.default_rng(0)
     for i in range(8):
@@ -37,7 +38,8 @@ def synthetic_clips(folder: Path) -> list:
         gems = np.zeros(len(mer_data.GEMS), np.float32)
         gems[mer_data.GEMS.index("joyful_activation" if happy else "sadness")] = 0.8
         clips.append(mer_data.Clip("4q" if i < 6 else "emotify", f"c{i}", path, f"g{i}",
-                                   quadrant=(0 if happy else 2) if i < 6 else None, gems=None if i < 6 else gems))
+                                   quadrant=(0 if happy else 2) if i < 6 else None, gems=None if i < 6 else gems,
+                                   extra={"moods": "Cheerful; Lively" if happy else "Gloomy ;Lively"} if i < 6 else {}))
     return clips
 
 
@@ -54,8 +56,16 @@ def test_tiny_training_run_exports_a_model_the_analyzer_runs(tmp_path, monkeypat
             "va": np.nan_to_num(va, nan=0.0).astype(np.float32),
             "gems": np.full((len(x), len(mer_data.GEMS)), 0.2, np.float32)}
     neutral = train.nonmusic_table(spec, count=8)  # generated non-music windows, neutral targets
-    w = train.fit(x, quad, va, gems, soft, epochs=30, neutral=neutral)
-    onnx_path = train.export(w, spec, tmp_path / "models", "tiny_student", {"training": {"note": "test"}})
+    vocabulary = train.tag_vocabulary(clips, min_clips=2)
+    assert vocabulary == ["Lively", "Cheerful", "Gloomy"]  # most frequent first
+    tags = train.tag_truth(clips, clip_of, vocabulary)
+    assert np.isnan(tags[clip_of >= 6]).all() and set(np.unique(tags[clip_of < 6])) == {0.0, 1.0}
+    w = train.fit(x, quad, va, gems, soft, epochs=30, neutral=neutral, tags=tags)
+    # the model ships the tags whose cross-validated AUC is high enough (here: a made-up CV row)
+    kept, note = train.keep_supported_tags([w], vocabulary, {"4q_tags_auc": {"Lively": 0.5, "Cheerful": 0.9,
+                                                                            "Gloomy": 0.8}})
+    assert kept == ["Cheerful", "Gloomy"] and w.heads["tags"][0].shape[1] == 2 and "2 of the 3" in note
+    onnx_path = train.export(w, spec, tmp_path / "models", "tiny_student", {"training": {"note": "test"}}, kept)
     model = load_model(onnx_path, provider="cpu")
     # the exported graph computes what the training weights compute, on the same windows
     window, hop, recent = train.geometry(spec)
@@ -63,8 +73,9 @@ def test_tiny_training_run_exports_a_model_the_analyzer_runs(tmp_path, monkeypat
     windows = np.ascontiguousarray(mer_data.windows_of(np.load(paths[0]), silence, window, hop))
     onnx_out = model.run(windows)
     ref = train.forward(w, train.pooled_statistics(windows, recent))
-    for head in ("va", "quadrant", "gems"):
+    for head in ("va", "quadrant", "gems", "tags"):
         np.testing.assert_allclose(onnx_out[head], ref[head], atol=1e-4)
+    assert model.card.raw["outputs"]["tags"] == {"kind": "tags", "names": ["Cheerful", "Gloomy"]}
     # and the live Analyzer over the audio gives the training-time windows' answers
     with open_audio(clips[0].path) as f:
         ests = analyze_stream(Analyzer(model, f.samplerate, smoothing_s=0.0), iter_blocks(f))
@@ -75,9 +86,32 @@ def test_tiny_training_run_exports_a_model_the_analyzer_runs(tmp_path, monkeypat
     with open_audio(clips[1].path) as f:
         sad = analyze_stream(Analyzer(model, f.samplerate, smoothing_s=0.0), iter_blocks(f))
     assert sad[-1].quadrant == "Q3" and sad[-1].arousal < ests[-1].arousal
+    # the tag head read the tags: "Cheerful" on the bright clip, "Gloomy" on the dark one
+    assert ests[-1].heads["tags"]["Cheerful"] > 0.7 > sad[-1].heads["tags"]["Cheerful"]
+    assert sad[-1].heads["tags"]["Gloomy"] > 0.7 > ests[-1].heads["tags"]["Gloomy"]
     # and it learned that noise is no emotion at all
     on_noise = train.forward(w, neutral)
     assert on_noise["quadrant"].max(axis=1).mean() < 0.5 and np.abs(on_noise["va"]).mean() < 0.2
+
+
+def test_the_tag_head_leaves_the_other_heads_as_they_were(tmp_path, monkeypatch):
+    """The tag head is a probe fitted after the trunk with its own random numbers: adding it changes no
+    other output (so its cross-validation leaves the rest of the evaluation table as it was)."""
+    monkeypatch.setattr(mer_data, "CACHE", tmp_path / "cache")
+    spec = FeatureSpec()
+    clips = synthetic_clips(tmp_path)
+    x, clip_of, t_end = train.window_table(clips, mer_data.feature_cache(clips, spec, workers=1, progress=False), spec)
+    quad, va, gems = train.ground_truth(clips, clip_of, t_end)
+    tags = train.tag_truth(clips, clip_of, ["Cheerful", "Gloomy"])
+    plain = train.fit(x, quad, va, gems, epochs=3, level_db=12.0)
+    tagged = train.fit(x, quad, va, gems, epochs=3, level_db=12.0, tags=tags)
+    assert set(tagged.heads) == set(plain.heads) | {"tags"}
+    for head in plain.heads:
+        for a, b in zip(plain.heads[head][:2], tagged.heads[head][:2]):
+            np.testing.assert_array_equal(a, b)
+    for (a, b), (c, d) in zip(plain.trunk, tagged.trunk):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
 
 
 def test_windows_match_the_analyzer_definition():
@@ -108,13 +142,15 @@ def test_an_ensemble_exports_as_the_mean_of_its_members(tmp_path):
 
     spec = FeatureSpec()
     members = [tiny_weights(spec, seed=s) for s in (0, 1, 2)]
-    onnx_path = train.export(members, spec, tmp_path, "ensemble", {"training": {"note": "test"}})
+    with pytest.raises(ValueError, match="tags head has 3 outputs but 0 tag names"):
+        train.export(members, spec, tmp_path, "ensemble", {"training": {"note": "test"}})
+    onnx_path = train.export(members, spec, tmp_path, "ensemble", {"training": {"note": "test"}}, ["a", "b", "c"])
     model = load_model(onnx_path, provider="cpu")
     windows = np.random.default_rng(0).standard_normal((5, model.card.window_frames, spec.n_features)).astype(np.float32)
     got = model.run(windows)
     pooled = pooled_statistics(windows, members[0].recent_frames)
     want = train.forward(members, pooled)
-    for head in ("va", "quadrant", "gems"):
+    for head in ("va", "quadrant", "gems", "tags"):
         np.testing.assert_allclose(got[head], want[head], atol=2e-6)
         np.testing.assert_allclose(want[head], np.mean([train.forward(m, pooled)[head] for m in members], axis=0))
     assert not np.allclose(train.forward(members[0], pooled)["va"], want["va"])  # the members do differ

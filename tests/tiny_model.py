@@ -15,6 +15,7 @@ OUTPUTS = {
     "va": {"kind": "regression", "names": ["valence", "arousal"], "range": [-1.0, 1.0]},
     "quadrant": {"kind": "softmax", "names": ["Q1", "Q2", "Q3", "Q4"]},
     "gems": {"kind": "shares", "names": list(GEMS)},
+    "tags": {"kind": "tags", "names": ["Calm", "Angry", "Dreamy"]},
 }
 
 
@@ -40,6 +41,7 @@ def tiny_weights(spec: FeatureSpec, hidden: int = 8, seed: int = 0, recent_frame
         "va": (wva, bva, "tanh"),
         "quadrant": ((rng.standard_normal((hidden, 4)) * 0.1).astype(np.float32), np.zeros(4, np.float32), "softmax"),
         "gems": ((rng.standard_normal((hidden, 9)) * 0.1).astype(np.float32), np.zeros(9, np.float32), "sigmoid"),
+        "tags": ((rng.standard_normal((hidden, 3)) * 0.1).astype(np.float32), np.zeros(3, np.float32), "sigmoid"),
     }
     return PooledStudentWeights(mean, scale, [(w1, b1)], heads, recent_frames)
 
