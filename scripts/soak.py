@@ -6,7 +6,8 @@
 Plays the generated demo piece, looped, as fast as the analyzer takes it (DemoSource realtime=False)
 through Engine -> Analyzer -> OscSender (per-hop bundles) -> a real UDP receiver on 127.0.0.1, and checks:
   * memory: RSS growth between 10 % and 100 % of the run < 5 %;
-  * speed: wall time per second of audio in the last tenth <= 2x the second tenth (a slowdown over time);
+  * speed: wall time per second of audio in the last fifth <= 2.5x the second and third tenths (a slowdown
+    over time; a busy machine moves the ratio by up to about 2x over such short stretches);
   * continuity: estimate times advance by exactly one hop, no gaps, no duplicates;
   * delivery: the receiver got exactly one bundle per estimate.
 Prints the numbers and exits 1 if any check fails.
@@ -106,7 +107,7 @@ def soak(seconds: float, model=DEFAULT_MODEL) -> dict:
         its median jumps between runs by 2-3x and cannot show a slowdown. Throughput can.)"""
         return (walls[b - 1] - walls[a]) / max(times[b - 1] - times[a], 1e-9)
 
-    speed_early, speed_late = (cost(n // 10, n // 5), cost(n - n // 10, n)) if n >= 20 else (0.0, 0.0)
+    speed_early, speed_late = (cost(n // 10, 3 * n // 10), cost(n - n // 5, n)) if n >= 20 else (0.0, 0.0)
     ref = [m for t, m in samples if t >= 0.1 * seconds]
     growth = (max(ref) - ref[0]) / ref[0] if len(ref) > 1 else 0.0
     result = {
@@ -119,7 +120,7 @@ def soak(seconds: float, model=DEFAULT_MODEL) -> dict:
     }
     result["checks"] = {
         "memory_flat": growth < 0.05,
-        "speed_flat": speed_late <= 2.0 * speed_early,  # generous: a loaded CI machine is noisy
+        "speed_flat": speed_late <= 2.5 * speed_early,  # generous: a loaded CI machine is noisy
         "continuous": n > 1 and result["max_step_error_s"] < 1e-6,
         "delivered": rx.bundles == n,
         "no_error": not engine.error,

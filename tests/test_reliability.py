@@ -27,6 +27,21 @@ def test_short_soak(tiny_model):
     assert all(r["checks"].values()), r
 
 
+def test_the_soak_notices_a_pipeline_that_slows_down(tiny_model):
+    class Slowing:  # the tiny model, taking 10 ms longer per window in the second half of the run
+        card, windows_seen = tiny_model.card, 0
+
+        def run(self, windows):
+            self.windows_seen += len(windows)
+            if self.windows_seen > 120:
+                time.sleep(0.01 * len(windows))
+            return tiny_model.run(windows)
+
+    r = soak(60.0, Slowing())  # 235 estimates
+    assert not r["checks"]["speed_flat"] and r["wall_per_audio_s_late"] > 2.5 * r["wall_per_audio_s_early"], r
+    assert r["checks"]["continuous"] and r["checks"]["delivered"]
+
+
 def test_two_analyzers_in_one_process_do_not_interfere(tiny_model, tmp_path):
     sr = 22050
     a = tmp_path / "a.wav"
