@@ -1,6 +1,6 @@
 """Soak test: hours of audio through the whole pipeline, accelerated; checks it stays healthy.
 
-    python scripts/soak.py --hours 1          # the long run (about 1-2 minutes per hour of audio)
+    python scripts/soak.py --hours 1          # the long run (10-15 s per hour of audio on a 2-core VM)
     python scripts/soak.py --minutes 5        # the short version (also run by the test suite)
 
 Plays the generated demo piece, looped, as fast as the analyzer takes it (DemoSource realtime=False)
