@@ -372,7 +372,7 @@ def metrics(clips, idx: np.ndarray, clip_of, t_end, pred: dict, vocabulary: list
     q = [i for i in idx if clips[i].dataset == "4q"]
     for head in ("tags", "tags_from_quadrant"):
         if q and vocabulary and head in pred:  # clip level: the mean of a clip's windows, ROC-AUC per tag
-            y = np.array([[t in set(clip_tags(clips[i])) for t in vocabulary] for i in q])
+            y = np.array([np.isin(vocabulary, clip_tags(clips[i])) for i in q])
             p = np.array([pred[head][clip_of == i].mean(0) for i in q])
             auc = {t: float(roc_auc_score(y[:, k], p[:, k])) for k, t in enumerate(vocabulary)}
             out[f"4q_{head}_auc"] = auc
