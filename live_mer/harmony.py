@@ -15,9 +15,10 @@ Three stages, each one Numba loop per frame with its state carried between calls
    beside the full chroma for root/inversion evidence.
 2. **Chords** (:class:`HarmonyTracker`). 12 roots x 9 qualities (maj, min, 7, maj7, min7, dim, aug,
    sus2, sus4) + no-chord ``N`` = 109 states, scored by a small learned, root-invariant model (one MLP
-   shared by the 12 roots reads the treble and bass chroma rotated so the candidate root is at 0 and
-   scores the 9 qualities; a second MLP scores ``N`` from rotation-invariant features, the sorted
-   chroma), trained by ``scripts/train_chords.py`` on synthetic audio through this front end. Its
+   shared by the 12 roots reads the frame's treble and bass chroma and their means over the last half
+   second, all rotated so the candidate root is at 0, and scores the 9 qualities; a second MLP scores
+   ``N`` from rotation-invariant features, the sorted chroma), trained by ``scripts/train_chords.py`` on
+   synthetic and real audio through this front end. Its
    logits, less the training log prior and plus a music prior (:data:`STATE_LOG_PRIOR`), weighted by
    how likely each chord is in the key believed so far (``chord_key_prior``; a power chord takes the
    key's mode, an inversion is read as the diatonic chord), are the log emissions of an online HMM:
@@ -151,35 +152,46 @@ def open_key(index: int) -> str:
 
 
 @lru_cache(maxsize=1)
-def _emission_net() -> tuple:
-    """The shipped emission model, loaded once per process (every tracker shares the read-only arrays)."""
+def _emission_net() -> tuple[tuple, int]:
+    """The shipped emission model and its context length, loaded once per process (every tracker shares
+    the read-only arrays)."""
     return load_emission(EMISSION_PATH)
 
 
-def emission_scratch(net: tuple) -> np.ndarray:
-    """The ``hidden`` scratch :func:`_emission` needs: the chord MLP's hidden units (float32)."""
-    return np.zeros(net[0].shape[1], np.float32)
+def emission_scratch(net: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The scratch :func:`_emission` needs: ``x`` (its 96 inputs: 48 for the chord MLP, 48 sorted for the
+    no-chord MLP) and ``hidden`` (the chord MLP's hidden units, float32)."""
+    return np.zeros(96), np.zeros(net[0].shape[1], np.float32)
 
 
-def load_emission(path: Path = EMISSION_PATH) -> tuple:
-    """The chord emission model as the tuple :func:`_emission` reads.
+def load_emission(path: Path = EMISSION_PATH) -> tuple[tuple, int]:
+    """The chord emission model: (the tuple :func:`_emission` reads, its context length in frames).
 
-    (chord W1 transposed (24, hidden), b1, W2 (9, hidden), b2, no-chord V1 (hidden, 25), c1, v2 (hidden,),
-    c2 (1,), per-state log-score offset (109,)). The chord MLP, 90 % of the arithmetic, is float32 as it
-    was trained, and laid out so the kernel's inner loops run over contiguous hidden units (they
-    vectorise). The offset turns the logits into scaled likelihoods times the music prior:
-    ``STATE_LOG_PRIOR`` (normalised over the 109 states) minus the training log prior.
+    The tuple: chord W1 transposed (48, hidden), b1, W2 (9, hidden), b2, no-chord V1 (hidden, 49), c1,
+    v2 (hidden,), c2 (1,), per-state log-score offset (109,). The chord MLP, 90 % of the arithmetic, is
+    float32 as it was trained, and laid out so the kernel's inner loops run over contiguous hidden units
+    (they vectorise). The offset turns the logits into scaled likelihoods times the music prior:
+    ``STATE_LOG_PRIOR`` (normalised over the 109 states) minus the training log prior. A file that is not
+    this model (another layout, an older emission without context) raises ``ValueError`` naming it.
     """
     with np.load(path) as z:
         w = {k: np.asarray(z[k]) for k in z.files}
+    expected = {"chord_w1": 48, "none_w1": 49}  # frame + context, treble + bass; sorted, + tonal weight
+    for key, inputs in expected.items():
+        if key not in w or w[key].ndim != 2 or w[key].shape[1] != inputs:
+            raise ValueError(f"{path}: not a chord emission of this version ({key} should have {inputs} inputs; "
+                             "retrain it with scripts/train_chords.py)")
+    if "context_frames" not in w or int(w["context_frames"]) < 1:
+        raise ValueError(f"{path}: no context_frames (an emission from before the context inputs)")
     f32 = {k: np.ascontiguousarray(w[k], dtype=np.float32) for k in ("chord_w1", "chord_b1", "chord_w2", "chord_b2")}
     f64 = {k: np.ascontiguousarray(w[k], dtype=np.float64) for k in ("none_w1", "none_b1", "none_w2", "log_prior")}
     prior = np.concatenate([np.repeat(STATE_LOG_PRIOR[:-1], 12), STATE_LOG_PRIOR[-1:]])
     prior -= np.log(np.exp(prior).sum())
     train = np.concatenate([np.repeat(f64["log_prior"][:-1], 12), f64["log_prior"][-1:]])
-    return (np.ascontiguousarray(f32["chord_w1"].T), f32["chord_b1"], f32["chord_w2"], f32["chord_b2"],
-            f64["none_w1"], f64["none_b1"], f64["none_w2"],
-            np.atleast_1d(np.asarray(w["none_b2"], dtype=np.float64)), prior - train)
+    net = (np.ascontiguousarray(f32["chord_w1"].T), f32["chord_b1"], f32["chord_w2"], f32["chord_b2"],
+           f64["none_w1"], f64["none_b1"], f64["none_w2"],
+           np.atleast_1d(np.asarray(w["none_b2"], dtype=np.float64)), prior - train)
+    return net, int(w["context_frames"])
 
 
 def key_profiles(name: str = "krumhansl") -> np.ndarray:
@@ -370,13 +382,48 @@ def tonal_weight(tonality):
 # --------------------------------------------------------------------------------------------------
 
 
+@njit(cache=True, nogil=True)
+def _push_context(chroma, bass, history, t, context):
+    """Store frame ``t`` (its treble and bass chroma) in the ring ``history`` (frames x 24, zeros at the
+    start of a stream) and write the mean of the last ``min(t + 1, frames)`` frames, itself included, to
+    ``context`` (24): what the emission knows of the recent past. The live tracker and
+    :func:`context_means` (training, offline decoding) both call this, so they agree exactly."""
+    n = history.shape[0]
+    slot = t % n
+    for c in range(12):
+        history[slot, c] = chroma[c]
+        history[slot, 12 + c] = bass[c]
+    inv = 1.0 / min(t + 1, n)
+    for i in range(24):
+        acc = 0.0
+        for k in range(n):
+            acc += history[k, i]
+        context[i] = np.float32(acc * inv)
+
+
+@njit(cache=True, nogil=True)
+def _context_block(chroma, bass, history, out):
+    for t in range(chroma.shape[0]):
+        _push_context(chroma[t], bass[t], history, t, out[t])
+
+
+def context_means(chroma: np.ndarray, bass: np.ndarray, frames: int) -> np.ndarray:
+    """Per frame of one stream (from its start): the mean treble and bass chroma (frames x 24) of the last
+    ``frames`` frames, as the live tracker feeds its emission."""
+    chroma = np.ascontiguousarray(chroma, np.float32)
+    out = np.empty((chroma.shape[0], 24), np.float32)
+    _context_block(chroma, np.ascontiguousarray(bass, np.float32), np.zeros((frames, 24), np.float32), out)
+    return out
+
+
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _emission(chroma, bass, net, x, hidden, out):
+def _emission(chroma, bass, context, net, x, hidden, out):
     """Emission of the 109 states for one frame (in place), scaled so the best state has 1.
 
-    ``net`` is :func:`load_emission`'s tuple; ``x`` (24) and ``hidden`` (:func:`emission_scratch`) are
-    scratch. Sums may be reordered (``fastmath`` reassoc: they vectorise); every root runs the same
-    code on its rotated input, so transposing the input transposes the scores exactly.
+    ``context`` is :func:`_push_context`'s mean of the recent frames (treble 12, bass 12); ``net`` is
+    :func:`load_emission`'s tuple; ``x`` and ``hidden`` are :func:`emission_scratch`. Sums may be
+    reordered (``fastmath`` reassoc: they vectorise); every root runs the same code on its rotated input,
+    so transposing the input transposes the scores exactly.
     """
     w1, b1, w2, b2, v1, c1, v2, c2, offset = net
     n_states = out.shape[0]
@@ -389,23 +436,32 @@ def _emission(chroma, bass, net, x, hidden, out):
             out[s] = 1e-12
         out[n_chords] = 1.0
         return
-    # The chord scores see the chroma's shape only (divided by its maximum, the frame's tonal weight);
-    # the N score sees the tonal weight too.
+    # The chord scores see shapes only: the frame divided by its maximum (the frame's tonal weight), the
+    # context by its own; the N score sees the tonal weight too.
     top = 0.0
+    context_top = 0.0
     for c in range(12):
         if chroma[c] > top:
             top = chroma[c]
+        if context[c] > context_top:
+            context_top = context[c]
     if top <= 1e-9:
         top = 1e-9
     inv = np.float32(1.0 / top)
+    context_inv = np.float32(1.0 / context_top) if context_top > 1e-9 else np.float32(0.0)
+    for c in range(12):  # x[0:48]: treble, bass, context treble, context bass, each 12 pitch classes
+        x[c] = chroma[c] * inv
+        x[12 + c] = bass[c] * inv
+        x[24 + c] = context[c] * context_inv
+        x[36 + c] = context[12 + c] * context_inv
     n_hidden = w1.shape[1]
     n_qualities = w2.shape[0]
     for r in range(12):
-        # the chroma rotated so the candidate root sits at 0: one shared network scores every root
+        # each block rotated so the candidate root sits at 0: one shared network scores every root
         for j in range(n_hidden):
             hidden[j] = b1[j]
-        for i in range(24):  # skipping silent pitch classes (most of the bass chroma) changes no sum
-            xi = (chroma[(i + r) % 12] if i < 12 else bass[(i + r) % 12]) * inv
+        for i in range(48):  # skipping silent pitch classes (most of the bass chroma) changes no sum
+            xi = np.float32(x[(i // 12) * 12 + (i % 12 + r) % 12])
             if xi != 0.0:
                 for j in range(n_hidden):
                     hidden[j] += w1[i, j] * xi
@@ -417,22 +473,21 @@ def _emission(chroma, bass, net, x, hidden, out):
             for j in range(n_hidden):
                 score += w2[q, j] * hidden[j]
             out[q * 12 + r] = score
-    # N from rotation-invariant features: the treble and bass chroma, each sorted in descending order,
-    # and the tonal weight.
-    for half in range(2):
-        src = chroma if half == 0 else bass
+    # N from rotation-invariant features: each of the four blocks sorted in descending order, and the
+    # tonal weight.
+    for block in range(4):
         for i in range(12):
-            v = src[i] / top
-            k = 12 * half + i
-            while k > 12 * half and x[k - 1] < v:
+            v = x[12 * block + i]
+            k = 48 + 12 * block + i
+            while k > 48 + 12 * block and x[k - 1] < v:
                 x[k] = x[k - 1]
                 k -= 1
             x[k] = v
     a_n = c2[0]
     for j in range(v1.shape[0]):
-        a = c1[j] + v1[j, 24] * top
-        for i in range(24):
-            a += v1[j, i] * x[i]
+        a = c1[j] + v1[j, 48] * top
+        for i in range(48):
+            a += v1[j, i] * x[48 + i]
         if a > 0.0:
             a_n += v2[j] * a
     out[n_chords] = a_n
@@ -447,7 +502,8 @@ def _emission(chroma, bass, net, x, hidden, out):
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _track(chroma, bass, net, family, profiles, chord_fit, p_stay, lag, hysteresis, key_prior, key_switch,
-           key_chord_weight, key_profile_weight, key_margin, key_hold, key_alpha, key_ll, x, hidden, em_ring,
+           key_chord_weight, key_profile_weight, key_margin, key_hold, key_alpha, key_ll, history, context, x,
+           hidden, em_ring,
            alpha_ring, alpha, beta, beta_next, gamma, mm, alpha_free, mm_free, prior, state_i, out_chord, out_conf,
            out_ext, out_ext_conf, out_key, out_key_conf, out_key_change):
     """Per frame: emission, forward step, fixed-lag backward pass, labels with hysteresis, key update.
@@ -466,7 +522,8 @@ def _track(chroma, bass, net, family, profiles, chord_fit, p_stay, lag, hysteres
     for f in range(n_frames):
         t = state_i[0]
         slot = t % ring
-        _emission(chroma[f], bass[f], net, x, hidden, em_ring[slot])
+        _push_context(chroma[f], bass[f], history, t, context)
+        _emission(chroma[f], bass[f], context, net, x, hidden, em_ring[slot])
         e = em_ring[slot]
         # The key's own chord filter: forward filtering of the emissions *before* the key prior, so
         # the key is not fed chords it has itself pulled towards it (that feedback locked in wrong keys).
@@ -682,7 +739,7 @@ class HarmonyTracker:
         if not 0.0 <= p.chord_key_prior <= 4.0:
             raise ValueError(f"chord_key_prior must be in [0, 4], got {p.chord_key_prior}")
         self.frame_rate = float(frame_rate)
-        self._net = _emission_net()
+        self._net, self._context_frames = _emission_net()
         self._profiles = key_profiles(p.key_profile)
         self._chord_given_key = chord_given_key()
         self._p_stay = float(np.exp(-1.0 / (p.chord_stay_seconds * frame_rate)))
@@ -710,8 +767,9 @@ class HarmonyTracker:
         self._state_i = np.array([0, -1, -1, -1, -1, 0], dtype=np.int64)
         self._key_alpha = np.full(24, 1.0 / 24)
         self._key_ll = np.zeros(24)
-        self._x = np.zeros(24)
-        self._hidden = emission_scratch(self._net)
+        self._history = np.zeros((self._context_frames, 24), np.float32)
+        self._context = np.zeros(24, np.float32)
+        self._x, self._hidden = emission_scratch(self._net)
 
     def update(self, chroma: np.ndarray, bass: np.ndarray | None = None) -> "HarmonyFrames":
         """Track ``chroma`` (and ``bass`` chroma), frames x 12 each; returns per-frame labels."""
@@ -723,7 +781,7 @@ class HarmonyTracker:
         _track(chroma, bass, self._net, QUALITY_FAMILY, self._profiles, self._chord_given_key, self._p_stay, self.lag,
                p.chord_hysteresis, p.chord_key_prior, self._key_switch, p.key_chord_weight / self.frame_rate,
                p.key_profile_weight / self.frame_rate, p.key_switch_margin, self._key_hold, self._key_alpha,
-               self._key_ll, self._x, self._hidden, self._em, self._alpha_ring, self._alpha, self._beta,
+               self._key_ll, self._history, self._context, self._x, self._hidden, self._em, self._alpha_ring, self._alpha, self._beta,
                self._beta_next, self._gamma, self._mm, self._alpha_free, self._mm_free, self._prior, self._state_i,
                out.chord, out.chord_confidence, out.chord_ext, out.chord_ext_confidence, out.key, out.key_confidence,
                out.key_change)
@@ -830,15 +888,18 @@ def viterbi_chords(chroma: np.ndarray, bass: np.ndarray, frame_rate: float,
     return _viterbi(np.log(em + 1e-300), np.log(p_stay + (1 - p_stay) / N_EXT), np.log((1 - p_stay) / N_EXT))
 
 
-def chord_emissions(chroma: np.ndarray, bass: np.ndarray) -> np.ndarray:
-    """Per-frame emissions of the 109 extended states (``quality * 12 + root``, 108 = N), max 1 per row."""
-    net = _emission_net()
+def chord_emissions(chroma: np.ndarray, bass: np.ndarray, emission: tuple[tuple, int] | None = None) -> np.ndarray:
+    """Per-frame emissions of the 109 extended states (``quality * 12 + root``, 108 = N), max 1 per row,
+    of one stream from its start (each frame's context is the frames before it); ``emission`` is a
+    :func:`load_emission` result (default: the shipped model)."""
+    net, frames = emission or _emission_net()
     chroma = np.ascontiguousarray(chroma, np.float32)
     bass = np.ascontiguousarray(bass, np.float32)
+    context = context_means(chroma, bass, frames)
     em = np.empty((chroma.shape[0], N_EXT))
-    x, hidden = np.zeros(24), emission_scratch(net)
+    x, hidden = emission_scratch(net)
     for f in range(chroma.shape[0]):
-        _emission(chroma[f], bass[f], net, x, hidden, em[f])
+        _emission(chroma[f], bass[f], context[f], net, x, hidden, em[f])
     return em
 
 

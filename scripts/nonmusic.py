@@ -8,7 +8,7 @@ targets: uniform quadrant probabilities, valence = arousal = 0, and the average 
 
 Kinds: white / pink / brown noise, band-passed noise, slowly modulated noise (wind, surf, traffic),
 mains hum (50/60 Hz with harmonics) over hiss, random clicks (rain, vinyl crackle, applause-like),
-near-silence, and speech-like babble from a source-filter model (gliding pitch, changing vowel
+near-silence (a -60 dBFS hiss, or, half the time, digital silence), and speech-like babble from a source-filter model (gliding pitch, changing vowel
 formants, syllables and pauses), each at a random level from -60 to -3 dBFS. No recordings are used:
 the speech and animal recordings in ``shared/data/cc-excerpts`` stay an independent test of what the
 student does on them.
@@ -103,6 +103,8 @@ def synthesise(kind: str, seconds: float, sr: int, rng: np.random.Generator) -> 
     if kind == "voice":
         return _voice(rng, n, sr)
     if kind == "near_silence":
+        if rng.random() < 0.5:  # digital silence: a paused player, a muted channel, the stream's start
+            return np.zeros(n)
         return coloured_noise(rng, n, rng.uniform(0.0, 2.0)) * 1e-3
     raise ValueError(f"unknown non-music kind {kind!r}; expected one of {', '.join(KINDS)}")
 

@@ -2,9 +2,10 @@
 """Train the chord emission model shipped as ``live_mer/data/chord_emission.npz``.
 
 The model (see :mod:`live_mer.harmony`, "Chords") scores the 108 chords with one small MLP shared by all
-12 roots (the treble and bass chroma rotated so the candidate root is at 0 -> 9 quality logits) and the
-no-chord class with a second MLP on rotation-invariant features (the sorted treble and bass chroma).
-Both are trained together with a softmax cross-entropy over the 109 states.
+12 roots (the frame's treble and bass chroma and their means over the last ``CONTEXT_FRAMES`` frames,
+``live_mer.harmony.context_means``, rotated so the candidate root is at 0 -> 9 quality logits) and the
+no-chord class with a second MLP on rotation-invariant features (the same four blocks, sorted, and the
+tonal weight). Both are trained together with a softmax cross-entropy over the 109 states.
 
 Training frames come from the live front end (``live_mer.features.Frontend``), so training and serving
 share the feature code, on two kinds of audio:
@@ -47,7 +48,7 @@ import soundfile as sf  # noqa: E402
 from harmony_eval.clips import chord_training_clips  # noqa: E402
 from harmony_eval.synth import CHORD_PROGRAMS, BASS_PROGRAMS, INTERVALS, PITCH, make_pieces  # noqa: E402
 from live_mer.features import FeatureSpec, Frontend  # noqa: E402
-from live_mer.harmony import EMISSION_PATH, EXT_NO_CHORD, QUALITIES  # noqa: E402
+from live_mer.harmony import EMISSION_PATH, EXT_NO_CHORD, QUALITIES, context_means  # noqa: E402
 
 TRAIN_SEEDS = (1, 2)  # plain pieces, pieces with a lead line
 # Chord and bass instruments disjoint from the evaluation pieces' (synth.CHORD_PROGRAMS / BASS_PROGRAMS).
@@ -55,9 +56,10 @@ TRAIN_PROGRAMS = (2, 3, 6, 7, 11, 17, 18, 20, 27, 28, 29, 46, 50, 52, 56, 62, 80
 TRAIN_BASS_PROGRAMS = (35, 36, 37, 87)
 CACHE = ROOT / ".cache" / "chord_train"
 REAL_GROUP = 100_000  # group ids of real clips start here
-REAL_WEIGHT = 10  # a real frame counts this many times in an epoch
+REAL_WEIGHT = 3  # a real frame counts this many times in an epoch (chosen with eval_harmony.py --tune-emission)
 BLOCK = 2048
 EDGE_SECONDS = 0.12  # frames this close to a label change are left out (the window straddles two chords)
+CONTEXT_FRAMES = 24  # the emission also reads the mean chroma of the last 24 frames (0.56 s), this one included (ditto)
 HIDDEN = 64  # hidden units of the per-root chord MLP
 NO_CHORD_HIDDEN = 16
 JITTER = 0.15  # augmentation: log-normal level jitter of each chroma bin ...
@@ -189,14 +191,15 @@ def additive_stream(rng, sr: int, n_segments: int = 12) -> tuple[np.ndarray, lis
 # ------------------------------------------------------------------------------------------------ data set
 
 def build_frames(n_pieces: int, n_additive: int, spec: FeatureSpec):
-    """(chroma, bass, state, group) over all training audio; group = source stream (for a by-stream split)."""
+    """(chroma, bass, state, group) of every frame of the training audio in stream order; group = source stream
+    (for a by-stream split), state -1 = not trained on (near a label change or outside the vocabulary), but
+    such frames still feed the context of the frames after them, as they do live."""
     out = {"chroma": [], "bass": [], "y": [], "group": []}
 
     def add(x, sr, segments, group):
         c, b, t = frontend_frames(x, sr, spec)
         y = label_frames(t, [seg for seg in segments if seg[2] >= 0])
-        keep = y >= 0
-        for k, v in (("chroma", c[keep]), ("bass", b[keep]), ("y", y[keep]), ("group", np.full(keep.sum(), group))):
+        for k, v in (("chroma", c), ("bass", b), ("y", y), ("group", np.full(len(y), group))):
             out[k].append(v)
 
     t0 = time.time()
@@ -220,55 +223,97 @@ def build_frames(n_pieces: int, n_additive: int, spec: FeatureSpec):
 
 # ------------------------------------------------------------------------------------------------ model
 
-def train(data: dict, epochs: int, seed: int = 0):
+def emission_model():
+    """The emission as a torch module (the layout of live_mer.harmony._emission), randomly initialised."""
     import torch
 
-    torch.manual_seed(seed)
-    torch.set_num_threads(1)
     rot = torch.tensor([[(c + r) % 12 for c in range(12)] for r in range(12)])  # rot[r, c] = (c + r) % 12
 
     class Emission(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.chord = torch.nn.Sequential(torch.nn.Linear(24, HIDDEN), torch.nn.ReLU(),
+            self.chord = torch.nn.Sequential(torch.nn.Linear(48, HIDDEN), torch.nn.ReLU(),
                                              torch.nn.Linear(HIDDEN, len(QUALITIES)))
-            self.none = torch.nn.Sequential(torch.nn.Linear(25, NO_CHORD_HIDDEN), torch.nn.ReLU(),
+            self.none = torch.nn.Sequential(torch.nn.Linear(49, NO_CHORD_HIDDEN), torch.nn.ReLU(),
                                             torch.nn.Linear(NO_CHORD_HIDDEN, 1))
 
-        def forward(self, chroma, bass, scale):
-            """``chroma`` and ``bass`` divided by the chroma's maximum, ``scale`` that maximum (tonal weight)."""
-            x = torch.cat([chroma[:, rot], bass[:, rot]], dim=2)  # (batch, root, 24), root at column 0
+        def forward(self, chroma, bass, context_chroma, context_bass, scale):
+            """:func:`emission_inputs`' arrays as tensors -> logits of the 109 states."""
+            blocks = (chroma, bass, context_chroma, context_bass)
+            x = torch.cat([b[:, rot] for b in blocks], dim=2)  # (batch, root, 48), root at column 0 of each
             chords = self.chord(x).transpose(1, 2).reshape(len(chroma), -1)  # index quality * 12 + root
-            inv = torch.cat([chroma.sort(dim=1, descending=True).values, bass.sort(dim=1, descending=True).values,
-                             scale[:, None]], 1)
+            inv = torch.cat([b.sort(dim=1, descending=True).values for b in blocks] + [scale[:, None]], 1)
             return torch.cat([chords, self.none(inv)], dim=1)
 
-    def augment(chroma, bass):
+    return Emission()
+
+
+INPUTS = ("chroma", "bass", "context_chroma", "context_bass", "scale")
+
+
+def emission_inputs(chroma: np.ndarray, bass: np.ndarray, context: np.ndarray) -> dict:
+    """The model's inputs per frame: the frame's chroma and bass divided by its chroma's maximum, the context
+    (:func:`live_mer.harmony.context_means`) by its own, and the frame's maximum (tonal weight)."""
+    scale = chroma.max(axis=1)
+    context_scale = context[:, :12].max(axis=1)
+    context_scale = np.where(context_scale > 1e-9, context_scale, np.inf)
+    frame_scale = np.maximum(scale, 1e-9)[:, None]
+    return {"chroma": chroma / frame_scale, "bass": bass / frame_scale,
+            "context_chroma": context[:, :12] / context_scale[:, None],
+            "context_bass": context[:, 12:] / context_scale[:, None], "scale": scale}
+
+
+def emission_weights(model) -> dict:
+    """The arrays live_mer.harmony.load_emission reads (less the log prior, which the data gives)."""
+    get = lambda t: t.detach().numpy().astype(np.float32)  # noqa: E731
+    return {"chord_w1": get(model.chord[0].weight), "chord_b1": get(model.chord[0].bias),
+            "chord_w2": get(model.chord[2].weight), "chord_b2": get(model.chord[2].bias),
+            "none_w1": get(model.none[0].weight), "none_b1": get(model.none[0].bias),
+            "none_w2": get(model.none[2].weight)[0], "none_b2": get(model.none[2].bias),
+            "context_frames": np.int64(CONTEXT_FRAMES)}
+
+
+def train(data: dict, epochs: int, seed: int = 0):
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+
+    def jitter(x):
+        return x * torch.exp(JITTER * torch.randn(x.shape))
+
+    def augment(chroma, bass, context_chroma, context_bass):
         """Level jitter per pitch class, stray notes (a voice, a melody) not in the chord, and a bass that is
-        missing or on another note (real bass lines pass, and low voices and drums reach the bass chroma)."""
+        missing or on another note (real bass lines pass, and low voices and drums reach the bass chroma);
+        the context's levels jitter too, and it loses its bass with the frame."""
         stray = (torch.rand(chroma.shape) < STRAY_RATE) * torch.rand(chroma.shape) * STRAY_LEVEL
-        chroma = chroma * torch.exp(JITTER * torch.randn(chroma.shape)) + stray
-        bass = bass * torch.exp(JITTER * torch.randn(bass.shape))
+        chroma = jitter(chroma) + stray
+        bass = jitter(bass)
         u = torch.rand(len(bass), 1)
         other = torch.nn.functional.one_hot(torch.randint(0, 12, (len(bass),)), 12) * torch.rand(len(bass), 1)
         bass = torch.where(u < BASS_DROP, 0.0, torch.where(u < BASS_DROP + BASS_OTHER, other, bass))
+        context_bass = torch.where(u < BASS_DROP, 0.0, jitter(context_bass))
         chroma = torch.maximum(chroma, bass)  # the bass chroma is part of the chroma
+        context_chroma = torch.maximum(jitter(context_chroma), context_bass)
         top = chroma.max(dim=1, keepdim=True).values
-        return chroma / top, bass / top
+        context_top = context_chroma.max(dim=1, keepdim=True).values.clamp_min(1e-9)
+        return chroma / top, bass / top, context_chroma / context_top, context_bass / context_top
 
+    # Each stream's context, over all of its frames (the left-out ones too), as the live tracker sees it.
+    starts = np.r_[0, np.flatnonzero(np.diff(data["group"])) + 1, len(data["group"])]
+    context = np.concatenate([context_means(data["chroma"][a:b], data["bass"][a:b], CONTEXT_FRAMES)
+                              for a, b in zip(starts[:-1], starts[1:])])
+    use = (data["chroma"].max(axis=1) > 1e-9) & (data["y"] >= 0)  # all-zero (gated) frames are N by rule
+    arrays = emission_inputs(data["chroma"][use], data["bass"][use], context[use])
+    tensors = {k: torch.as_tensor(np.ascontiguousarray(v, np.float32)) for k, v in arrays.items()}
+    y = torch.as_tensor(data["y"][use])
     groups = np.unique(data["group"])
     val_groups = np.random.default_rng(seed).choice(groups, size=max(1, len(groups) // 8), replace=False)
-    val = np.isin(data["group"], val_groups)
-    scale = data["chroma"].max(axis=1)
-    pitched = scale > 1e-9  # all-zero (gated) frames are N by rule at run time
-    val = val[pitched]
-    tensors = {"chroma": torch.as_tensor(data["chroma"][pitched] / scale[pitched, None]),
-               "bass": torch.as_tensor(data["bass"][pitched] / scale[pitched, None]),
-               "scale": torch.as_tensor(scale[pitched]), "y": torch.as_tensor(data["y"][pitched])}
+    val = np.isin(data["group"][use], val_groups)
     tr_idx, va_idx = np.flatnonzero(~val), np.flatnonzero(val)
-    real = data["group"][pitched] >= REAL_GROUP
+    real = data["group"][use] >= REAL_GROUP
     tr_idx = np.concatenate([tr_idx] + [np.flatnonzero(~val & real)] * (REAL_WEIGHT - 1))
-    model = Emission()
+    model = emission_model()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     rng = np.random.default_rng(seed)
@@ -276,8 +321,8 @@ def train(data: dict, epochs: int, seed: int = 0):
         model.train()
         for batch in np.array_split(rng.permutation(tr_idx), max(1, len(tr_idx) // 512)):
             b = torch.as_tensor(batch)
-            loss = torch.nn.functional.cross_entropy(model(*augment(tensors["chroma"][b], tensors["bass"][b]),
-                                                           tensors["scale"][b]), tensors["y"][b])
+            loss = torch.nn.functional.cross_entropy(model(*augment(*(tensors[k][b] for k in INPUTS[:4])),
+                                                           tensors["scale"][b]), y[b])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -285,16 +330,12 @@ def train(data: dict, epochs: int, seed: int = 0):
         model.eval()
         with torch.no_grad():
             b = torch.as_tensor(va_idx)
-            logits = model(tensors["chroma"][b], tensors["bass"][b], tensors["scale"][b])
-            acc = float((logits.argmax(1) == tensors["y"][b]).float().mean())
-            vloss = float(torch.nn.functional.cross_entropy(logits, tensors["y"][b]))
+            logits = model(*(tensors[k][b] for k in INPUTS))
+            acc = float((logits.argmax(1) == y[b]).float().mean())
+            vloss = float(torch.nn.functional.cross_entropy(logits, y[b]))
         print(f"epoch {epoch + 1:2d}  train loss {loss.item():.3f}  val loss {vloss:.3f}  val frame acc {acc:.3f}",
               flush=True)
-    get = lambda t: t.detach().numpy().astype(np.float32)  # noqa: E731
-    return {"chord_w1": get(model.chord[0].weight), "chord_b1": get(model.chord[0].bias),
-            "chord_w2": get(model.chord[2].weight), "chord_b2": get(model.chord[2].bias),
-            "none_w1": get(model.none[0].weight), "none_b1": get(model.none[0].bias),
-            "none_w2": get(model.none[2].weight)[0], "none_b2": get(model.none[2].bias)}
+    return emission_weights(model)
 
 
 def class_log_prior(y: np.ndarray) -> np.ndarray:
@@ -314,17 +355,19 @@ def main() -> int:
     args = ap.parse_args()
     spec = FeatureSpec()
     CACHE.mkdir(parents=True, exist_ok=True)
-    frames_file = CACHE / f"frames-{'-'.join(map(str, TRAIN_SEEDS))}-{args.pieces}-{args.additive}-real.npz"
+    frames_file = CACHE / f"frames-{'-'.join(map(str, TRAIN_SEEDS))}-{args.pieces}-{args.additive}-real-streams.npz"
     if frames_file.exists():
         data = dict(np.load(frames_file))
     else:
         data = build_frames(args.pieces, args.additive, spec)
         np.savez_compressed(frames_file, **data)
-    print(f"{len(data['y'])} frames, N share {np.mean(data['y'] == EXT_NO_CHORD):.3f}", flush=True)
+    labelled = data["y"][data["y"] >= 0]
+    print(f"{len(data['y'])} frames, {len(labelled)} labelled, N share {np.mean(labelled == EXT_NO_CHORD):.3f}",
+          flush=True)
     t0 = time.time()
     weights = train(data, args.epochs)
     print(f"trained in {time.time() - t0:.0f} s", flush=True)
-    weights["log_prior"] = class_log_prior(data["y"])
+    weights["log_prior"] = class_log_prior(labelled)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **weights)
     print(f"written {args.out} ({args.out.stat().st_size / 1024:.1f} KB)")

