@@ -781,8 +781,9 @@ class HarmonyTracker:
         _track(chroma, bass, self._net, QUALITY_FAMILY, self._profiles, self._chord_given_key, self._p_stay, self.lag,
                p.chord_hysteresis, p.chord_key_prior, self._key_switch, p.key_chord_weight / self.frame_rate,
                p.key_profile_weight / self.frame_rate, p.key_switch_margin, self._key_hold, self._key_alpha,
-               self._key_ll, self._history, self._context, self._x, self._hidden, self._em, self._alpha_ring, self._alpha, self._beta,
-               self._beta_next, self._gamma, self._mm, self._alpha_free, self._mm_free, self._prior, self._state_i,
+               self._key_ll, self._history, self._context, self._x, self._hidden, self._em, self._alpha_ring,
+               self._alpha, self._beta, self._beta_next, self._gamma, self._mm, self._alpha_free, self._mm_free,
+               self._prior, self._state_i,
                out.chord, out.chord_confidence, out.chord_ext, out.chord_ext_confidence, out.key, out.key_confidence,
                out.key_change)
         return out

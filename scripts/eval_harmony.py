@@ -135,15 +135,16 @@ def tune_emission(paths: list[Path], setup: bool) -> list[dict]:
             tot: dict = {}
             for p, x, sr in synth:
                 run = C.run_frontend(x, sr)
-                ref_int = np.array([c[:2] for c in p.chords])
-                _acc(tot, "synth_majmin", *C.chord_scores(ref_int, [c[2] for c in p.chords], *C.chord_intervals(run))["majmin"])
+                scores = C.chord_scores(np.array([c[:2] for c in p.chords]), [c[2] for c in p.chords],
+                                        *C.chord_intervals(run))
+                _acc(tot, "synth_majmin", *scores["majmin"])
                 k = C.key_scores(run.times, run.hop, run.key, p.keys)
                 _acc(tot, "synth_key_exact", k["exact"], k["frames"])
             for ref, x, sr in real:
                 run = C.run_frontend(x, sr)
-                ref_int = np.array([c[:2] for c in ref["madmom_chords"]])
-                labels = [c[2] for c in ref["madmom_chords"]]
-                _acc(tot, "real_majmin_vs_madmom", *C.chord_scores(ref_int, labels, *C.chord_intervals(run))["majmin"])
+                scores = C.chord_scores(np.array([c[:2] for c in ref["madmom_chords"]]),
+                                        [c[2] for c in ref["madmom_chords"]], *C.chord_intervals(run))
+                _acc(tot, "real_majmin_vs_madmom", *scores["majmin"])
                 for name, k in (("live_key_mirex", prevailing_key(run)), ("file_key_mirex", file_key(run))):
                     score = 0.0 if k < 0 else float(mir_eval.key.weighted_score(ref["madmom_key"], key_label(k)))
                     _acc(tot, name, score, 1.0)

@@ -8,8 +8,9 @@ targets: uniform quadrant probabilities, valence = arousal = 0, and the average 
 
 Kinds: white / pink / brown noise, band-passed noise, slowly modulated noise (wind, surf, traffic),
 mains hum (50/60 Hz with harmonics) over hiss, random clicks (rain, vinyl crackle, applause-like),
-near-silence (a -60 dBFS hiss, or, half the time, digital silence), and speech-like babble from a source-filter model (gliding pitch, changing vowel
-formants, syllables and pauses), each at a random level from -60 to -3 dBFS. No recordings are used:
+near-silence (a -60 dBFS hiss, or, half the time, digital silence), and speech-like babble from a
+source-filter model (gliding pitch, changing vowel formants, syllables and pauses), each at a random
+level from -60 to -3 dBFS. No recordings are used:
 the speech and animal recordings in ``shared/data/cc-excerpts`` stay an independent test of what the
 student does on them.
 """
