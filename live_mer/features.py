@@ -22,7 +22,7 @@ import soxr
 
 from ._cache import cached_array
 from ._numba import njit
-from .harmony import (NO_CHORD, TUNING_PRIOR_WEIGHT, HarmonyParams, HarmonyTracker, peak_chroma, peak_buffers,
+from .harmony import (NO_CHORD, HarmonyParams, HarmonyTracker, fresh_tuning_state, peak_chroma, peak_buffers,
                       tonal_weight)
 
 
@@ -58,7 +58,7 @@ class FeatureSpec:
     key_profile_weight: float = HarmonyParams.key_profile_weight
     key_switch_margin: float = HarmonyParams.key_switch_margin
     key_hold_seconds: float = HarmonyParams.key_hold_seconds
-    version: int = 6
+    version: int = 7
 
     @property
     def frame_rate(self) -> float:
@@ -282,8 +282,7 @@ class Frontend:
         self._frames_done = 0
         self._prev_logmel = np.full(spec.n_mels, -10.0, dtype=np.float32)
         self._prev_power = np.zeros(spec.n_fft // 2 + 1, dtype=np.float32)
-        # tuning phasor (re, im), offset in semitones, last frame's tonality
-        self._tuning_state = np.array([TUNING_PRIOR_WEIGHT, 0.0, 0.0, 0.0])
+        self._tuning_state = fresh_tuning_state()
         self._gate_state = np.array([-np.inf])  # loudest recent frame (dBFS), released over time
         self._harmony.reset()
 

@@ -5,7 +5,8 @@ Three stages, each one Numba loop per frame with its state carried between calls
 1. **Chroma** (:func:`peak_chroma`, called from the front end's spectral kernel). Spectral peaks of the
    power spectrum are picked, located to a fraction of a bin by parabolic interpolation, mapped to a
    pitch on a log-frequency (MIDI) axis and folded to 12 pitch classes. An *online tuning estimate*
-   (a decayed, magnitude-weighted circular mean of the peaks' deviation from the equal-tempered grid)
+   (a decayed, magnitude-weighted circular mean of the peaks' deviation from the equal-tempered grid,
+   with an A440 prior weighed in the music's own magnitudes, so the input level does not matter)
    shifts the grid, and peaks far from it are down-weighted (``cos^2`` of the deviation), so noise
    peaks, which are spread evenly over the cents, add little. Percussion is suppressed by taking the
    bin-wise minimum of this and the previous frame's power (a one-frame causal "harmonic" filter: a
@@ -225,9 +226,19 @@ def chord_given_key() -> np.ndarray:
 # Stage 1: chroma from one power spectrum (called per frame from features._spectral_kernel)
 # --------------------------------------------------------------------------------------------------
 
-TUNING_PRIOR_WEIGHT = 20.0  # weight of "A = 440 Hz" in the tuning estimate before any peak is seen
+# Weight of "A = 440 Hz" in the tuning estimate, in frames of the music heard so far (the prior is scaled
+# by the decayed mean of the frames' peak magnitudes, so the estimate does not depend on the input level);
+# it decays with the estimate's memory, like the frames' votes.
+TUNING_PRIOR_FRAMES = 1.0
 PEAK_PROMINENCE = 1.0  # a peak must not be below its local floor (bins 3-5 away) times this power ratio
 PEAK_RANGE_DB = 50.0  # peaks more than this below the frame's strongest are ignored
+
+
+def fresh_tuning_state() -> np.ndarray:
+    """A fresh state for :func:`peak_chroma`'s tuning estimate: decayed phasor (re, im), offset (semitones),
+    the last frame's tonality, decayed sum of the frames' peak magnitudes and decayed frame count, prior
+    weight."""
+    return np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, TUNING_PRIOR_FRAMES])
 
 
 @njit(cache=True, nogil=True)
@@ -235,10 +246,10 @@ def peak_chroma(power, prev_power, smooth, bin_hz, k_lo, k_hi, k_bass, k_tune, t
                 compression, tonality_gate, active, out_chroma, out_bass, buffers):
     """Tuned, compressed chroma and bass chroma of one frame's power spectrum (in place).
 
-    ``prev_power`` (the previous frame's power) is updated; ``tuning_state`` holds (re, im, semitones)
-    of the decayed tuning phasor and the frame's tonality. ``active`` False (a gated, near-silent frame)
-    gives all-zero chroma but still advances the state. ``buffers`` is :func:`peak_buffers`'s tuple.
-    Returns the current tuning offset in semitones.
+    ``prev_power`` (the previous frame's power) is updated; ``tuning_state`` is
+    :func:`fresh_tuning_state`'s array (the decayed tuning phasor, the offset, the frame's tonality, the
+    prior's scale). ``active`` False (a gated, near-silent frame) gives all-zero chroma but still advances
+    the state. ``buffers`` is :func:`peak_buffers`'s tuple. Returns the current tuning offset in semitones.
 
     Speed (about 60 peaks per frame of music): the peak search first collects candidate bins without
     branching, then examines only those; per-peak arithmetic is float32, the pitch comes from a per-bin
@@ -265,6 +276,7 @@ def peak_chroma(power, prev_power, smooth, bin_hz, k_lo, k_hi, k_bass, k_tune, t
     tiny = np.float32(1e-20)
     z_re = 0.0
     z_im = 0.0
+    z_mag = 0.0
     n_peaks = 0
     a_max = np.float32(0.0)
     if active:
@@ -305,6 +317,7 @@ def peak_chroma(power, prev_power, smooth, bin_hz, k_lo, k_hi, k_bass, k_tune, t
             if b >= k_tune:
                 z_re += mag * c_raw
                 z_im += mag * s_raw
+                z_mag += mag
             nearest = np.floor(pitch - tuning + 0.5)
             scratch_pc[n_peaks] = int(nearest) % 12
             scratch_w[n_peaks] = mag * half * (np.float32(1.0) + c_raw * cos_t + s_raw * sin_t)
@@ -330,10 +343,17 @@ def peak_chroma(power, prev_power, smooth, bin_hz, k_lo, k_hi, k_bass, k_tune, t
         if scratch_low[i]:
             out_bass[scratch_pc[i]] += w
     # Online tuning: decayed circular mean of peak deviations (weighted by magnitude, so loud steady
-    # partials dominate); the phasor's angle is the offset from A440 in semitones, within +-0.5.
+    # partials dominate); the phasor's angle is the offset from A440 in semitones, within +-0.5. The prior
+    # (A440) weighs TUNING_PRIOR_FRAMES frames of the mean magnitude so far: both scale with the input.
     tuning_state[0] = tuning_decay * tuning_state[0] + z_re
     tuning_state[1] = tuning_decay * tuning_state[1] + z_im
-    tuning_state[2] = np.arctan2(tuning_state[1], tuning_state[0]) / (2.0 * np.pi)
+    if z_mag > 0.0:
+        tuning_state[4] = tuning_decay * tuning_state[4] + z_mag
+        tuning_state[5] = tuning_decay * tuning_state[5] + 1.0
+    tuning_state[6] *= tuning_decay
+    if tuning_state[5] > 0.0:
+        prior = tuning_state[6] * tuning_state[4] / tuning_state[5]
+        tuning_state[2] = np.arctan2(tuning_state[1], tuning_state[0] + prior) / (2.0 * np.pi)
     return tuning
 
 

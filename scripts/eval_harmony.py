@@ -304,7 +304,7 @@ def eval_speed(clips: list[Path], spec: FeatureSpec, real: dict | None) -> dict:
     import scipy.fft
 
     from live_mer.features import Frontend, _filterbanks
-    from live_mer.harmony import HarmonyTracker, TUNING_PRIOR_WEIGHT
+    from live_mer.harmony import HarmonyTracker
     from harmony_eval.speed import chroma_only
 
     audio = [load_mono(c, spec.sample_rate)[0] for c in clips]
@@ -314,7 +314,7 @@ def eval_speed(clips: list[Path], spec: FeatureSpec, real: dict | None) -> dict:
     # Warm up numba (compiled kernels are cached; the first call still loads or compiles them).
     C.run_frontend(audio[0][: spec.sample_rate], spec.sample_rate, spec)
     warm = scipy.fft.rfft(np.zeros((4, spec.n_fft), np.float32), axis=1)
-    chroma_only(warm, _filterbanks(spec)[1], spec, TUNING_PRIOR_WEIGHT)
+    chroma_only(warm, _filterbanks(spec)[1], spec)
     HarmonyTracker(spec.frame_rate, spec.harmony_params()).update(np.zeros((4, 12), np.float32))
 
     t_front = t_stft = t_chroma = t_track = 0.0
@@ -331,7 +331,7 @@ def eval_speed(clips: list[Path], spec: FeatureSpec, real: dict | None) -> dict:
         frames = np.lib.stride_tricks.sliding_window_view(a, spec.n_fft)[:: spec.hop_length]
         spectra = scipy.fft.rfft(frames * window, axis=1)
         t1 = time.perf_counter()
-        chroma, bass = chroma_only(spectra, bins, spec, TUNING_PRIOR_WEIGHT)
+        chroma, bass = chroma_only(spectra, bins, spec)
         t2 = time.perf_counter()
         HarmonyTracker(spec.frame_rate, spec.harmony_params()).update(chroma, bass)
         t3 = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from live_mer._numba import njit
-from live_mer.harmony import peak_chroma, peak_buffers
+from live_mer.harmony import fresh_tuning_state, peak_chroma, peak_buffers
 
 
 @njit(cache=True, nogil=True)
@@ -29,12 +29,12 @@ def _chroma_loop(spectra, bins, bin_hz, tuning_decay, compression, gate, prev_po
             out_bass[f, c] = out_bass[f, c] / peak if peak > 1e-9 else 0.0
 
 
-def chroma_only(spectra, bins, spec, prior_weight):
+def chroma_only(spectra, bins, spec):
     n = spectra.shape[0]
     chroma = np.empty((n, 12), np.float32)
     bass = np.empty((n, 12), np.float32)
     decay = float(np.exp(-1.0 / (spec.chroma_tuning_seconds * spec.frame_rate)))
     _chroma_loop(spectra, bins, spec.sample_rate / spec.n_fft, decay, spec.chroma_compression,
                  spec.chroma_tonality_gate, np.zeros(spectra.shape[1], np.float32),
-                 np.array([prior_weight, 0.0, 0.0, 0.0]), chroma, bass)
+                 fresh_tuning_state(), chroma, bass)
     return chroma, bass
