@@ -161,17 +161,19 @@ def _emission_net() -> tuple[tuple, int]:
 
 def emission_scratch(net: tuple) -> tuple[np.ndarray, np.ndarray]:
     """The scratch :func:`_emission` needs: ``x`` (its 96 inputs: 48 for the chord MLP, 48 sorted for the
-    no-chord MLP) and ``hidden`` (the chord MLP's hidden units, float32)."""
+    no-chord MLP) and ``hidden`` (the chord MLP's hidden units for all 12 roots, float32)."""
     return np.zeros(96), np.zeros(net[0].shape[1], np.float32)
 
 
 def load_emission(path: Path = EMISSION_PATH) -> tuple[tuple, int]:
     """The chord emission model: (the tuple :func:`_emission` reads, its context length in frames).
 
-    The tuple: chord W1 transposed (48, hidden), b1, W2 (9, hidden), b2, no-chord V1 (hidden, 49), c1,
-    v2 (hidden,), c2 (1,), per-state log-score offset (109,). The chord MLP, 90 % of the arithmetic, is
-    float32 as it was trained, and laid out so the kernel's inner loops run over contiguous hidden units
-    (they vectorise). The offset turns the logits into scaled likelihoods times the music prior:
+    The tuple: chord W1 for all 12 roots (48, 12 x hidden): column block r holds, for each input, the
+    weights it meets when root r is the candidate (the input rotated so that r sits at 0), so one pass
+    over the inputs computes every root's hidden units in a contiguous, vectorised loop; b1 for all 12
+    roots (12 x hidden,); W2 (9, hidden), b2, no-chord V1 (hidden, 49), c1, v2 (hidden,), c2 (1,),
+    per-state log-score offset (109,). The chord MLP, 90 % of the arithmetic, is float32 as it was
+    trained. The offset turns the logits into scaled likelihoods times the music prior:
     ``STATE_LOG_PRIOR`` (normalised over the 109 states) minus the training log prior. A file that is not
     this model (another layout, an older emission without context) raises ``ValueError`` naming it.
     """
@@ -189,7 +191,14 @@ def load_emission(path: Path = EMISSION_PATH) -> tuple[tuple, int]:
     prior = np.concatenate([np.repeat(STATE_LOG_PRIOR[:-1], 12), STATE_LOG_PRIOR[-1:]])
     prior -= np.log(np.exp(prior).sum())
     train = np.concatenate([np.repeat(f64["log_prior"][:-1], 12), f64["log_prior"][-1:]])
-    net = (np.ascontiguousarray(f32["chord_w1"].T), f32["chord_b1"], f32["chord_w2"], f32["chord_b2"],
+    w1 = f32["chord_w1"].T  # (48 inputs in root position, hidden)
+    hidden = w1.shape[1]
+    w_all = np.empty((48, 12 * hidden), np.float32)
+    for i in range(48):  # input i = pitch class c of block b meets weight row b * 12 + (c - r) % 12 for root r
+        block, c = divmod(i, 12)
+        for r in range(12):
+            w_all[i, r * hidden:(r + 1) * hidden] = w1[block * 12 + (c - r) % 12]
+    net = (w_all, np.tile(f32["chord_b1"], 12), f32["chord_w2"], f32["chord_b2"],
            f64["none_w1"], f64["none_b1"], f64["none_w2"],
            np.atleast_1d(np.asarray(w["none_b2"], dtype=np.float64)), prior - train)
     return net, int(w["context_frames"])
@@ -442,8 +451,9 @@ def _emission(chroma, bass, context, net, x, hidden, out):
 
     ``context`` is :func:`_push_context`'s mean of the recent frames (treble 12, bass 12); ``net`` is
     :func:`load_emission`'s tuple; ``x`` and ``hidden`` are :func:`emission_scratch`. Sums may be
-    reordered (``fastmath`` reassoc: they vectorise); every root runs the same code on its rotated input,
-    so transposing the input transposes the scores exactly.
+    reordered (``fastmath`` reassoc: they vectorise). Every root sees its rotated input through the same
+    weights, so transposing the input transposes the scores (to float32 rounding: the sum over the inputs
+    runs in pitch-class order, which a transposition rotates).
     """
     w1, b1, w2, b2, v1, c1, v2, c2, offset = net
     n_states = out.shape[0]
@@ -474,24 +484,25 @@ def _emission(chroma, bass, context, net, x, hidden, out):
         x[12 + c] = bass[c] * inv
         x[24 + c] = context[c] * context_inv
         x[36 + c] = context[12 + c] * context_inv
-    n_hidden = w1.shape[1]
-    n_qualities = w2.shape[0]
+    # One network shared by the 12 roots, each seeing the input rotated so that it sits at 0: w1's column
+    # block r holds those rotated weights, so one pass over the inputs gives every root's hidden units.
+    n_all = w1.shape[1]
+    n_qualities, n_hidden = w2.shape
+    for j in range(n_all):
+        hidden[j] = b1[j]
+    for i in range(48):  # skipping silent pitch classes (most of the bass chroma) changes no sum
+        xi = np.float32(x[i])
+        if xi != 0.0:
+            for j in range(n_all):
+                hidden[j] += w1[i, j] * xi
+    for j in range(n_all):  # ReLU
+        if hidden[j] < 0.0:
+            hidden[j] = 0.0
     for r in range(12):
-        # each block rotated so the candidate root sits at 0: one shared network scores every root
-        for j in range(n_hidden):
-            hidden[j] = b1[j]
-        for i in range(48):  # skipping silent pitch classes (most of the bass chroma) changes no sum
-            xi = np.float32(x[(i // 12) * 12 + (i % 12 + r) % 12])
-            if xi != 0.0:
-                for j in range(n_hidden):
-                    hidden[j] += w1[i, j] * xi
-        for j in range(n_hidden):  # ReLU
-            if hidden[j] < 0.0:
-                hidden[j] = 0.0
         for q in range(n_qualities):
             score = b2[q]
             for j in range(n_hidden):
-                score += w2[q, j] * hidden[j]
+                score += w2[q, j] * hidden[r * n_hidden + j]
             out[q * 12 + r] = score
     # N from rotation-invariant features: each of the four blocks sorted in descending order, and the
     # tonal weight.

@@ -272,7 +272,8 @@ def test_tuning_of_a_pure_tone_is_exact(freq, cents):
 def test_emission_weights_are_small_and_load_without_torch():
     assert EMISSION_PATH.stat().st_size < 200_000
     (w1, b1, w2, b2, v1, c1, v2, c2, offset), context_frames = load_emission()
-    assert w1.shape[0] == 48 and v1.shape[1] == 49 and w2.shape == (len(QUALITIES), w1.shape[1]) and offset.shape == (N_EXT,)
+    assert w1.shape == (48, 12 * w2.shape[1]) and b1.shape == (12 * w2.shape[1],) and v1.shape[1] == 49
+    assert w2.shape[0] == len(QUALITIES) and offset.shape == (N_EXT,)
     assert 1 <= context_frames <= 64
     code = "import sys, live_mer.features; assert 'torch' not in sys.modules and 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -287,7 +288,8 @@ def test_emission_is_transposition_equivariant():
         moved = chord_emissions(np.roll(chroma, k, axis=1), np.roll(bass, k, axis=1))
         # state quality * 12 + root moves to quality * 12 + (root + k) % 12; N stays
         index = [(s // 12) * 12 + (s % 12 + k) % 12 for s in range(N_EXT - 1)] + [N_EXT - 1]
-        np.testing.assert_array_equal(moved[:, index], em)
+        np.testing.assert_allclose(moved[:, index], em, rtol=1e-5, atol=1e-7)  # float32 sums in another order
+        np.testing.assert_array_equal(moved[:, index].argmax(axis=1), em.argmax(axis=1))
 
 
 def test_emission_of_silent_frames_is_no_chord():
