@@ -58,7 +58,7 @@ class FeatureSpec:
     key_profile_weight: float = HarmonyParams.key_profile_weight
     key_switch_margin: float = HarmonyParams.key_switch_margin
     key_hold_seconds: float = HarmonyParams.key_hold_seconds
-    version: int = 7
+    version: int = 8
 
     @property
     def frame_rate(self) -> float:

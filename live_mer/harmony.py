@@ -745,11 +745,13 @@ class HarmonyParams:
     chord_lookahead_seconds: float = 0.2  # fixed lag of the smoother: labels are final this much later
     chord_hysteresis: float = 0.1  # a new label's posterior must lead the held one's by this
     chord_key_prior: float = 0.5  # exponent of the key-conditioned chord prior (0 = chords ignore the key)
-    key_profile: str = "temperley"  # one of KEY_PROFILES: "krumhansl", "temperley", "edma"
+    # The key settings below were chosen on the harmony tuning sets (feature version 8; README, "The live
+    # key's settings"): the best real-music live key that kept the synthetic modulations' key accuracy.
+    key_profile: str = "edma"  # one of KEY_PROFILES: "krumhansl", "temperley", "edma"
     key_stay_seconds: float = 600.0  # expected time between key changes (key HMM self-transition)
-    key_chord_weight: float = 2.0  # per second: weight of the chord log-likelihood in the key evidence
-    key_profile_weight: float = 0.3  # per second: weight of the chroma / key-profile correlation
-    key_switch_margin: float = 0.2  # a new key's posterior must lead the held one's by this ...
+    key_chord_weight: float = 1.0  # per second: weight of the chord log-likelihood in the key evidence
+    key_profile_weight: float = 1.0  # per second: weight of the chroma / key-profile correlation
+    key_switch_margin: float = 0.1  # a new key's posterior must lead the held one's by this ...
     key_hold_seconds: float = 1.0  # ... for this long
 
 
