@@ -112,6 +112,14 @@ def tune_file_key(spec: FeatureSpec, setup: bool) -> dict:
         ref = json.loads(f.read_text()) if f.exists() else {}
         if ref.get("madmom_key"):
             runs.append((ref["madmom_key"], C.run_frontend(*load_mono(clip), spec)))
+    table = file_key_table(runs)
+    live = [0.0 if (k := prevailing_key(run)) < 0 else float(mir_eval.key.weighted_score(rk, key_label(k)))
+            for rk, run in runs]
+    return {"clips": len(runs), "live_prevailing_mirex": float(np.mean(live)), "table": table}
+
+
+def file_key_table(runs: list[tuple[str, C.Run]]) -> list[dict]:
+    """MIREX score of each of 126 StreamKey settings over (reference key, run) pairs, best first."""
     table = []
     for profile in sorted(KEY_PROFILES):
         for weight in (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0):
@@ -122,14 +130,14 @@ def tune_file_key(spec: FeatureSpec, setup: bool) -> dict:
                 table.append({"profile": profile, "profile_weight": weight, "bass_weight": bass,
                               "mirex": float(np.mean(scores))})
     table.sort(key=lambda r: -r["mirex"])
-    live = [0.0 if (k := prevailing_key(run)) < 0 else float(mir_eval.key.weighted_score(rk, key_label(k)))
-            for rk, run in runs]
-    return {"clips": len(runs), "live_prevailing_mirex": float(np.mean(live)), "table": table}
+    return table
 
 
 def tune_emission(paths: list[Path], setup: bool) -> list[dict]:
     """Score chord emission files (``train_chords.py --out``) on sets the evaluation never uses: 24
-    synthetic pieces of seed 3 and the key-tuning clips against madmom's chords and key."""
+    synthetic pieces of seed 3 and the key-tuning clips against madmom's chords and key. Each row also
+    has the file key with StreamKey's settings chosen again for that emission, and every row after the
+    first its paired differences from the first (95 % bootstrap intervals over the clips)."""
     import live_mer.harmony as harmony
 
     clips = key_tuning_clips()
@@ -138,12 +146,13 @@ def tune_emission(paths: list[Path], setup: bool) -> list[dict]:
     refs = [(c, json.loads(f.read_text())) for c in clips if (f := ref_dir / (c.stem + ".json")).exists()]
     real = [(r, *load_mono(c)) for c, r in refs if r.get("madmom_chords") and r.get("madmom_key")]
     synth = [(p, *load_mono(p.wav)) for p in make_pieces(24, seconds=60.0, seed=3)]
-    shipped, rows = harmony.EMISSION_PATH, []
+    shipped, rows, per_clip = harmony.EMISSION_PATH, [], []
     try:
         for path in paths:
             harmony.EMISSION_PATH = path
             harmony._emission_net.cache_clear()
             tot: dict = {}
+            clip_scores: dict = {"real_majmin_vs_madmom": [], "live_key_mirex": [], "file_key_mirex": []}
             for p, x, sr in synth:
                 run = C.run_frontend(x, sr)
                 scores = C.chord_scores(np.array([c[:2] for c in p.chords]), [c[2] for c in p.chords],
@@ -151,15 +160,26 @@ def tune_emission(paths: list[Path], setup: bool) -> list[dict]:
                 _acc(tot, "synth_majmin", *scores["majmin"])
                 k = C.key_scores(run.times, run.hop, run.key, p.keys)
                 _acc(tot, "synth_key_exact", k["exact"], k["frames"])
+            runs = []
             for ref, x, sr in real:
                 run = C.run_frontend(x, sr)
+                runs.append((ref["madmom_key"], run))
                 scores = C.chord_scores(np.array([c[:2] for c in ref["madmom_chords"]]),
                                         [c[2] for c in ref["madmom_chords"]], *C.chord_intervals(run))
                 _acc(tot, "real_majmin_vs_madmom", *scores["majmin"])
+                clip_scores["real_majmin_vs_madmom"].append(scores["majmin"])
                 for name, k in (("live_key_mirex", prevailing_key(run)), ("file_key_mirex", file_key(run))):
                     score = 0.0 if k < 0 else float(mir_eval.key.weighted_score(ref["madmom_key"], key_label(k)))
                     _acc(tot, name, score, 1.0)
-            rows.append({"emission": str(path), "synthetic_pieces": len(synth), "real_clips": len(real), **_mean(tot)})
+                    clip_scores[name].append((score, 1.0))
+            best = file_key_table(runs)[0]
+            rows.append({"emission": str(path), "synthetic_pieces": len(synth), "real_clips": len(real), **_mean(tot),
+                         "file_key_rechosen": best})
+            per_clip.append({k: np.array(v) for k, v in clip_scores.items()})
+            if len(per_clip) > 1:
+                rows[-1]["paired_vs_first"] = {
+                    k: [float(np.sum((v[:, 0] - per_clip[0][k][:, 0]) * v[:, 1]) / np.sum(v[:, 1])),
+                        clip_interval(v[:, 0] - per_clip[0][k][:, 0], v[:, 1])] for k, v in per_clip[-1].items()}
     finally:
         harmony.EMISSION_PATH = shipped
         harmony._emission_net.cache_clear()
@@ -403,6 +423,12 @@ def main() -> int:
             print("   " + "  ".join(f"{k} {row[k]:.4f}" for k in ("synth_majmin", "synth_key_exact",
                                                                   "real_majmin_vs_madmom", "live_key_mirex",
                                                                   "file_key_mirex")))
+            best = row["file_key_rechosen"]
+            print(f"   file key with its settings chosen again: {best['mirex']:.4f} ({best['profile']}, profile weight "
+                  f"{best['profile_weight']:g}, bass weight {best['bass_weight']:g})")
+            if "paired_vs_first" in row:
+                print("   paired, minus the first (95 % interval over the clips): " + "  ".join(
+                    f"{k} {d:+.4f} [{lo:+.4f}, {hi:+.4f}]" for k, (d, (lo, hi)) in row["paired_vs_first"].items()))
         return 0
     if args.tune_file_key:
         tuned = tune_file_key(FeatureSpec(), args.setup_refs)
