@@ -8,22 +8,36 @@ targets: uniform quadrant probabilities, valence = arousal = 0, and the average 
 
 Kinds: white / pink / brown noise, band-passed noise, slowly modulated noise (wind, surf, traffic),
 mains hum (50/60 Hz with harmonics) over hiss, random clicks (rain, vinyl crackle, applause-like),
-near-silence (a -60 dBFS hiss, or, half the time, digital silence), and speech-like babble from a
-source-filter model (gliding pitch, changing vowel formants, syllables and pauses), each at a random
-level from -60 to -3 dBFS. No recordings are used:
-the speech and animal recordings in ``shared/data/cc-excerpts`` stay an independent test of what the
-student does on them.
+near-silence (a -60 dBFS hiss, or, half the time, digital silence), speech-like babble from a
+source-filter model (gliding pitch, changing vowel formants, syllables and pauses), and synthetic
+speech: text read by the flite and espeak-ng speech synthesisers (Debian packages; several voices and
+languages, speaking rates and pitches; sometimes a crowd of talkers, a room's reverberation, a
+telephone/PA band), each at a random level from -60 to -3 dBFS. No recordings are used: the speech and
+animal recordings in ``shared/data/cc-excerpts`` stay an independent test of what the student does on
+them.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
 import numpy as np
+import soundfile as sf
 
 from live_mer.features import FeatureSpec, Frontend
 
-KINDS = ("white", "pink", "brown", "band", "modulated", "hum", "clicks", "near_silence", "voice")
+KINDS = ("white", "pink", "brown", "band", "modulated", "hum", "clicks", "near_silence", "voice", "speech")
 # First two formants (Hz) of a few vowels, for the source-filter "voice" kind.
 VOWELS = ((730, 1090), (270, 2290), (300, 870), (530, 1840), (640, 1190), (490, 1350), (400, 2000))
+# What the "speech" kind reads aloud: English prose found on every Debian system (base-files).
+TEXTS = ("GPL-3", "Apache-2.0", "MPL-2.0", "Artistic", "GFDL-1.3", "LGPL-2.1")
+TEXT_DIR = Path("/usr/share/common-licenses")
+FLITE_VOICES = ("kal", "awb", "rms", "slt")
+ESPEAK_VOICES = ("en", "en-us", "en-gb-scotland", "de", "fr", "es", "it", "pt", "nl", "pl", "sv", "ru", "tr", "hi")
+ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "croak")
 
 
 def coloured_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
@@ -70,6 +84,70 @@ def _voice(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     return x + rng.uniform(0.003, 0.05) * coloured_noise(rng, n, 1.0)  # the room
 
 
+def _words() -> list[str]:
+    """The words of :data:`TEXTS`, in order."""
+    words = [w for name in TEXTS if (TEXT_DIR / name).exists()
+             for w in (TEXT_DIR / name).read_text(errors="replace").split() if any(c.isalpha() for c in w)]
+    if not words:
+        raise RuntimeError(f"no text to speak: none of {', '.join(TEXTS)} in {TEXT_DIR}")
+    return words
+
+
+def _voice_command(rng: np.random.Generator) -> list[str]:
+    """A random flite or espeak-ng voice with its speaking rate and pitch: the command line before the text."""
+    if not all(shutil.which(t) for t in ("flite", "espeak-ng")):
+        raise RuntimeError("the 'speech' non-music kind needs the flite and espeak-ng speech synthesisers: "
+                           "bash scripts/setup.sh train (or apt-get install flite espeak-ng)")
+    if rng.random() < 0.5:
+        return ["flite", "-voice", str(rng.choice(FLITE_VOICES)),
+                "--setf", f"duration_stretch={rng.uniform(0.75, 1.35):.3f}",
+                "--setf", f"int_f0_target_mean={rng.uniform(80, 240):.1f}", "-o"]
+    return ["espeak-ng", "-v", f"{rng.choice(ESPEAK_VOICES)}+{rng.choice(ESPEAK_VARIANTS)}",
+            "-s", str(int(rng.uniform(120, 230))), "-p", str(int(rng.uniform(15, 85))), "-w"]
+
+
+def _talker(rng: np.random.Generator, words: list[str], n: int, sr: int, workdir: str) -> np.ndarray:
+    """One speaker (one voice) reading passages of ``words`` with pauses between them, ``n`` samples,
+    unit RMS."""
+    from scipy.signal import resample_poly
+
+    command, out = _voice_command(rng), str(Path(workdir) / "speech.wav")
+    x, t = np.zeros(n), int(rng.uniform(0.0, 1.5) * sr)
+    while t < n:
+        start = int(rng.integers(len(words)))
+        text = " ".join(words[start:start + int(rng.integers(6, 30))])
+        subprocess.run(command + [out] + (["-t", text] if command[0] == "flite" else [text]),
+                       check=True, capture_output=True)
+        y, rate = sf.read(out, dtype="float64", always_2d=True)
+        y = resample_poly(y.mean(axis=1), sr, rate) if rate != sr else y.mean(axis=1)
+        m = min(n - t, y.shape[0])
+        x[t:t + m] = y[:m]
+        t += m + int(rng.uniform(0.2, 1.2) * sr)
+    return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
+
+
+def _speech(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
+    """Synthetic speech (flite / espeak-ng): one talker, or a crowd of three to six; a room's
+    reverberation; sometimes a telephone/PA band; a little room noise. Unit-ish RMS."""
+    from scipy.signal import butter, fftconvolve, sosfilt
+
+    words = _words()
+    with tempfile.TemporaryDirectory(prefix="live_mer_speech_") as workdir:
+        if rng.random() < 0.25:  # a crowd: talkers at random levels
+            x = sum(rng.uniform(0.3, 1.0) * _talker(rng, words, n, sr, workdir) for _ in range(rng.integers(3, 7)))
+        else:
+            x = _talker(rng, words, n, sr, workdir)
+    rt60 = rng.uniform(0.05, 0.9)  # seconds
+    tail = np.arange(int(rt60 * sr)) / sr
+    ir = rng.standard_normal(tail.shape[0]) * 10 ** (-3 * tail / rt60)
+    wet = fftconvolve(x, ir)[:n]
+    x = x + rng.uniform(0.0, 0.7) * wet / (np.sqrt(np.mean(wet ** 2)) + 1e-12)
+    if rng.random() < 0.2:  # telephone, megaphone, a PA horn
+        x = sosfilt(butter(4, (300, 3400), btype="bandpass", fs=sr, output="sos"), x)
+    x /= np.sqrt(np.mean(x ** 2)) + 1e-12
+    return x + rng.uniform(0.003, 0.05) * coloured_noise(rng, n, 1.0)  # the room
+
+
 def synthesise(kind: str, seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:
     """One clip of ``kind`` at unit-ish RMS (the caller sets the level)."""
     n = int(seconds * sr)
@@ -103,6 +181,8 @@ def synthesise(kind: str, seconds: float, sr: int, rng: np.random.Generator) -> 
         return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
     if kind == "voice":
         return _voice(rng, n, sr)
+    if kind == "speech":
+        return _speech(rng, n, sr)
     if kind == "near_silence":
         if rng.random() < 0.5:  # digital silence: a paused player, a muted channel, the stream's start
             return np.zeros(n)

@@ -55,7 +55,7 @@ OUTPUTS = {
 }
 CV_TABLE = CACHE / "cv_table.json"
 NEUTRAL = -2  # quadrant "label" of a non-music window
-NONMUSIC_CLIPS = 384  # generated non-music clips (20 s each) with neutral targets, see scripts/nonmusic.py
+NONMUSIC_CLIPS = 400  # generated non-music clips (20 s each) with neutral targets, see scripts/nonmusic.py
 ENSEMBLE = 3  # students trained with seeds SEED, SEED + 1, ... and averaged: less run-to-run noise
 LEVEL_AUGMENTATION_DB = 36.0  # the shipped student hears every training window at a random level down to -36 dB
 # AllMusic mood tags (4Q's `moods` column): candidates are the tags of at least TAG_MIN_CLIPS 4Q clips; the model
@@ -599,7 +599,8 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
                                "the labelled VGMIDI pieces (Ferreira & Whitehead 2019): valence/arousal per measure"},
             "licences": "4Q, Emotify (Magnatune audio, CC BY-NC-SA) and VGMIDI are research datasets: the weights "
                         "derived from them are for research / non-commercial use. Teacher inputs: musicnn MSD "
-                        "embeddings (musicnn, ISC licence, weights from its PyPI package), never shipped.",
+                        "embeddings (musicnn, ISC licence, weights from its PyPI package), never shipped. "
+                        "Non-music training speech: the flite and espeak-ng synthesisers.",
             "teachers": "none" if soft is None else "per dataset, non-causal 8 s segments of musicnn MSD embeddings (mean/std of the penultimate "
                         "layer, mean tag probabilities) + live_mer feature statistics: 4Q logistic regression "
                         "(quadrant), Emotify ridge (GEMS shares), VGMIDI ridge (valence/arousal); each labels the "
