@@ -85,12 +85,13 @@ def _voice(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
 
 
 def _words() -> list[str]:
-    """The words of :data:`TEXTS`, in order."""
-    words = [w for name in TEXTS if (TEXT_DIR / name).exists()
-             for w in (TEXT_DIR / name).read_text(errors="replace").split() if any(c.isalpha() for c in w)]
-    if not words:
-        raise RuntimeError(f"no text to speak: none of {', '.join(TEXTS)} in {TEXT_DIR}")
-    return words
+    """The words of :data:`TEXTS`, in order (all of them, or the generated clips would differ)."""
+    missing = [name for name in TEXTS if not (TEXT_DIR / name).exists()]
+    if missing:
+        raise RuntimeError(f"the 'speech' non-music kind reads {', '.join(TEXTS)} from {TEXT_DIR}; "
+                           f"missing: {', '.join(missing)} (Debian's base-files package installs them)")
+    return [w for name in TEXTS for w in (TEXT_DIR / name).read_text(errors="replace").split()
+            if any(c.isalpha() for c in w)]
 
 
 def _voice_command(rng: np.random.Generator) -> list[str]:
