@@ -166,20 +166,18 @@ def tune_emission(paths: list[Path], setup: bool) -> list[dict]:
                 runs.append((ref["madmom_key"], run))
                 scores = C.chord_scores(np.array([c[:2] for c in ref["madmom_chords"]]),
                                         [c[2] for c in ref["madmom_chords"]], *C.chord_intervals(run))
-                _acc(tot, "real_majmin_vs_madmom", *scores["majmin"])
                 clip_scores["real_majmin_vs_madmom"].append(scores["majmin"])
                 for name, k in (("live_key_mirex", prevailing_key(run)), ("file_key_mirex", file_key(run))):
                     score = 0.0 if k < 0 else float(mir_eval.key.weighted_score(ref["madmom_key"], key_label(k)))
-                    _acc(tot, name, score, 1.0)
                     clip_scores[name].append((score, 1.0))
-            best = file_key_table(runs)[0]
+            per_clip.append({k: np.array(v) for k, v in clip_scores.items()})  # (score, weight) per clip
+            real_means = {k: float(np.sum(v[:, 0] * v[:, 1]) / np.sum(v[:, 1])) for k, v in per_clip[-1].items()}
             rows.append({"emission": str(path), "synthetic_pieces": len(synth), "real_clips": len(real), **_mean(tot),
-                         "file_key_rechosen": best})
-            per_clip.append({k: np.array(v) for k, v in clip_scores.items()})
+                         **real_means, "file_key_rechosen": file_key_table(runs)[0]})
             if len(per_clip) > 1:
                 rows[-1]["paired_vs_first"] = {
-                    k: [float(np.sum((v[:, 0] - per_clip[0][k][:, 0]) * v[:, 1]) / np.sum(v[:, 1])),
-                        clip_interval(v[:, 0] - per_clip[0][k][:, 0], v[:, 1])] for k, v in per_clip[-1].items()}
+                    k: [real_means[k] - rows[0][k], clip_interval(v[:, 0] - per_clip[0][k][:, 0], v[:, 1])]
+                    for k, v in per_clip[-1].items()}
     finally:
         harmony.EMISSION_PATH = shipped
         harmony._emission_net.cache_clear()
