@@ -9,7 +9,10 @@ The architecture written here is the *pooled student*: per-window statistics of 
 frame-to-frame change, maximum) -> standardise ->
 MLP trunk -> one head per output (tanh regression for valence/arousal, softmax for quadrants,
 sigmoid shares for GEMS), optionally several such MLPs (an ensemble of seeds) whose outputs are
-averaged. The window only ever covers past audio, so the student is causal.
+averaged. A member may also carry a *frame branch*: a learned embedding of each standardised frame
+(one linear layer + ReLU) whose mean and maximum over the window join the statistics before the trunk,
+so the trunk sees combinations of features within a frame, not only each feature's statistics.
+The window only ever covers past audio, so the student is causal.
 """
 
 from __future__ import annotations
@@ -29,6 +32,17 @@ ACTIVATIONS = {"tanh": "Tanh", "softmax": "Softmax", "sigmoid": "Sigmoid"}
 
 
 @dataclass
+class FrameBranch:
+    """Frames standardised by (``mean``, ``scale``) -> ReLU(frames @ ``w`` + ``b``) -> mean and max over the
+    window: ``2 * units`` inputs appended to the standardised statistics. float32 numpy arrays."""
+
+    mean: np.ndarray  # (n_features,)
+    scale: np.ndarray  # (n_features,)
+    w: np.ndarray  # (n_features, units)
+    b: np.ndarray  # (units,)
+
+
+@dataclass
 class PooledStudentWeights:
     """Weights of the pooled student, all float32 numpy arrays.
 
@@ -41,6 +55,7 @@ class PooledStudentWeights:
     trunk: list[tuple[np.ndarray, np.ndarray]]
     heads: dict[str, tuple[np.ndarray, np.ndarray, str]]
     recent_frames: int
+    branch: FrameBranch | None = None  # the trunk's first layer then takes len(mean) + 2 * units inputs
     extra: dict = field(default_factory=dict)
 
 
@@ -52,6 +67,12 @@ def pooled_statistics(windows: np.ndarray, recent_frames: int) -> np.ndarray:
     w = windows.astype(np.float32)
     return np.concatenate([w.mean(axis=1), np.sqrt(w.var(axis=1) + 1e-6), w[:, -recent_frames:].mean(axis=1),
                            np.abs(np.diff(w, axis=1)).mean(axis=1), w.max(axis=1)], axis=1)
+
+
+def frame_branch_pools(branch: FrameBranch, windows: np.ndarray) -> np.ndarray:
+    """Numpy twin of the graph's frame branch (batch, frames, features) -> (batch, 2 * units): mean, max."""
+    e = np.maximum(((windows.astype(np.float32) - branch.mean) / branch.scale) @ branch.w + branch.b, 0.0)
+    return np.concatenate([e.mean(axis=1), e.max(axis=1)], axis=1)
 
 
 def build_pooled_student(weights: PooledStudentWeights | Sequence[PooledStudentWeights], window_frames: int,
@@ -101,6 +122,16 @@ def build_pooled_student(weights: PooledStudentWeights | Sequence[PooledStudentW
         p = f"m{j}_" if len(members) > 1 else ""
         h = node("Div", [node("Sub", [pooled, const(f"{p}pool_mean", member.mean.astype(np.float32))], f"{p}centred"),
                          const(f"{p}pool_scale", member.scale.astype(np.float32))], f"{p}h0")
+        if member.branch is not None:
+            fb = member.branch
+            z = node("Div", [node("Sub", [x, const(f"{p}frame_mean", fb.mean.astype(np.float32))], f"{p}frames_c"),
+                             const(f"{p}frame_scale", fb.scale.astype(np.float32))], f"{p}frames_z")
+            e = node("Relu", [node("Add", [node("MatMul", [z, const(f"{p}branch_w", fb.w.astype(np.float32))],
+                                                f"{p}branch_mm"), const(f"{p}branch_b", fb.b.astype(np.float32))],
+                                   f"{p}branch_lin")], f"{p}branch")
+            e_mean = node("ReduceMean", [e], f"{p}branch_mean", axes=[1], keepdims=0)
+            e_max = node("ReduceMax", [e], f"{p}branch_max", axes=[1], keepdims=0)
+            h = node("Concat", [h, e_mean, e_max], f"{p}h0_branch", axis=1)
         for i, (w, b) in enumerate(member.trunk):
             h = node("Gemm", [h, const(f"{p}trunk{i}_w", w.astype(np.float32)),
                               const(f"{p}trunk{i}_b", b.astype(np.float32))], f"{p}trunk{i}_lin")

@@ -133,6 +133,15 @@ def windows_of(frames: np.ndarray, silence: np.ndarray, window: int, hop: int) -
     The Analyzer starts with a window full of the silence row and emits after every ``hop`` frames, so
     window ``k`` holds the ``window`` frames ending at frame ``(k + 1) * hop``. Returns a read-only view.
     """
-    padded = np.concatenate([np.tile(silence, (window, 1)), frames])
+    return padded_windows(padded_frames(frames, silence, window), window, hop)
+
+
+def padded_frames(frames: np.ndarray, silence: np.ndarray, window: int) -> np.ndarray:
+    """A clip's frames after ``window`` silence rows: what the Analyzer's windows of it are cut from."""
+    return np.concatenate([np.tile(silence, (window, 1)), frames]).astype(np.float32, copy=False)
+
+
+def padded_windows(padded: np.ndarray, window: int, hop: int) -> np.ndarray:
+    """The windows of :func:`windows_of` from a clip's :func:`padded_frames` (a read-only view)."""
     view = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)  # (positions, F, window)
-    return view[hop::hop][: frames.shape[0] // hop].transpose(0, 2, 1)
+    return view[hop::hop][: (padded.shape[0] - window) // hop].transpose(0, 2, 1)

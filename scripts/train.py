@@ -12,13 +12,14 @@ for the teachers, the musicnn embeddings (``scripts/teachers/setup_env.sh`` then
 Data: 4Q (quadrants; valence/arousal signs), Emotify (GEMS-9 listener shares) and VGMIDI (valence/arousal
 per measure, rendered with several instruments). Every clip of all three is cut into the windows the live
 Analyzer runs the model on (6 s, one every 0.5 s, causal); the student is the pooled student of
-:mod:`live_mer.export`. It learns from the ground truth where a dataset has it and, with distillation,
-from the per-dataset teachers of :mod:`teacher_models` everywhere: regression heads by MSE to the
+:mod:`live_mer.export` (``--frame-branch`` adds a learned per-frame embedding pooled beside the window
+statistics). It learns from the ground truth where a dataset has it and, with distillation, from the per-dataset teachers of :mod:`teacher_models` everywhere: regression heads by MSE to the
 teachers' values, categorical heads by KL (quadrants, temperature-softened) or BCE (GEMS shares) to the
 teachers' outputs. Every training window is heard at a random input level down to -36 dB (level augmentation,
 ``--level-augmentation-db``), so a quiet line-in reads like a mastered record. A fourth head reads 4Q's
 AllMusic mood tags (a probe on the trained trunk; only the tags cross-validation supports are shipped).
-Seeds are fixed; features and embeddings are cached.
+Seeds are fixed (students train single-threaded, ``--jobs`` of them side by side, with the same result for
+any ``--jobs``); features and embeddings are cached.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import sys
 import time
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -37,10 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "teachers"))
 
 from mer_data import (CACHE, DATA, GEMS, QUADRANT_VA, QUADRANTS, ROOT, feature_cache, folds,  # noqa: E402
-                      load_4q, load_emotify, windows_of)
+                      load_4q, load_emotify, padded_frames, padded_windows, windows_of)
 
 from live_mer.analyzer import Analyzer  # noqa: E402
-from live_mer.export import PooledStudentWeights, build_pooled_student, pooled_statistics, write_model  # noqa: E402
+from live_mer.export import (FrameBranch, PooledStudentWeights, build_pooled_student, frame_branch_pools,  # noqa: E402
+                             pooled_statistics, write_model)
 from live_mer.features import FeatureSpec, Frontend  # noqa: E402
 from live_mer.fileanalysis import analyze_stream, iter_blocks, open_audio  # noqa: E402
 from live_mer.model import DEFAULT_MODEL, load_model  # noqa: E402
@@ -58,6 +61,8 @@ NEUTRAL = -2  # quadrant "label" of a non-music window
 NONMUSIC_CLIPS = 400  # generated non-music clips (20 s each) with neutral targets, see scripts/nonmusic.py
 ENSEMBLE = 3  # students trained with seeds SEED, SEED + 1, ... and averaged: less run-to-run noise
 LEVEL_AUGMENTATION_DB = 36.0  # the shipped student hears every training window at a random level down to -36 dB
+FRAME_BRANCH = 0  # units of a learned per-frame embedding whose window mean and max join the statistics (0: none)
+UNIT_WINDOWS, BATCH_UNITS = 64, 8  # a batch: 8 runs of up to 64 consecutive windows of a clip (each frame embedded once)
 # AllMusic mood tags (4Q's `moods` column): candidates are the tags of at least TAG_MIN_CLIPS 4Q clips; the model
 # ships those whose cross-validated clip-level ROC-AUC reaches TAG_MIN_AUC (the vocabulary we can support).
 TAG_MIN_CLIPS = 30
@@ -81,46 +86,64 @@ def load_clips(limit: int | None = None, vgmidi: bool = True):
     return clips
 
 
+class Frames(NamedTuple):
+    """The frames behind the rows of a window table, for the frame branch: every clip's
+    :func:`mer_data.padded_frames` and the clip of each row (a clip's rows are its windows, in order, from
+    its first)."""
+
+    padded: list[np.ndarray]
+    clip_of: np.ndarray
+
+
 def window_table(clips, paths, spec: FeatureSpec):
-    """Pooled statistics of every Analyzer window of every clip: (x, clip index, window end time)."""
+    """Pooled statistics of every Analyzer window of every clip: (x, Frames of its rows, window end time)."""
     from tqdm import tqdm
 
     window, hop, recent = geometry(spec)
     silence = Frontend(spec, spec.sample_rate).silence_row()
-    xs, clip_of, ends = [], [], []
+    xs, padded, clip_of, ends = [], [], [], []
     for i, p in enumerate(tqdm(paths, desc="windows")):
-        w = windows_of(np.load(p), silence, window, hop)
+        padded.append(padded_frames(np.load(p), silence, window))
+        w = padded_windows(padded[-1], window, hop)
         for a in range(0, len(w), 256):  # bounded memory on long VGMIDI renders
             xs.append(pooled_statistics(w[a:a + 256], recent))
         clip_of.append(np.full(len(w), i))
         ends.append((np.arange(len(w)) + 1) * hop / spec.frame_rate)
-    return np.concatenate(xs), np.concatenate(clip_of), np.concatenate(ends)
+    return np.concatenate(xs), Frames(padded, np.concatenate(clip_of)), np.concatenate(ends)
 
 
 @lru_cache(maxsize=2)
-def nonmusic_table(spec: FeatureSpec, count: int = NONMUSIC_CLIPS) -> np.ndarray:
-    """Pooled statistics of every Analyzer window of the generated non-music clips (:mod:`nonmusic`);
-    computed once per process (`all` needs it for the CV and again for the final fit)."""
+def nonmusic_table(spec: FeatureSpec, count: int = NONMUSIC_CLIPS) -> tuple[np.ndarray, Frames]:
+    """Pooled statistics of every Analyzer window of the generated non-music clips (:mod:`nonmusic`) and
+    their Frames; computed once per process (`all` needs it for the CV and again for the final fit)."""
     from nonmusic import nonmusic_features
 
     window, hop, recent = geometry(spec)
     silence = Frontend(spec, spec.sample_rate).silence_row()
-    table = np.concatenate([pooled_statistics(windows_of(f, silence, window, hop), recent)
-                            for f in nonmusic_features(count, spec, seed=SEED)])
+    padded = [padded_frames(f, silence, window) for f in nonmusic_features(count, spec, seed=SEED)]
+    wins = [padded_windows(p, window, hop) for p in padded]
+    table = np.concatenate([pooled_statistics(w, recent) for w in wins])
     table.setflags(write=False)  # shared by every caller
-    return table
+    return table, Frames(padded, np.concatenate([np.full(len(w), i) for i, w in enumerate(wins)]))
 
 
-def level_shift(spec: FeatureSpec) -> np.ndarray:
-    """How the pooled statistics move per dB of input gain: the level-dependent frame features (log-mel
-    bands in log10 power, loudness in dB) shift by a constant, so their window mean, recent mean and
-    maximum shift with them; spreads, changes, chroma, chords and the onset flux do not move."""
-    from live_mer.export import POOLS
-
+def frame_level_shift(spec: FeatureSpec) -> np.ndarray:
+    """How each frame feature moves per dB of input gain: the log-mel bands (log10 power) by 0.1, the
+    loudness (dB) by 1; chroma, chords, mode and the onset flux do not move."""
     names = spec.feature_names()
     per_db = np.zeros(spec.n_features, np.float32)
     per_db[: spec.n_mels] = 0.1
     per_db[names.index("loudness_db")] = 1.0
+    return per_db
+
+
+def level_shift(spec: FeatureSpec) -> np.ndarray:
+    """How the pooled statistics move per dB of input gain: the level-dependent frame features
+    (:func:`frame_level_shift`) shift by a constant, so their window mean, recent mean and maximum shift
+    with them; spreads and changes do not move."""
+    from live_mer.export import POOLS
+
+    per_db = frame_level_shift(spec)
     moves = [pool in ("mean", "recent_mean", "max") for pool in POOLS]
     return np.concatenate([per_db if m else np.zeros_like(per_db) for m in moves])
 
@@ -183,18 +206,71 @@ def soft_targets(labels: dict, clip_of, t_end):
     return soft
 
 
-def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED,
-        neutral: np.ndarray | None = None, level_db: float = 0.0,
-        tags: np.ndarray | None = None) -> PooledStudentWeights:
+def training_units(clip_of: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    """The table's rows as runs of at most UNIT_WINDOWS consecutive windows of one clip:
+    (clip, index of the run's first window in the clip, rows)."""
+    order = np.argsort(clip_of, kind="stable")
+    clips, starts = np.unique(clip_of[order], return_index=True)
+    units = []
+    for j, rows in zip(clips, np.split(order, starts[1:])):
+        units += [(int(j), k0, rows[k0:k0 + UNIT_WINDOWS]) for k0 in range(0, len(rows), UNIT_WINDOWS)]
+    return units
+
+
+def run_pools(embed, runs: list, window: int, hop: int, shifts=None):
+    """The frame branch (torch) on runs of consecutive windows, each frame embedded once: ``runs`` holds per
+    run the (standardised) frames its windows cover, ``(n - 1) * hop + window`` rows for n windows;
+    ``shifts`` (optional, per run) is added to every frame of its run first (a level change).
+    Returns (all runs' windows, 2 * units): the window mean, then the window max, of ReLU(embed(frame)).
+
+    Every run is padded to whole hops, so a window is ``q`` whole hop-blocks and the first ``r`` frames
+    of the next (``window = q * hop + r``): its sum and max come from per-block sums and maxima, linear in
+    the frames rather than in frames x window."""
+    import torch
+    from torch.nn import functional as F
+
+    q, r = divmod(window, hop)
+    segments, columns, lengths, blocks = [], [], [], 0
+    for run in runs:
+        pad = -len(run) % hop
+        segments += [run, run.new_zeros((pad, run.shape[1]))]
+        columns.append(blocks + np.arange((len(run) - window) // hop + 1))
+        lengths.append(len(run) + pad)
+        blocks += lengths[-1] // hop
+    e = embed(torch.cat(segments))
+    if shifts is not None:  # embed(frame + shift) = embed(frame) + shift @ W.T: shift the embeddings, not the frames
+        e = e + torch.repeat_interleave(torch.stack(list(shifts)) @ embed.weight.T, torch.tensor(lengths), dim=0)
+    e = F.relu(e).reshape(blocks, hop, -1)  # (blocks, hop, units)
+    first = torch.from_numpy(np.concatenate(columns))  # each window's first block
+    before = torch.cumsum(F.pad(e.sum(dim=1), (0, 0, 1, 0)), dim=0)  # before[b]: sum of the blocks < b
+    total = before[first + q] - before[first]
+    peak = F.max_pool1d(e.amax(dim=1).T[None], q, 1)[0].T[first]
+    if r:
+        tail = e[first + q, :r]
+        total, peak = total + tail.sum(dim=1), torch.maximum(peak, tail.amax(dim=1))
+    return torch.cat([total / window, peak], dim=1)
+
+
+def fit(x, frames: Frames, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED,
+        neutral: tuple[np.ndarray, Frames] | None = None, level_db: float = 0.0,
+        tags: np.ndarray | None = None, branch: int = FRAME_BRANCH, runs: bool = False) -> PooledStudentWeights:
     """Train the pooled student; with ``soft`` (teacher outputs) it is distilled, else labels only.
 
-    With ``level_db`` > 0 every training window is heard at a random input level, uniform in
-    [-level_db, 0] dB (applied to its pooled statistics through :func:`level_shift`), so a quiet line-in
-    or a microphone reads like the mastered recordings it learned from (the shipped student:
-    ``LEVEL_AUGMENTATION_DB``, the default of ``train.py --level-augmentation-db``). 0 draws no gains at all.
+    ``x`` holds the windows' pooled statistics, ``frames`` the frames behind them. A batch is 512 random
+    windows, or with ``runs`` BATCH_UNITS random runs of up to UNIT_WINDOWS consecutive windows of a clip
+    (``train.py --run-batches``). With ``branch`` > 0 units (which needs ``runs``), a learned per-frame
+    embedding (linear + ReLU on standardised frames) is pooled over each window (mean and max) beside the
+    statistics (:class:`live_mer.export.FrameBranch`); every frame of a run is embedded once, however many
+    windows hold it.
 
-    ``neutral`` rows (pooled non-music windows) are trained towards "no confident emotion": uniform
-    quadrant probabilities, valence = arousal = 0 and the training clips' mean GEMS shares.
+    With ``level_db`` > 0 every window (with ``runs``: every run) is heard at a random input level,
+    uniform in [-level_db, 0] dB (applied to its pooled statistics through :func:`level_shift` and to its
+    frames through :func:`frame_level_shift`), so a quiet line-in or a microphone reads like the mastered
+    recordings it learned from (the shipped student: ``LEVEL_AUGMENTATION_DB``, the default of
+    ``train.py --level-augmentation-db``). 0 draws no gains at all.
+
+    ``neutral`` (pooled non-music windows and their Frames) is trained towards "no confident emotion":
+    uniform quadrant probabilities, valence = arousal = 0 and the training clips' mean GEMS shares.
 
     ``tags`` (per window, 1/0 per AllMusic mood tag, NaN where unknown) adds a ``tags`` head: a sigmoid
     probe on the trained trunk (:func:`fit_tag_head`), fitted afterwards with its own random numbers, so
@@ -204,10 +280,16 @@ def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED,
     from torch import nn
     from torch.nn import functional as F
 
-    if neutral is not None and len(neutral):
-        m = len(neutral)
+    if branch and not runs:
+        raise ValueError("a frame branch trains on runs of windows: fit(..., branch=N) needs runs=True")
+    spec = FeatureSpec()
+    window, hop, _ = geometry(spec)
+    if neutral is not None and len(neutral[0]):
+        nx, nf = neutral
+        m = len(nx)
         mean_gems = np.nanmean(gems, axis=0) if (~np.isnan(gems[:, 0])).any() else np.full(gems.shape[1], 1 / 9)
-        x = np.concatenate([x, neutral])
+        x = np.concatenate([x, nx])
+        frames = Frames(frames.padded + nf.padded, np.concatenate([frames.clip_of, nf.clip_of + len(frames.padded)]))
         quad = np.concatenate([quad, np.full(m, NEUTRAL, quad.dtype)])
         va = np.concatenate([va, np.zeros((m, 2), va.dtype)])
         gems = np.concatenate([gems, np.tile(mean_gems.astype(gems.dtype), (m, 1))])
@@ -220,29 +302,65 @@ def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED,
     rng = np.random.default_rng(seed)
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-3
     z = torch.from_numpy(((x - mean) / scale).astype(np.float32))
-    if level_db > 0:
-        gain_z = torch.from_numpy((level_shift(FeatureSpec()) / scale).astype(np.float32))
+    gain_z = torch.from_numpy((level_shift(spec) / scale).astype(np.float32))
+    units = training_units(frames.clip_of) if runs else None
+    if branch:
+        used = sorted({u[0] for u in units})
+        real = [frames.padded[j][window:] for j in used]  # standardised on the clips' own frames
+        count = sum(len(r) for r in real)
+        f_mean = sum(r.sum(axis=0, dtype=np.float64) for r in real) / count
+        f_scale = np.sqrt(sum(((r - f_mean) ** 2).sum(axis=0) for r in real) / count) + 1e-3
+        f_mean, f_scale = f_mean.astype(np.float32), f_scale.astype(np.float32)
+        zf = {j: torch.from_numpy((frames.padded[j] - f_mean) / f_scale) for j in used}
+        gain_f = torch.from_numpy(frame_level_shift(spec) / f_scale)
+        embed = nn.Linear(spec.n_features, branch)
+    trunk = nn.Sequential(nn.Linear(x.shape[1] + 2 * branch, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 64),
+                          nn.ReLU(), nn.Dropout(0.2))
+
+    def draw_gains(generator, n):
+        return generator.uniform(-level_db, 0.0, n).astype(np.float32) if level_db > 0 else None
+
+    def hidden(batch, gains=None):
+        """The trunk's output and the table rows for ``batch`` (rows, or with ``runs`` runs), each row or run
+        at its input level (dB) if ``gains`` are given."""
+        rows = np.concatenate([r for _, _, r in batch]) if runs else batch
+        zb = z[rows]
+        if gains is not None:
+            per_row = np.repeat(gains, [len(r) for _, _, r in batch]) if runs else gains
+            zb = zb + torch.from_numpy(per_row)[:, None] * gain_z
+        if branch:
+            covered = [zf[j][(k0 + 1) * hop:(k0 + len(r)) * hop + window] for j, k0, r in batch]  # windows k0, ..
+            shifts = None if gains is None else [float(g) * gain_f for g in gains]
+            zb = torch.cat([zb, run_pools(embed, covered, window, hop, shifts)], dim=1)
+        return trunk(zb), rows
+
+    def batches():
+        """One epoch: 512 random windows at a time, or (``runs``) BATCH_UNITS random runs."""
+        if runs:
+            order = rng.permutation(len(units))
+            for start in range(0, len(units), BATCH_UNITS):
+                batch = [units[i] for i in order[start:start + BATCH_UNITS]]
+                yield batch, draw_gains(rng, len(batch))
+        else:
+            order = torch.from_numpy(rng.permutation(len(z)))
+            for start in range(0, len(z), 512):
+                idx = order[start:start + 512]
+                yield idx, draw_gains(rng, len(idx))
+
     q_t, va_t, g_t = torch.from_numpy(quad), torch.from_numpy(va), torch.from_numpy(gems)
     if soft is not None:
         sq = torch.from_numpy(soft["quadrant"])
         sva, sg = torch.from_numpy(soft["va"]), torch.from_numpy(soft["gems"])
-    trunk = nn.Sequential(nn.Linear(x.shape[1], 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 64), nn.ReLU(),
-                          nn.Dropout(0.2))
     heads = nn.ModuleDict({"va": nn.Linear(64, 2), "quadrant": nn.Linear(64, 4), "gems": nn.Linear(64, len(GEMS))})
-    params = list(trunk.parameters()) + list(heads.parameters())
+    params = list(trunk.parameters()) + list(heads.parameters()) + (list(embed.parameters()) if branch else [])
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    n, batch, T = len(z), 512, KD_TEMPERATURE
+    T = KD_TEMPERATURE
     for _ in range(epochs):
         trunk.train()
         heads.train()
-        order = torch.from_numpy(rng.permutation(n))
-        for start in range(0, n, batch):
-            idx = order[start:start + batch]
-            zb = z[idx]
-            if level_db > 0:
-                zb = zb + torch.from_numpy(rng.uniform(-level_db, 0.0, len(idx)).astype(np.float32))[:, None] * gain_z
-            h = trunk(zb)
+        for batch, gains in batches():
+            h, idx = hidden(batch, gains)
             q_logits, va_out, g_logits = heads["quadrant"](h), torch.tanh(heads["va"](h)), heads["gems"](h)
             loss = torch.zeros(())
             m = q_t[idx] >= 0
@@ -280,34 +398,46 @@ def fit(x, quad, va, gems, soft=None, epochs: int = 30, seed: int = SEED,
            "quadrant": (as_np(heads["quadrant"].weight.T), as_np(heads["quadrant"].bias), "softmax"),
            "gems": (as_np(heads["gems"].weight.T), as_np(heads["gems"].bias), "sigmoid")}
     if tags is not None:
-        out["tags"] = fit_tag_head(trunk, z, tags, epochs, seed, gain_z if level_db > 0 else None, level_db)
-    return PooledStudentWeights(mean=mean.astype(np.float32), scale=scale.astype(np.float32),
-                                trunk=[(as_np(m.weight.T), as_np(m.bias)) for m in lin], heads=out, recent_frames=0)
+        if runs:
+            tagged = [u for u in units if not np.isnan(tags[u[2], 0]).any()]
+            rows = np.concatenate([r for _, _, r in tagged])
+            chunks = [tagged[a:a + BATCH_UNITS] for a in range(0, len(tagged), BATCH_UNITS)]
+
+            def tag_hidden(generator):
+                return torch.cat([hidden(c, draw_gains(generator, len(c)))[0] for c in chunks])
+        else:
+            rows = np.flatnonzero(~np.isnan(tags[:, 0]))
+
+            def tag_hidden(generator):
+                return hidden(rows, draw_gains(generator, len(rows)))[0]
+        out["tags"] = fit_tag_head(tag_hidden, rows, tags, epochs, seed)
+    return PooledStudentWeights(
+        mean=mean.astype(np.float32), scale=scale.astype(np.float32),
+        trunk=[(as_np(m.weight.T), as_np(m.bias)) for m in lin], heads=out, recent_frames=0,
+        branch=FrameBranch(f_mean, f_scale, as_np(embed.weight.T), as_np(embed.bias)) if branch else None)
 
 
-def fit_tag_head(trunk, z, tags: np.ndarray, epochs: int, seed: int, gain_z=None, level_db: float = 0.0):
-    """A sigmoid layer on the frozen trunk for the AllMusic mood tags (BCE on the windows that have tags).
+def fit_tag_head(hidden, rows: np.ndarray, tags: np.ndarray, epochs: int, seed: int):
+    """A sigmoid layer on the frozen trunk for the AllMusic mood tags (BCE on the table ``rows`` that have tags).
 
     Deterministic and separate from the main fit: zero weights with the tags' base rates as biases, its
-    own generator for batches and input levels (the same level augmentation as the trunk saw).
+    own generator for batches and input levels (the same level augmentation as the trunk saw):
+    ``hidden(generator)`` is the trained trunk's output on ``rows``, each epoch at fresh levels.
     """
     import torch
     from torch.nn import functional as F
 
-    rows = np.flatnonzero(~np.isnan(tags[:, 0]))
     rate = np.clip(np.nanmean(tags, axis=0), 1e-3, 1 - 1e-3)
-    width = [m for m in trunk if isinstance(m, torch.nn.Linear)][-1].out_features
-    w = torch.zeros((width, tags.shape[1]), requires_grad=True)
     b = torch.tensor(np.log(rate / (1 - rate)).astype(np.float32), requires_grad=True)
     y = torch.from_numpy(tags[rows])
-    opt = torch.optim.AdamW([w, b], lr=3e-3, weight_decay=1e-3)
     rng = np.random.default_rng(seed + 7919)
+    w = opt = None
     for _ in range(epochs):
         with torch.no_grad():
-            zi = z[rows]
-            if gain_z is not None:
-                zi = zi + torch.from_numpy(rng.uniform(-level_db, 0.0, len(rows)).astype(np.float32))[:, None] * gain_z
-            h = trunk(zi)
+            h = hidden(rng)
+        if w is None:
+            w = torch.zeros((h.shape[1], tags.shape[1]), requires_grad=True)
+            opt = torch.optim.AdamW([w, b], lr=3e-3, weight_decay=1e-3)
         for idx in np.array_split(rng.permutation(len(rows)), max(1, len(rows) // 512)):
             loss = F.binary_cross_entropy_with_logits(h[idx] @ w + b, y[idx])
             opt.zero_grad()
@@ -316,18 +446,51 @@ def fit_tag_head(trunk, z, tags: np.ndarray, epochs: int, seed: int, gain_z=None
     return w.detach().numpy().astype(np.float32), b.detach().numpy().astype(np.float32), "sigmoid"
 
 
-def fit_ensemble(*args, members: int = ENSEMBLE, **kwargs) -> list[PooledStudentWeights]:
-    """:func:`fit` with seeds SEED, SEED + 1, ...: the members the exported graph averages."""
-    return [fit(*args, seed=SEED + i, **kwargs) for i in range(members)]
+def ensemble_tasks(members: int = ENSEMBLE, **kwargs) -> list[dict]:
+    """The :func:`fit` arguments of an ensemble's members: seeds SEED, SEED + 1, ... (the exported graph
+    averages them); train them with :func:`fit_many`."""
+    return [dict(kwargs, seed=SEED + i) for i in range(members)]
 
 
-def forward(w: PooledStudentWeights | list[PooledStudentWeights], x: np.ndarray) -> dict[str, np.ndarray]:
-    """Numpy twin of the exported graph on pooled statistics (checked against ONNX at export); a list of
-    members gives the mean of their outputs, as the graph does."""
+_TASKS: list[dict] = []  # fit_many's tasks, read by its forked workers (shared memory, never pickled)
+
+
+def _fit_task(i: int) -> PooledStudentWeights:
+    return fit(**_TASKS[i])
+
+
+def fit_many(tasks: list[dict], jobs: int = 1, desc: str = "students") -> list[PooledStudentWeights]:
+    """``fit(**task)`` for every task, in ``jobs`` processes side by side (forked, so the frames and tables
+    are shared rather than copied; each fit is single-threaded and seeded, so the result does not depend
+    on ``jobs``)."""
+    from tqdm import tqdm
+
+    global _TASKS
+    if jobs <= 1 or len(tasks) == 1:
+        return [fit(**t) for t in tqdm(tasks, desc=desc)]
+    import multiprocessing
+
+    _TASKS = tasks
+    try:
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(tasks))) as pool:
+            return list(tqdm(pool.imap(_fit_task, range(len(tasks))), total=len(tasks), desc=desc))
+    finally:
+        _TASKS = []
+
+
+def forward(w: PooledStudentWeights | list[PooledStudentWeights], x: np.ndarray,
+            windows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Numpy twin of the exported graph on pooled statistics ``x`` (and, for a student with a frame
+    branch, the ``windows`` they were pooled from), checked against ONNX at export; a list of members gives
+    the mean of their outputs, as the graph does."""
     if isinstance(w, list):
-        outs = [forward(m, x) for m in w]
+        outs = [forward(m, x, windows) for m in w]
         return {head: np.mean([o[head] for o in outs], axis=0) for head in outs[0]}
     h = (x - w.mean) / w.scale
+    if w.branch is not None:
+        if windows is None:
+            raise ValueError("this student has a frame branch: forward() needs the windows too")
+        h = np.concatenate([h, frame_branch_pools(w.branch, windows)], axis=1)
     for wt, b in w.trunk:
         h = np.maximum(h @ wt + b, 0)
     out = {}
@@ -341,6 +504,17 @@ def forward(w: PooledStudentWeights | list[PooledStudentWeights], x: np.ndarray)
             y = np.exp(y - y.max(axis=1, keepdims=True))
             y /= y.sum(axis=1, keepdims=True)
         out[name] = y
+    return out
+
+
+def predict(w: PooledStudentWeights | list[PooledStudentWeights], x: np.ndarray, frames: Frames) -> dict[str, np.ndarray]:
+    """:func:`forward` over the rows of a window table, run by run (each row's window cut from its clip)."""
+    window, hop, _ = geometry(FeatureSpec())
+    out: dict[str, np.ndarray] = {}
+    for j, k0, rows in training_units(frames.clip_of):
+        wins = padded_windows(frames.padded[j], window, hop)[k0:k0 + len(rows)]
+        for head, values in forward(w, x[rows], wins).items():
+            out.setdefault(head, np.zeros((len(x), values.shape[1]), np.float32))[rows] = values
     return out
 
 
@@ -432,7 +606,8 @@ def export(weights: PooledStudentWeights | list[PooledStudentWeights], spec: Fea
 
 
 def prepare(spec: FeatureSpec, args):
-    """Clips, folds, window table, ground truth and segment descriptors (all cached on disk)."""
+    """Clips, folds, window table (pooled statistics, Frames), window end times and segment descriptors
+    (features and embeddings cached on disk)."""
     from teacher_models import segment_descriptors
     from tqdm import tqdm
 
@@ -441,8 +616,8 @@ def prepare(spec: FeatureSpec, args):
     clips = load_clips(args.limit, vgmidi=not args.no_vgmidi)
     if args.no_distill:
         paths = feature_cache(clips, spec, workers=args.workers)
-        x, clip_of, t_end = window_table(clips, paths, spec)
-        return clips, folds(clips, args.folds, SEED), x, clip_of, t_end, None
+        x, frames, t_end = window_table(clips, paths, spec)
+        return clips, folds(clips, args.folds, SEED), x, frames, t_end, None
     # Teachers need musicnn embeddings; VGMIDI is embedded for its piano render only, and every other
     # instrument version of a piece shares that render's timeline, so it shares its teacher descriptors.
     embedded = np.array([musicnn_path(c).exists() for c in clips])
@@ -457,7 +632,7 @@ def prepare(spec: FeatureSpec, args):
                          f"{missing[0].dataset}/{missing[0].clip_id}): run scripts/teachers/embed_musicnn.py")
     paths = feature_cache(clips, spec, workers=args.workers)
     fold = folds(clips, args.folds, SEED)
-    x, clip_of, t_end = window_table(clips, paths, spec)
+    x, frames, t_end = window_table(clips, paths, spec)
     segs: list = [None] * len(clips)
     for i in tqdm(np.flatnonzero(embedded), desc="segments"):
         segs[i] = segment_descriptors(clips[i], np.load(paths[i]))
@@ -466,13 +641,14 @@ def prepare(spec: FeatureSpec, args):
             segs[i] = segs[j]
     for c, e in zip(clips, embedded):
         c.extra["embedded"] = bool(e)  # teachers train only on clips with their own embeddings
-    return clips, fold, x, clip_of, t_end, segs
+    return clips, fold, x, frames, t_end, segs
 
 
 def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
     from teacher_models import teacher_labels, teacher_oof_table
 
-    clips, fold, x, clip_of, t_end, segs = data or prepare(spec, args)
+    clips, fold, x, frames, t_end, segs = data or prepare(spec, args)
+    clip_of = frames.clip_of
     quad, va, gems = ground_truth(clips, clip_of, t_end)
     vocabulary = tag_vocabulary(clips)
     tags = tag_truth(clips, clip_of, vocabulary) if vocabulary else None
@@ -483,27 +659,33 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
     preds["formula_baseline"] = {}
     cues = formula_cues(x, spec)
     neutral = nonmusic_table(spec)
+    tasks, task_of = [], {}  # every student of every fold, so --jobs can train them side by side
     for k in range(args.folds):
-        t0 = time.time()
+        train = fold[clip_of] != k
+        soft = soft_targets(teacher_labels(segs, clips, fold, k, SEED), clip_of, t_end) if segs else None
+        common = dict(x=x[train], frames=Frames(frames.padded, clip_of[train]), quad=quad[train], va=va[train],
+                      gems=gems[train], epochs=args.epochs, neutral=neutral, level_db=args.level_augmentation_db,
+                      tags=tags[train] if tags is not None else None, branch=args.frame_branch, runs=args.run_batches)
+        for name, kd in variants:
+            task_of[k, name] = ensemble_tasks(soft={h: s[train] for h, s in soft.items()} if kd else None, **common)
+            tasks += task_of[k, name]
+    fitted = dict(zip((id(t) for t in tasks), fit_many(tasks, args.jobs, desc=f"{len(tasks)} fold students")))
+    for k in range(args.folds):
         train = fold[clip_of] != k
         test_rows = ~train
         centre = np.stack([np.median(cues[train], axis=0), cues[train].std(axis=0) + 1e-9])
         for head, values in formula_baseline(cues[test_rows], centre).items():
             preds["formula_baseline"].setdefault(head, np.zeros((len(x), values.shape[1]), np.float32))[test_rows] = values
-        soft = soft_targets(teacher_labels(segs, clips, fold, k, SEED), clip_of, t_end) if segs else None
         if tags is not None:  # reference for the tag head: P(tag | quadrant) on the training clips x P(quadrant)
             known = train & ~np.isnan(tags[:, 0])
             given_quadrant = np.stack([np.nanmean(tags[known & (quad == j)], axis=0) for j in range(4)])
-        for name, kd in variants:
-            w = fit_ensemble(x[train], quad[train], va[train], gems[train],
-                             {h: s[train] for h, s in soft.items()} if kd else None, epochs=args.epochs, neutral=neutral,
-                             level_db=args.level_augmentation_db, tags=tags[train] if tags is not None else None)
-            out = forward(w, x[test_rows])
+        for name, _ in variants:
+            w = [fitted[id(t)] for t in task_of[k, name]]
+            out = predict(w, x[test_rows], Frames(frames.padded, clip_of[test_rows]))
             if tags is not None:
                 out["tags_from_quadrant"] = out["quadrant"] @ given_quadrant
             for head, values in out.items():
                 preds[name].setdefault(head, np.zeros((len(x), values.shape[1]), np.float32))[test_rows] = values
-        print(f"fold {k}: {time.time() - t0:.0f} s", flush=True)
     everything = np.arange(len(clips))
     table = {name: metrics(clips, everything, clip_of, t_end, p, vocabulary) for name, p in preds.items()}
     if segs is not None:
@@ -523,14 +705,15 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
     return table
 
 
-def stream_check(model, clips, clip_of, x, w, n: int = 6) -> float:
+def stream_check(model, clips, frames: Frames, x, w, n: int = 6) -> float:
     """Largest difference between the live Analyzer and the training-time windows on a few clips."""
     worst = 0.0
     for i in range(0, len(clips), max(1, len(clips) // n))[:n]:
         with open_audio(clips[i].path) as f:
             ests = analyze_stream(Analyzer(model, f.samplerate, smoothing_s=0.0), iter_blocks(f))
         live = np.array([[e.valence, e.arousal] for e in ests])
-        offline = forward(w, x[clip_of == i])["va"]
+        rows = frames.clip_of == i
+        offline = predict(w, x[rows], Frames(frames.padded, frames.clip_of[rows]))["va"]
         m = min(len(live), len(offline))
         worst = max(worst, float(np.abs(live[:m] - offline[:m]).max()))
     return worst
@@ -562,13 +745,16 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
     from teacher_models import teacher_labels
 
     t0 = time.time()
-    clips, fold, x, clip_of, t_end, segs = data or prepare(spec, args)
+    clips, fold, x, frames, t_end, segs = data or prepare(spec, args)
+    clip_of = frames.clip_of
     quad, va, gems = ground_truth(clips, clip_of, t_end)
     soft = soft_targets(teacher_labels(segs, clips, fold, None, SEED), clip_of, t_end) if segs else None
     vocabulary = tag_vocabulary(clips)
-    w = fit_ensemble(x, quad, va, gems, soft, epochs=args.epochs, neutral=nonmusic_table(spec),
-                     level_db=args.level_augmentation_db,
-                     tags=tag_truth(clips, clip_of, vocabulary) if vocabulary else None)
+    w = fit_many(ensemble_tasks(x=x, frames=frames, quad=quad, va=va, gems=gems, soft=soft, epochs=args.epochs,
+                                neutral=nonmusic_table(spec), level_db=args.level_augmentation_db,
+                                branch=args.frame_branch, runs=args.run_batches,
+                                tags=tag_truth(clips, clip_of, vocabulary) if vocabulary else None),
+                 args.jobs, desc="final students")
     evaluation = json.loads(CV_TABLE.read_text()) if CV_TABLE.exists() else {}
     recipe = "student" if soft is not None else "student_no_distillation"
     tag_names, tag_note = keep_supported_tags(w, vocabulary, evaluation.get(recipe, {}))
@@ -576,8 +762,11 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
     extra = {
         "description": "Causal pooled student: mean, std, mean absolute frame-to-frame change and maximum over a "
                        f"{WINDOW_S:g} s window and mean over its last {RECENT_S:g} s of the live_mer frame features "
-                       "(log-mel, key-relative chroma, loudness, onset, key-relative chord, mode) -> MLP "
-                       f"{'-'.join(str(n) for n in [len(w[0].mean)] + [b.shape[0] for _, b in w[0].trunk])}"
+                       "(log-mel, key-relative chroma, loudness, onset, key-relative chord, mode)"
+                       + (f", beside the window mean and max of a learned per-frame embedding (ReLU of a linear "
+                          f"{spec.n_features} -> {args.frame_branch} map of the standardised frame)" if args.frame_branch else "")
+                       + " -> MLP "
+                       f"{'-'.join(str(n) for n in [w[0].trunk[0][0].shape[0]] + [b.shape[0] for _, b in w[0].trunk])}"
                        " -> heads va (tanh), quadrant (softmax), gems (sigmoid)"
                        + (", tags (sigmoid, a probe on the trained trunk for AllMusic mood tags)" if tag_names else "")
                        + f", {len(w)} such MLPs (seeds "
@@ -591,7 +780,9 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
             "command": f"python scripts/train.py {args.command}" + (" --no-distill" if soft is None else "")
                        + (" --no-vgmidi" if not counts["vgmidi"] else "")
                        + (f" --level-augmentation-db {args.level_augmentation_db:g}"
-                          if args.level_augmentation_db != LEVEL_AUGMENTATION_DB else ""),
+                          if args.level_augmentation_db != LEVEL_AUGMENTATION_DB else "")
+                       + (f" --frame-branch {args.frame_branch}" if args.frame_branch != FRAME_BRANCH else "")
+                       + (" --run-batches" if args.run_batches and not args.frame_branch else ""),
             "scripts": "scripts/train.py, scripts/teacher_models.py, scripts/mer_data.py, scripts/teachers/",
             "data": {"4q": f"{counts['4q']} clips of the 4Q audio emotion dataset (Panda et al. 2018): quadrants",
                      "emotify": f"{counts['emotify']} clips of Emotify (Aljanaki et al. 2016): GEMS-9 shares",
@@ -623,10 +814,10 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
     silence = Frontend(spec, spec.sample_rate).silence_row()
     sample = windows_of(np.load(feature_cache(clips[:1], spec)[0]), silence, window, hop)[:8]
     onnx_q = model.run(sample)["quadrant"]
-    ref = forward(w, pooled_statistics(sample, recent))["quadrant"]
+    ref = forward(w, pooled_statistics(sample, recent), sample)["quadrant"]
     print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1024:.0f} KiB); ONNX vs weights max |diff| "
           f"{np.abs(onnx_q - ref).max():.2e}; live Analyzer vs training windows max |diff| "
-          f"{stream_check(model, clips, clip_of, x, w):.2e}")
+          f"{stream_check(model, clips, frames, x, w):.2e}")
     return onnx_path
 
 
@@ -635,7 +826,9 @@ def main() -> int:
     p.add_argument("command", choices=["all", "features", "cv", "fit"])
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--epochs", type=int, default=20, help="training epochs (the shipped student: 20)")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, help="processes for the feature cache")
+    p.add_argument("--jobs", type=int, default=2, help="students trained side by side (one process each; default 2, "
+                                                        "one per core of the 2-core reference machine)")
     p.add_argument("--limit", type=int, help="use only this many clips (smoke tests)")
     p.add_argument("--name", default=DEFAULT_MODEL, help="model name written to models/")
     p.add_argument("--no-distill", action="store_true", help="labels only: no teachers, no musicnn needed")
@@ -643,7 +836,14 @@ def main() -> int:
     p.add_argument("--level-augmentation-db", type=float, default=LEVEL_AUGMENTATION_DB, metavar="DB",
                    help=f"hear each training window at a random level down to -DB dB, so quiet inputs read like "
                         f"loud ones (default and shipped: {LEVEL_AUGMENTATION_DB:g}; 0 = off; see README 'The model')")
+    p.add_argument("--run-batches", action="store_true",
+                   help="train on batches of runs of consecutive windows of a clip, one input level per run, instead "
+                        "of 512 random windows (see README 'The model')")
+    p.add_argument("--frame-branch", type=int, default=FRAME_BRANCH, metavar="UNITS",
+                   help=f"units of a learned per-frame embedding pooled beside the window statistics; implies "
+                        f"--run-batches (default and shipped: {FRAME_BRANCH} = statistics only; see README 'The model')")
     args = p.parse_args()
+    args.run_batches = args.run_batches or args.frame_branch > 0
     if not (DATA / "4q" / "labels.csv").exists():
         print(f"training data not found at {DATA} (set LIVE_MER_DATA)", file=sys.stderr)
         return 2

@@ -48,7 +48,8 @@ def test_tiny_training_run_exports_a_model_the_analyzer_runs(tmp_path, monkeypat
     spec = FeatureSpec()
     clips = synthetic_clips(tmp_path)
     paths = mer_data.feature_cache(clips, spec, workers=1, progress=False)
-    x, clip_of, t_end = train.window_table(clips, paths, spec)
+    x, frames, t_end = train.window_table(clips, paths, spec)
+    clip_of = frames.clip_of
     quad, va, gems = train.ground_truth(clips, clip_of, t_end)
     # Stand-in teacher outputs exercise the distillation losses (the real teachers need musicnn).
     soft = {"quadrant": np.where(quad[:, None] >= 0, np.eye(4, dtype=np.float32)[np.maximum(quad, 0)] * 0.9 + 0.025,
@@ -60,7 +61,9 @@ def test_tiny_training_run_exports_a_model_the_analyzer_runs(tmp_path, monkeypat
     assert vocabulary == ["Lively", "Cheerful", "Gloomy"]  # most frequent first
     tags = train.tag_truth(clips, clip_of, vocabulary)
     assert np.isnan(tags[clip_of >= 6]).all() and set(np.unique(tags[clip_of < 6])) == {0.0, 1.0}
-    w = train.fit(x, quad, va, gems, soft, epochs=30, neutral=neutral, tags=tags)
+    w = train.fit(x, frames, quad, va, gems, soft, epochs=30, neutral=neutral, tags=tags, branch=8, runs=True)
+    assert w.branch is not None and w.branch.w.shape == (spec.n_features, 8)
+    assert w.trunk[0][0].shape[0] == x.shape[1] + 16  # the statistics, then the branch's window mean and max
     # the model ships the tags whose cross-validated AUC is high enough (here: a made-up CV row)
     kept, note = train.keep_supported_tags([w], vocabulary, {"4q_tags_auc": {"Lively": 0.5, "Cheerful": 0.9,
                                                                             "Gloomy": 0.8}})
@@ -72,7 +75,7 @@ def test_tiny_training_run_exports_a_model_the_analyzer_runs(tmp_path, monkeypat
     silence = train.Frontend(spec, spec.sample_rate).silence_row()
     windows = np.ascontiguousarray(mer_data.windows_of(np.load(paths[0]), silence, window, hop))
     onnx_out = model.run(windows)
-    ref = train.forward(w, train.pooled_statistics(windows, recent))
+    ref = train.forward(w, train.pooled_statistics(windows, recent), windows)
     for head in ("va", "quadrant", "gems", "tags"):
         np.testing.assert_allclose(onnx_out[head], ref[head], atol=1e-4)
     assert model.card.raw["outputs"]["tags"] == {"kind": "tags", "names": ["Cheerful", "Gloomy"]}
@@ -90,21 +93,22 @@ def test_tiny_training_run_exports_a_model_the_analyzer_runs(tmp_path, monkeypat
     assert ests[-1].heads["tags"]["Cheerful"] > 0.7 > sad[-1].heads["tags"]["Cheerful"]
     assert sad[-1].heads["tags"]["Gloomy"] > 0.7 > ests[-1].heads["tags"]["Gloomy"]
     # and it learned that noise is no emotion at all
-    on_noise = train.forward(w, neutral)
+    on_noise = train.predict(w, *neutral)
     assert on_noise["quadrant"].max(axis=1).mean() < 0.5 and np.abs(on_noise["va"]).mean() < 0.2
 
 
-def test_the_tag_head_leaves_the_other_heads_as_they_were(tmp_path, monkeypatch):
+@pytest.mark.parametrize("branch, runs", [(0, False), (0, True), (4, True)])
+def test_the_tag_head_leaves_the_other_heads_as_they_were(tmp_path, monkeypatch, branch, runs):
     """The tag head is a probe fitted after the trunk with its own random numbers: adding it changes no
     other output (so its cross-validation leaves the rest of the evaluation table as it was)."""
     monkeypatch.setattr(mer_data, "CACHE", tmp_path / "cache")
     spec = FeatureSpec()
     clips = synthetic_clips(tmp_path)
-    x, clip_of, t_end = train.window_table(clips, mer_data.feature_cache(clips, spec, workers=1, progress=False), spec)
-    quad, va, gems = train.ground_truth(clips, clip_of, t_end)
-    tags = train.tag_truth(clips, clip_of, ["Cheerful", "Gloomy"])
-    plain = train.fit(x, quad, va, gems, epochs=3, level_db=12.0)
-    tagged = train.fit(x, quad, va, gems, epochs=3, level_db=12.0, tags=tags)
+    x, frames, t_end = train.window_table(clips, mer_data.feature_cache(clips, spec, workers=1, progress=False), spec)
+    quad, va, gems = train.ground_truth(clips, frames.clip_of, t_end)
+    tags = train.tag_truth(clips, frames.clip_of, ["Cheerful", "Gloomy"])
+    plain = train.fit(x, frames, quad, va, gems, epochs=3, level_db=12.0, branch=branch, runs=runs)
+    tagged = train.fit(x, frames, quad, va, gems, epochs=3, level_db=12.0, tags=tags, branch=branch, runs=runs)
     assert set(tagged.heads) == set(plain.heads) | {"tags"}
     for head in plain.heads:
         for a, b in zip(plain.heads[head][:2], tagged.heads[head][:2]):
@@ -112,6 +116,30 @@ def test_the_tag_head_leaves_the_other_heads_as_they_were(tmp_path, monkeypatch)
     for (a, b), (c, d) in zip(plain.trunk, tagged.trunk):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, d)
+    if branch:
+        np.testing.assert_array_equal(plain.branch.w, tagged.branch.w)
+    else:
+        assert plain.branch is None and tagged.branch is None
+
+
+def test_students_trained_side_by_side_are_those_trained_one_after_another(tmp_path, monkeypatch):
+    """train.py --jobs forks workers that fit the same seeded tasks: the weights do not depend on it."""
+    monkeypatch.setattr(mer_data, "CACHE", tmp_path / "cache")
+    spec = FeatureSpec()
+    clips = synthetic_clips(tmp_path)
+    x, frames, t_end = train.window_table(clips, mer_data.feature_cache(clips, spec, workers=1, progress=False), spec)
+    quad, va, gems = train.ground_truth(clips, frames.clip_of, t_end)
+    tasks = train.ensemble_tasks(members=2, x=x, frames=frames, quad=quad, va=va, gems=gems, epochs=2, level_db=6.0,
+                                 branch=4, runs=True)
+    assert [t["seed"] for t in tasks] == [train.SEED, train.SEED + 1]
+    one, two = train.fit_many(tasks, jobs=1), train.fit_many(tasks, jobs=2)
+    assert not np.array_equal(one[0].trunk[0][0], one[1].trunk[0][0])  # two seeds, two students
+    for a, b in zip(one, two):
+        for (wa, ba), (wb, bb) in zip(a.trunk, b.trunk):
+            np.testing.assert_array_equal(wa, wb)
+            np.testing.assert_array_equal(ba, bb)
+        np.testing.assert_array_equal(a.branch.w, b.branch.w)
+        np.testing.assert_array_equal(a.heads["quadrant"][0], b.heads["quadrant"][0])
 
 
 def test_windows_match_the_analyzer_definition():
@@ -156,6 +184,46 @@ def test_an_ensemble_exports_as_the_mean_of_its_members(tmp_path):
     assert not np.allclose(train.forward(members[0], pooled)["va"], want["va"])  # the members do differ
 
 
+def test_the_frame_branch_trained_run_by_run_is_the_exported_branch_window_by_window():
+    """fit() embeds each frame once per run of windows (run_pools); the graph and its numpy twin pool every
+    window on its own: the same numbers, for runs starting anywhere in a clip and of any length."""
+    from live_mer.export import FrameBranch, frame_branch_pools
+
+    window, hop = 30, 7
+    rng = np.random.default_rng(4)
+    branch = FrameBranch(rng.standard_normal(5).astype(np.float32), rng.uniform(0.5, 2, 5).astype(np.float32),
+                         rng.standard_normal((5, 6)).astype(np.float32), rng.standard_normal(6).astype(np.float32))
+    padded = mer_data.padded_frames(rng.standard_normal((100, 5)).astype(np.float32), np.zeros(5, np.float32), window)
+    windows = mer_data.padded_windows(padded, window, hop)
+    assert len(windows) == 100 // hop
+    embed = torch.nn.Linear(5, 6)
+    with torch.no_grad():
+        embed.weight.copy_(torch.from_numpy(branch.w.T))
+        embed.bias.copy_(torch.from_numpy(branch.b))
+    z = torch.from_numpy((padded - branch.mean) / branch.scale)
+    runs = [(0, 5), (5, 1), (6, 8)]  # (first window, windows): as training_units cuts a clip, and shorter
+    got = train.run_pools(embed, [z[(k0 + 1) * hop:(k0 + n) * hop + window] for k0, n in runs], window, hop)
+    want = np.concatenate([frame_branch_pools(branch, windows[k0:k0 + n]) for k0, n in runs])
+    np.testing.assert_allclose(got.detach().numpy(), want, atol=1e-5)
+    # a level change per run (the level augmentation) is the branch on the shifted frames
+    shift = rng.standard_normal(5).astype(np.float32)
+    got = train.run_pools(embed, [z[(k0 + 1) * hop:(k0 + n) * hop + window] for k0, n in runs], window, hop,
+                          [torch.from_numpy(g * shift / branch.scale) for g in (-1.0, 0.0, 2.0)])
+    want = np.concatenate([frame_branch_pools(branch, windows[k0:k0 + n] + g * shift)
+                           for (k0, n), g in zip(runs, (-1.0, 0.0, 2.0))])
+    np.testing.assert_allclose(got.detach().numpy(), want, atol=1e-4)
+    # a window of whole hops (no partial block)
+    windows = mer_data.padded_windows(padded, 28, hop)
+    got = train.run_pools(embed, [z[(k0 + 1) * hop:(k0 + n) * hop + 28] for k0, n in runs], 28, hop)
+    want = np.concatenate([frame_branch_pools(branch, windows[k0:k0 + n]) for k0, n in runs])
+    np.testing.assert_allclose(got.detach().numpy(), want, atol=1e-5)
+    units = train.training_units(np.repeat([3, 1], [150, 2]))
+    assert [(j, k0, len(r)) for j, k0, r in units] == [(1, 0, 2), (3, 0, 64), (3, 64, 64), (3, 128, 22)]
+    with pytest.raises(ValueError, match="needs runs=True"):  # the branch only trains on runs
+        train.fit(np.zeros((2, 3), np.float32), train.Frames([], np.zeros(2, int)), np.zeros(2, int),
+                  np.zeros((2, 2), np.float32), np.zeros((2, 9), np.float32), branch=4)
+
+
 def test_valence_arousal_pseudo_labels_come_from_the_teacher_that_knows_the_audio():
     """4Q and Emotify audio: the valence/arousal the 4Q teacher's quadrants imply (the VGMIDI teacher's
     piano-game values are off-scale on recordings); VGMIDI: its own teacher's values."""
@@ -198,14 +266,16 @@ def test_level_augmentation_makes_the_student_read_quiet_input_like_loud(tmp_pat
     monkeypatch.setattr(mer_data, "CACHE", tmp_path / "cache")
     spec = FeatureSpec()
     clips = synthetic_clips(tmp_path)
-    x, clip_of, t_end = train.window_table(clips, mer_data.feature_cache(clips, spec, workers=1, progress=False), spec)
-    quad, va, gems = train.ground_truth(clips, clip_of, t_end)
-    loud = np.isin(clip_of, [0, 2, 4, 6])  # the loud clips, 12 dB quieter: inside the augmented range
-    quieter = x[loud] - 12.0 * train.level_shift(spec)
+    x, frames, t_end = train.window_table(clips, mer_data.feature_cache(clips, spec, workers=1, progress=False), spec)
+    quad, va, gems = train.ground_truth(clips, frames.clip_of, t_end)
+    loud = np.isin(frames.clip_of, [0, 2, 4, 6])  # the loud clips, 12 dB quieter: inside the augmented range
+    at_level = train.Frames(frames.padded, frames.clip_of[loud])
+    quieter = train.Frames([p - 12.0 * train.frame_level_shift(spec) for p in frames.padded], at_level.clip_of)
 
     def moved(level_db):
-        w = train.fit(x, quad, va, gems, epochs=30, level_db=level_db)
-        return float(np.abs(train.forward(w, quieter)["va"] - train.forward(w, x[loud])["va"]).mean())
+        w = train.fit(x, frames, quad, va, gems, epochs=30, level_db=level_db)
+        return float(np.abs(train.predict(w, x[loud] - 12.0 * train.level_shift(spec), quieter)["va"]
+                            - train.predict(w, x[loud], at_level)["va"]).mean())
 
     plain, augmented = moved(0.0), moved(24.0)
     assert augmented < 0.5 * plain, (plain, augmented)
