@@ -508,7 +508,10 @@ def forward(w: PooledStudentWeights | list[PooledStudentWeights], x: np.ndarray,
 
 
 def predict(w: PooledStudentWeights | list[PooledStudentWeights], x: np.ndarray, frames: Frames) -> dict[str, np.ndarray]:
-    """:func:`forward` over the rows of a window table, run by run (each row's window cut from its clip)."""
+    """:func:`forward` over the rows of a window table; with a frame branch run by run (each row's window cut
+    from its clip), without one in a single call on the statistics."""
+    if all(m.branch is None for m in (w if isinstance(w, list) else [w])):
+        return forward(w, x)
     window, hop, _ = geometry(FeatureSpec())
     out: dict[str, np.ndarray] = {}
     for j, k0, rows in training_units(frames.clip_of):
@@ -667,9 +670,10 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
                       gems=gems[train], epochs=args.epochs, neutral=neutral, level_db=args.level_augmentation_db,
                       tags=tags[train] if tags is not None else None, branch=args.frame_branch, runs=args.run_batches)
         for name, kd in variants:
-            task_of[k, name] = ensemble_tasks(soft={h: s[train] for h, s in soft.items()} if kd else None, **common)
-            tasks += task_of[k, name]
-    fitted = dict(zip((id(t) for t in tasks), fit_many(tasks, args.jobs, desc=f"{len(tasks)} fold students")))
+            members = ensemble_tasks(soft={h: s[train] for h, s in soft.items()} if kd else None, **common)
+            task_of[k, name] = slice(len(tasks), len(tasks) + len(members))
+            tasks += members
+    fitted = fit_many(tasks, args.jobs, desc=f"{len(tasks)} fold students")
     for k in range(args.folds):
         train = fold[clip_of] != k
         test_rows = ~train
@@ -680,7 +684,7 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
             known = train & ~np.isnan(tags[:, 0])
             given_quadrant = np.stack([np.nanmean(tags[known & (quad == j)], axis=0) for j in range(4)])
         for name, _ in variants:
-            w = [fitted[id(t)] for t in task_of[k, name]]
+            w = fitted[task_of[k, name]]
             out = predict(w, x[test_rows], Frames(frames.padded, clip_of[test_rows]))
             if tags is not None:
                 out["tags_from_quadrant"] = out["quadrant"] @ given_quadrant
