@@ -88,23 +88,26 @@ def load_clips(limit: int | None = None, vgmidi: bool = True):
 
 class Frames(NamedTuple):
     """The frames behind the rows of a window table, for the frame branch: every clip's
-    :func:`mer_data.padded_frames` and the clip of each row (a clip's rows are its windows, in order, from
-    its first)."""
+    :func:`mer_data.padded_frames` (None where they were not kept: a statistics-only student needs only the
+    clip of each row) and the clip of each row (a clip's rows are its windows, in order, from its first)."""
 
-    padded: list[np.ndarray]
+    padded: list[np.ndarray | None]
     clip_of: np.ndarray
 
 
-def window_table(clips, paths, spec: FeatureSpec):
-    """Pooled statistics of every Analyzer window of every clip: (x, Frames of its rows, window end time)."""
+def window_table(clips, paths, spec: FeatureSpec, keep_frames: bool = True):
+    """Pooled statistics of every Analyzer window of every clip: (x, Frames of its rows, window end time).
+    ``keep_frames=False`` drops each clip's frames once pooled (about 2 GB with VGMIDI): enough for any
+    student without a frame branch."""
     from tqdm import tqdm
 
     window, hop, recent = geometry(spec)
     silence = Frontend(spec, spec.sample_rate).silence_row()
     xs, padded, clip_of, ends = [], [], [], []
     for i, p in enumerate(tqdm(paths, desc="windows")):
-        padded.append(padded_frames(np.load(p), silence, window))
-        w = padded_windows(padded[-1], window, hop)
+        frames = padded_frames(np.load(p), silence, window)
+        padded.append(frames if keep_frames else None)
+        w = padded_windows(frames, window, hop)
         for a in range(0, len(w), 256):  # bounded memory on long VGMIDI renders
             xs.append(pooled_statistics(w[a:a + 256], recent))
         clip_of.append(np.full(len(w), i))
@@ -282,6 +285,8 @@ def fit(x, frames: Frames, quad, va, gems, soft=None, epochs: int = 30, seed: in
 
     if branch and not runs:
         raise ValueError("a frame branch trains on runs of windows: fit(..., branch=N) needs runs=True")
+    if branch and any(p is None for p in frames.padded):
+        raise ValueError("a frame branch needs the clips' frames: window_table(..., keep_frames=True)")
     spec = FeatureSpec()
     window, hop, _ = geometry(spec)
     if neutral is not None and len(neutral[0]):
@@ -619,7 +624,7 @@ def prepare(spec: FeatureSpec, args):
     clips = load_clips(args.limit, vgmidi=not args.no_vgmidi)
     if args.no_distill:
         paths = feature_cache(clips, spec, workers=args.workers)
-        x, frames, t_end = window_table(clips, paths, spec)
+        x, frames, t_end = window_table(clips, paths, spec, keep_frames=args.frame_branch > 0)
         return clips, folds(clips, args.folds, SEED), x, frames, t_end, None
     # Teachers need musicnn embeddings; VGMIDI is embedded for its piano render only, and every other
     # instrument version of a piece shares that render's timeline, so it shares its teacher descriptors.
@@ -635,7 +640,7 @@ def prepare(spec: FeatureSpec, args):
                          f"{missing[0].dataset}/{missing[0].clip_id}): run scripts/teachers/embed_musicnn.py")
     paths = feature_cache(clips, spec, workers=args.workers)
     fold = folds(clips, args.folds, SEED)
-    x, frames, t_end = window_table(clips, paths, spec)
+    x, frames, t_end = window_table(clips, paths, spec, keep_frames=args.frame_branch > 0)
     segs: list = [None] * len(clips)
     for i in tqdm(np.flatnonzero(embedded), desc="segments"):
         segs[i] = segment_descriptors(clips[i], np.load(paths[i]))

@@ -142,6 +142,33 @@ def test_students_trained_side_by_side_are_those_trained_one_after_another(tmp_p
         np.testing.assert_array_equal(a.heads["quadrant"][0], b.heads["quadrant"][0])
 
 
+def test_a_statistics_student_needs_no_frames_kept(tmp_path, monkeypatch):
+    """window_table(keep_frames=False) (what train.py does without --frame-branch) keeps no frames, and the
+    students trained and run on it are those of the table that keeps them; a frame branch refuses it."""
+    monkeypatch.setattr(mer_data, "CACHE", tmp_path / "cache")
+    spec = FeatureSpec()
+    clips = synthetic_clips(tmp_path)
+    paths = mer_data.feature_cache(clips, spec, workers=1, progress=False)
+    x, frames, t_end = train.window_table(clips, paths, spec)
+    x2, bare, t_end2 = train.window_table(clips, paths, spec, keep_frames=False)
+    assert bare.padded == [None] * len(clips) and all(p is not None for p in frames.padded)
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_array_equal(frames.clip_of, bare.clip_of)
+    np.testing.assert_array_equal(t_end, t_end2)
+    quad, va, gems = train.ground_truth(clips, frames.clip_of, t_end)
+    neutral = train.nonmusic_table(spec, count=4)
+    for runs in (False, True):
+        kept, dropped = (train.fit(x, f, quad, va, gems, epochs=2, level_db=6.0, neutral=neutral, runs=runs)
+                         for f in (frames, bare))
+        for (a, b), (c, d) in zip(kept.trunk, dropped.trunk):
+            np.testing.assert_array_equal(a, c)
+            np.testing.assert_array_equal(b, d)
+        np.testing.assert_array_equal(train.predict(kept, x, frames)["quadrant"],
+                                      train.predict(dropped, x, bare)["quadrant"])
+    with pytest.raises(ValueError, match="keep_frames"):
+        train.fit(x, bare, quad, va, gems, epochs=1, branch=4, runs=True)
+
+
 def test_windows_match_the_analyzer_definition():
     frames = np.arange(50 * 2, dtype=np.float32).reshape(50, 2)
     w = mer_data.windows_of(frames, np.array([-1.0, -1.0], np.float32), window=8, hop=5)
