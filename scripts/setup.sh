@@ -2,8 +2,9 @@
 # Set up live_mer on a Debian/Ubuntu machine: system packages (apt, as root or through sudo), then a
 # virtual environment in .venv with the package installed in editable mode.
 #   bash scripts/setup.sh            # to run live-mer
-#   bash scripts/setup.sh test       # ... plus the test rig (PulseAudio, soundfonts), test and train extras
-#   bash scripts/setup.sh train      # ... plus the training extras (torch CPU, scikit-learn, tqdm, mido, fluidsynth, flite, espeak-ng)
+#   bash scripts/setup.sh test       # ... plus the test rig (PulseAudio, soundfonts), test, train and eval extras
+#   bash scripts/setup.sh train      # ... plus the training and evaluation extras (torch CPU, scikit-learn, tqdm, mido,
+#                                    #     mir_eval, fluidsynth, flite, espeak-ng)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 what=${1:-run}
@@ -13,8 +14,8 @@ extra="."
 case "$what" in
   run) ;;
   test) packages+=(pulseaudio pulseaudio-utils libasound2-plugins fluidsynth fluid-soundfont-gm flite espeak-ng
-                   libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3); extra=".[test,train]" ;;
-  train) packages+=(fluidsynth fluid-soundfont-gm flite espeak-ng); extra=".[train]" ;;  # VGMIDI audio, speech
+                   libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3); extra=".[test,train,eval]" ;;
+  train) packages+=(fluidsynth fluid-soundfont-gm flite espeak-ng); extra=".[train,eval]" ;;  # VGMIDI audio, speech
   *) echo "setup.sh: unknown target '$what' (run | test | train)" >&2; exit 2 ;;
 esac
 
