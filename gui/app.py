@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="live-mer gui", description="Live monitor: valence/arousal, moods, chord and key, level, OSC status.",
         epilog="Keys: F11 full screen (kiosk), Esc leave full screen, Space start/stop, Ctrl+Q quit.")
     p.add_argument("--version", action="version", version=f"live_mer {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--device", help="input device: part of its name, or its index (see `live-mer devices`)")
     src.add_argument("--file", help="play an audio file in real time (looped)")
@@ -67,6 +69,8 @@ def _source(args, cfg: configmod.Config) -> tuple[SourceChoice, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not 1 <= args.fps <= 60:
         print("error: --fps must be in 1..60", file=sys.stderr)
         return 2
@@ -89,10 +93,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no preset {preset!r}; presets: {', '.join(presets)}", file=sys.stderr)
         return 2
 
-    from PyQt6 import QtCore, QtWidgets
+    try:
+        from PyQt6 import QtCore, QtWidgets
 
-    from . import theme
-    from .window import MainWindow
+        from . import theme
+        from .window import MainWindow
+    except ImportError as exc:
+        print(f"error: the monitor needs PyQt6 and pyqtgraph ({exc}); install them with "
+              "`bash scripts/setup.sh test` or `.venv/bin/pip install -e '.[gui]'`", file=sys.stderr)
+        return 2
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("live_mer monitor")

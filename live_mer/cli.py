@@ -20,6 +20,7 @@ from .batch import run_batch, write_summary_csv
 from .control import ControlServer, Controller
 from .engine import Engine, LatestEstimates
 from .estimate import Estimate
+from .fileanalysis import AudioFileError
 from .model import ModelError, load_model
 from .osc import DestinationError, OscSender
 from .recorder import Recorder
@@ -90,7 +91,8 @@ def cmd_listen(args) -> int:
     cfg = configmod.override(cfg, "source", samplerate=args.samplerate, channels=args.channels)
     cfg = configmod.override(cfg, "model", name=args.model, provider=args.provider)
     cfg = configmod.override(cfg, "analysis", smoothing_s=args.smoothing)
-    cfg = configmod.override(cfg, "osc", prefix=args.prefix, destinations=tuple(args.osc) if args.osc else None)
+    cfg = configmod.override(cfg, "osc", prefix=args.prefix, destinations=tuple(args.osc) if args.osc else None,
+                              destination=() if args.osc else None)  # --osc replaces the file's destinations
     cfg = configmod.override(cfg, "record", path=args.record)
     if args.control is not None:
         cfg = configmod.override(cfg, "control", enabled=True, port=args.control)
@@ -175,6 +177,11 @@ def cmd_devices(args) -> int:
 def cmd_analyze(args) -> int:
     if (args.plot or args.resume) and not args.out:
         raise configmod.ConfigError("--plot and --resume need --out DIR (where the per-file results go)")
+    if args.plot:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:  # before any file, not as a failure per file
+            raise configmod.ConfigError("--plot needs matplotlib: `.venv/bin/pip install -e '.[plot]'`")
     model = load_model(args.model, provider=args.provider)  # fail early, with a clear error, before forking
     report = run_batch(args.paths, str(model.path), out_dir=args.out, jobs=args.jobs, smoothing_s=args.smoothing,
                        plot=args.plot, resume=args.resume, provider=args.provider)
@@ -261,15 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["gui"]:
+    verbose = [a for a in argv[:2] if a in ("-v", "--verbose")]
+    rest = argv[len(verbose):]
+    if rest[:1] == ["gui"]:
         # The monitor is a separate program (gui/ imports live_mer, never the other way round).
-        os.execv(sys.executable, [sys.executable, "-m", "gui", *argv[1:]])
+        os.execv(sys.executable, [sys.executable, "-m", "gui", *verbose, *rest[1:]])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (configmod.ConfigError, ModelError, SourceError, DestinationError) as exc:
+    except (configmod.ConfigError, ModelError, SourceError, DestinationError, AudioFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

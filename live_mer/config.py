@@ -207,6 +207,8 @@ def from_dict(data: dict) -> Config:
         tables = osc.pop("destination", [])
         if not isinstance(tables, list):
             raise ConfigError("osc.destination must be an array of tables: [[osc.destination]]")
+        if tables and "destinations" not in osc:  # the tables replace the default quick-form destination
+            osc["destinations"] = []
         parts["osc"] = replace(_table(OscConfig, osc, "osc", skip=("destination",)),
                                destination=tuple(_table(DestinationConfig, t, f"osc.destination[{i}]",
                                                         host="127.0.0.1", port=9000)
@@ -245,6 +247,8 @@ def override(cfg: Config, section: str, **values) -> Config:
 EXAMPLE = f"""\
 # live_mer configuration. Every key is optional; command-line flags override this file.
 
+preset = ""          # the preset active at start (one of the [presets.*] below); "" = [outputs] as written
+
 [source]
 device = ""          # input device: part of its name (see `live-mer devices`) or its index; "" = default
 file = ""            # or: play this audio file in real time
@@ -266,7 +270,9 @@ max_backlog_s = 1.0  # if the computer falls this far behind, skip old audio to 
 prefix = "/mer"
 destinations = ["127.0.0.1:9000"]   # quick form: HOST:PORT, one bundle per analysis hop, every output
 
-# Detailed form: as many [[osc.destination]] tables as you like.
+# Detailed form: as many [[osc.destination]] tables as you like. With tables and no `destinations` line,
+# only the tables are sent to (the default 127.0.0.1:9000 is dropped); --osc on the command line
+# replaces both.
 # [[osc.destination]]
 # host = "192.168.1.255"   # unicast, broadcast (x.x.x.255) or multicast (224-239.x.x.x)
 # port = 7000
@@ -309,12 +315,14 @@ hysteresis = 0.05
 
 [outputs.key]
 hold_ms = 2000.0
+hysteresis = 0.05
 
 [outputs.level]
 attack_ms = 10.0
 release_ms = 300.0
 
 [outputs.onset]
+attack_ms = 0.0
 release_ms = 150.0
 
 # Presets: named changes to [outputs], switched with `preset = "name"`, --preset or the control port.

@@ -15,7 +15,7 @@ tags     <p>/tag/<name>              f      AllMusic mood tags the model support
 chord    <p>/chord                   sf     "A:min" ("N" = no chord), confidence (held, major/minor)
 chord    <p>/chord/ext               sf     extended label ("G:7", "A:min7", "B:dim", ...), confidence
 key      <p>/key                     ssf    "A minor", Camelot "8A", confidence ("" until known)
-key      <p>/key/change              sss    key, Camelot, Open Key: only in the hop where the key changed
+key      <p>/key/change              sss    key, Camelot, Open Key: once, when <p>/key changes
 level    <p>/level                   f      loudness dBFS, or [0, 1] over -60..0 dB when unipolar
 onset    <p>/onset                   f      onset strength
 status   <p>/status                  iifs   overflows (total), clipped samples (hop), latency ms, model
@@ -24,9 +24,10 @@ status   <p>/status/provider         s      onnxruntime provider in use
 ======== =========================== ====== ===================================================
 
 With ``layout = "array"`` a destination gets one message ``<p>/frame`` whose arguments are the
-selected outputs' values in the order of the table (strings included). With ``bundle = false`` every
-message is its own datagram (for receivers that do not understand bundles); with bundles, the time
-tag is the send time plus ``offset_ms`` when that is negative.
+selected outputs' values in the order of the table (strings included), always the same number of them:
+status values in every frame, and the key-change triple as three empty strings except when the key
+changed. With ``bundle = false`` every message is its own datagram (for receivers that do not
+understand bundles); with bundles, the time tag is the send time plus ``offset_ms`` when that is negative.
 
 ``rate_hz = 0`` sends one bundle per analysis hop; ``1..60`` sends at that rate, the shaped values
 moving smoothly between hops (see :class:`live_mer.outputs.Shaper`). A positive ``offset_ms`` delays a
@@ -81,7 +82,7 @@ def parse_destination(text: str) -> tuple[str, int]:
 def check_prefix(prefix: str) -> str:
     if not prefix.startswith("/") or prefix.endswith("/") or any(c in prefix for c in " #*,?[]{}"):
         raise ValueError(f"OSC prefix {prefix!r} must start with '/', not end with '/', and contain no "
-                         "spaces or OSC pattern characters (#*,?[]{{}})")
+                         "spaces or OSC pattern characters (#*,?[]{})")
     return prefix
 
 
@@ -137,9 +138,12 @@ def encode(frame: Frame, cfg: DestinationConfig, prefix: str, model_name: str, p
            fresh: bool) -> list[tuple[str, list]]:
     """The (address, args) messages for one frame, in namespace order.
 
-    ``fresh`` says the frame carries an estimate not sent before: status and key-change events are
-    sent only then, not repeated at the output rate.
+    ``fresh`` says the frame carries an estimate not sent before: status messages are sent only then,
+    not repeated at the output rate. The key change goes out in the step where the held key changed.
+    With ``layout = "array"`` every frame has the same arguments: the status values always (the newest
+    estimate's), and the key-change triple always, three empty strings except when the key changed.
     """
+    array = cfg.layout == "array"
     sel, uni = cfg.outputs, cfg.unipolar
     v = _unipolar(frame.valence) if ("valence" in uni or "va" in uni) else frame.valence
     a = _unipolar(frame.arousal) if ("arousal" in uni or "va" in uni) else frame.arousal
@@ -160,21 +164,22 @@ def encode(frame: Frame, cfg: DestinationConfig, prefix: str, model_name: str, p
         out.extend((f"{prefix}/tag/{name}", [value]) for name, value in frame.tags)
     if "chord" in sel:
         out.append((f"{prefix}/chord", [frame.chord, frame.chord_confidence]))
-        out.append((f"{prefix}/chord/ext", [est.chord_ext, est.chord_ext_confidence]))
+        out.append((f"{prefix}/chord/ext", [frame.chord_ext, frame.chord_ext_confidence]))
     if "key" in sel:
         out.append((f"{prefix}/key", [frame.key, frame.key_camelot, frame.key_confidence]))
-        if est.key_change and fresh:  # once per change, not repeated at the output rate
-            out.append((f"{prefix}/key/change", [est.key, est.key_camelot, est.key_open]))
+        if frame.key_changed or array:
+            change = [frame.key, frame.key_camelot, frame.key_open] if frame.key_changed else ["", "", ""]
+            out.append((f"{prefix}/key/change", change))
     if "level" in sel:
         out.append((f"{prefix}/level", [_level01(frame.level_db) if "level" in uni else frame.level_db]))
     if "onset" in sel:
         out.append((f"{prefix}/onset", [frame.onset]))
-    if "status" in sel and fresh:
+    if "status" in sel and (fresh or array):
         peak_db = 20.0 * math.log10(est.peak) if est.peak > 1e-10 else -200.0
         out.append((f"{prefix}/status", [est.overflows, est.clipped, est.latency_ms, model_name]))
         out.append((f"{prefix}/status/input", [int(est.input_ok), est.peak, peak_db]))
         out.append((f"{prefix}/status/provider", [provider]))
-    if cfg.layout == "array":
+    if array:
         out = [(f"{prefix}/frame", [x for _, args in out for x in args])]
     return out
 

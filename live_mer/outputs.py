@@ -19,7 +19,9 @@ status     none    overflows, clipping, input peak, processing latency, model, p
 ========== ======= ==============================================================
 
 "values" outputs follow their targets with attack/release smoothing (``attack_ms``/``release_ms``);
-"label" outputs hold a label until a challenger wins for ``hold_ms`` by ``hysteresis``.
+"label" outputs hold a label until a challenger wins for ``hold_ms`` by ``hysteresis``; a held chord or key
+goes out with what the estimates last said about it (its confidence, extended chord, Open Key), and the
+key-change event follows the held key.
 """
 
 from __future__ import annotations
@@ -104,11 +106,15 @@ class Frame:
     quadrant_probs: tuple[float, ...]
     moods: tuple[tuple[str, float], ...]
     tags: tuple[tuple[str, float], ...]
-    chord: str
+    chord: str  # held (see Shaper); its confidence and extended label are those of the held chord
     chord_confidence: float
-    key: str
+    chord_ext: str
+    chord_ext_confidence: float
+    key: str  # held; "" until a key is established
     key_camelot: str
+    key_open: str
     key_confidence: float
+    key_changed: bool  # the held key changed (or was first established) in this step
     level_db: float
     onset: float
     estimate: Estimate  # the newest estimate behind this frame (status fields come from it)
@@ -122,6 +128,11 @@ class Shaper:
         self._followers: dict[str, AttackRelease] = {}
         self._holds: dict[str, LabelHold] = {}
         self._last_t: float | None = None
+        # What the estimates last said about each chord and key label while naming it, so a held label
+        # goes out with its own confidence (and extended chord, Open Key), not the challenger's.
+        self._chords: dict[str, tuple[float, str, float]] = {}
+        self._keys: dict[str, tuple[str, float]] = {}
+        self._key = ""  # the held key of the previous step
 
     def _follow(self, key: str, output: str, target: float, dt: float) -> float:
         f = self._followers.get(key)
@@ -158,13 +169,22 @@ class Shaper:
         moods = tuple((n, self._follow(f"m.{n}", "moods", v, dt)) for n, v in est.heads.get("gems", {}).items())
         tags = tuple((n, self._follow(f"t.{n}", "tags", v, dt)) for n, v in est.heads.get("tags", {}).items())
         held_chord = self._holds["chord"].label if "chord" in self._holds else None
+        self._chords[est.chord] = (est.chord_confidence, est.chord_ext, est.chord_ext_confidence)
         chord = self._hold("chord", est.chord, est.chord_confidence,
                            est.chord_confidence if held_chord == est.chord else 0.0, now)
+        chord_confidence, chord_ext, chord_ext_confidence = self._chords[chord]
         # The key name and its Camelot code are held together as one label.
-        held_key = self._hold("key", f"{est.key}|{est.key_camelot}", est.key_confidence, 0.0, now) if est.key else "|"
+        label = f"{est.key}|{est.key_camelot}"
+        if est.key:
+            self._keys[label] = (est.key_open, est.key_confidence)
+        held_key = self._hold("key", label, est.key_confidence, 0.0, now) if est.key else "|"
         key, camelot = held_key.split("|")
+        key_open, key_confidence = self._keys.get(held_key, ("", 0.0))
+        key_changed = bool(key) and key != self._key
+        self._key = key
         return Frame(valence=valence, arousal=arousal, quadrant=quadrant, quadrant_probs=probs, moods=moods, tags=tags,
-                     chord=chord, chord_confidence=est.chord_confidence if chord == est.chord else 0.0,
-                     key=key, key_camelot=camelot, key_confidence=est.key_confidence,
+                     chord=chord, chord_confidence=chord_confidence, chord_ext=chord_ext,
+                     chord_ext_confidence=chord_ext_confidence, key=key, key_camelot=camelot, key_open=key_open,
+                     key_confidence=key_confidence, key_changed=key_changed,
                      level_db=self._follow("level", "level", est.loudness_db, dt),
                      onset=self._follow("onset", "onset", est.onset, dt), estimate=est)

@@ -223,3 +223,67 @@ path = "{rec}"
         assert len(lines) >= 10 and "valence" in json.loads(lines[0])
     finally:
         rx.close()
+
+
+def test_destination_tables_replace_the_default_and_osc_replaces_the_file(tmp_path, tiny_model_path):
+    table, flag = Receiver(), Receiver()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[[osc.destination]]\nport = {table.port}\n")
+    try:
+        assert [d.label for d in configmod.load(cfg).osc.all_destinations()] == [f"127.0.0.1:{table.port}"]
+        r = live_mer("listen", "--demo", "--duration", "2", "--config", cfg, "--model", tiny_model_path, "--quiet")
+        assert r.returncode == 0, r.stderr
+        assert f"OSC /mer to 127.0.0.1:{table.port}\n" in r.stderr and "9000" not in r.stderr
+        assert table.wait_for(1)
+        got = len(table.datagrams)
+        r = live_mer("listen", "--demo", "--duration", "2", "--config", cfg, "--osc", f"127.0.0.1:{flag.port}",
+                     "--model", tiny_model_path, "--quiet")
+        assert r.returncode == 0, r.stderr
+        assert flag.wait_for(1)
+        time.sleep(0.2)
+        assert len(table.datagrams) == got  # the file's table got nothing from the second run
+    finally:
+        table.close()
+        flag.close()
+
+
+def test_the_example_configuration_lists_every_key():
+    import dataclasses
+    import tomllib
+
+    from live_mer.outputs import DEFAULT_SHAPES
+
+    example = tomllib.loads(configmod.EXAMPLE)
+    assert "preset" in example
+    for section in ("source", "model", "analysis", "control", "record"):
+        cls = type(getattr(configmod.Config(), section))
+        assert {f.name for f in dataclasses.fields(cls)} == set(example[section]), section
+    assert {f.name for f in dataclasses.fields(configmod.OscConfig)} - {"destination"} == set(example["osc"])
+    for name, shape in DEFAULT_SHAPES.items():  # every shaping default that is not zero, and every label's hold
+        written = example["outputs"][name]
+        for key, value in dataclasses.asdict(shape).items():
+            if value or (key in ("hold_ms", "hysteresis") and shape.hold_ms) or (key == "attack_ms" and shape.release_ms):
+                assert written.get(key) == value, f"outputs.{name}.{key}"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("listen", "--file", "/nonexistent/set.flac"), "/nonexistent/set.flac: no such file"),
+    (("listen", "--demo", "--prefix", "mer"), "OSC pattern characters (#*,?[]{})"),
+])
+def test_bad_command_lines_are_clear_errors(tiny_model_path, args, needle):
+    r = live_mer(*args, "--model", tiny_model_path, "--duration", "1")
+    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_plot_without_matplotlib_fails_before_any_file(tmp_path, tiny_model_path, song):
+    code = ("import sys; sys.modules['matplotlib'] = None; from live_mer.cli import main; "
+            f"sys.exit(main(['analyze', {str(song)!r}, '--out', {str(tmp_path / 'out')!r}, '--plot', "
+            f"'--model', {str(tiny_model_path)!r}]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--plot needs matplotlib" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_verbose_flag_before_gui_reaches_the_monitor():
+    r = live_mer("-v", "gui", "--help")
+    assert r.returncode == 0 and "--kiosk" in r.stdout, r.stderr

@@ -16,7 +16,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from live_mer.control import ControlServer, Controller
 from live_mer.estimate import Estimate
 from live_mer.osc import DestinationConfig, DestinationError, OscSender
-from live_mer.outputs import OutputSettings, OutputShape
+from live_mer.outputs import OutputSettings, OutputShape, Shaper
 from live_mer.recorder import Recorder
 from live_mer.shaping import AttackRelease, LabelHold, Smoothing
 from osc_receiver import Receiver
@@ -24,12 +24,14 @@ from osc_receiver import Receiver
 RAW = OutputSettings(shapes={})
 
 
-def est(t=0.0, v=0.0, a=0.0, chord="C:maj", conf=0.9, key="C major", cam="8B", q=(0.7, 0.1, 0.1, 0.1)):
+def est(t=0.0, v=0.0, a=0.0, chord="C:maj", conf=0.9, key="C major", cam="8B", q=(0.7, 0.1, 0.1, 0.1),
+        ext="N", ext_conf=0.0, open_key="1d", key_conf=0.8):
     heads = MappingProxyType({"quadrant": MappingProxyType(dict(zip(("Q1", "Q2", "Q3", "Q4"), q))),
                               "gems": MappingProxyType({"tension": 0.2, "sadness": 0.1}),
                               "tags": MappingProxyType({"Calm": 0.05, "Hostile": 0.6})})
     return Estimate(t=t, valence=v, arousal=a, quadrant="Q1", heads=heads, chord=chord, chord_confidence=conf,
-                    key=key, key_camelot=cam, key_open="1d", key_confidence=0.8, loudness_db=-20.0, onset=0.1,
+                    key=key, key_camelot=cam, key_open=open_key, key_confidence=key_conf, chord_ext=ext,
+                    chord_ext_confidence=ext_conf, loudness_db=-20.0, onset=0.1,
                     peak=0.5, overflows=3, latency_ms=1.5)
 
 
@@ -102,7 +104,65 @@ def test_array_layout(rx):
     osc.close()
     (msg,) = parse(collect(rx, 1)[0])
     assert msg.address == "/x/frame"
-    assert msg.params == [0.25, "C:maj", pytest.approx(0.9), "N", 0.0, "C major", "8B", pytest.approx(0.8)]
+    # the key was established in this frame, so the key-change triple carries it
+    assert msg.params == [0.25, "C:maj", pytest.approx(0.9), "N", 0.0, "C major", "8B", pytest.approx(0.8),
+                          "C major", "8B", "1d"]
+
+
+def test_array_frames_keep_their_length_at_any_rate(rx):
+    """Receivers read an array by position: status and key-change values are in every frame, fresh or not."""
+    cfg = DestinationConfig("127.0.0.1", rx.port, layout="array", rate_hz=40)
+    osc = OscSender([cfg], settings=RAW)
+    osc(est())
+    time.sleep(0.3)
+    osc(est(key="G major", cam="9B", open_key="2d"))
+    time.sleep(0.3)
+    osc.close()
+    frames = [m.params for d in rx.datagrams for m in parse(d)]
+    assert len(frames) >= 15
+    assert len({len(p) for p in frames}) == 1
+    changes = [tuple(p[-13:-10]) for p in frames]  # the key-change triple, then level, onset, status (8 values)
+    assert changes.count(("C major", "8B", "1d")) == 1 and changes.count(("G major", "9B", "2d")) == 1
+    assert set(changes) == {("", "", ""), ("C major", "8B", "1d"), ("G major", "9B", "2d")}
+
+
+def test_held_labels_carry_their_own_confidence_and_key_change():
+    """A held chord or key goes out with what the estimates last said about it, never with the challenger's
+    values or a confidence of 0, and the key-change event comes when the held key changes."""
+    shaper = Shaper(OutputSettings(shapes={"chord": OutputShape(hold_ms=150, hysteresis=0.05),
+                                           "key": OutputShape(hold_ms=2000, hysteresis=0.05)}))
+    f = shaper.step(est(chord="C:maj", conf=0.9, ext="C:maj7", ext_conf=0.7), 0.0)
+    assert (f.chord, f.chord_confidence, f.chord_ext, f.key, f.key_confidence, f.key_changed) == \
+        ("C:maj", 0.9, "C:maj7", "C major", 0.8, True)
+    later = dict(chord="F:maj", conf=0.8, ext="F:7", ext_conf=0.6, key="F major", cam="7B", open_key="12d", key_conf=0.6)
+    f = shaper.step(est(**later), 0.5)  # the challenger has not led for the hold time yet
+    assert (f.chord, f.chord_confidence, f.chord_ext, f.chord_ext_confidence) == ("C:maj", 0.9, "C:maj7", 0.7)
+    assert (f.key, f.key_camelot, f.key_open, f.key_confidence, f.key_changed) == ("C major", "8B", "1d", 0.8, False)
+    f = shaper.step(est(**later), 1.0)
+    assert (f.chord, f.chord_confidence, f.chord_ext) == ("F:maj", 0.8, "F:7")
+    assert (f.key, f.key_changed) == ("C major", False)
+    changed = [shaper.step(est(**later), t).key_changed for t in (1.5, 2.0, 2.5, 3.0)]
+    assert changed == [False, False, True, False]
+    assert (shaper.step(est(**later), 3.5).key, shaper.step(est(**later), 3.5).key_open) == ("F major", "12d")
+
+
+def test_key_change_messages_follow_the_sent_key(rx):
+    settings_ = OutputSettings(shapes={"key": OutputShape(hold_ms=1000, hysteresis=0.05)})
+    osc = OscSender([DestinationConfig("127.0.0.1", rx.port, outputs=("key",))], settings=settings_)
+    for k in range(12):  # one estimate every 0.25 s of wall time; the key moves to G major at 0.75 s
+        osc(est(key="G major", cam="9B", open_key="2d") if k >= 3 else est())
+        time.sleep(0.25)
+    osc.close()
+    keys, changes = [], []
+    for d in rx.datagrams:
+        for m in parse(d):
+            if m.address == "/mer/key":
+                keys.append(m.params[0])
+            elif m.address == "/mer/key/change":
+                changes.append((len(keys), m.params[0]))
+    switch = keys.index("G major")
+    assert 3 + 3 <= switch <= 3 + 6  # held for about a second (1000 ms at 0.25 s a step)
+    assert changes == [(1, "C major"), (switch + 1, "G major")]
 
 
 def test_rate_interpolates_between_hops(rx):
