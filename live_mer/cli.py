@@ -60,6 +60,8 @@ NOT_LISTENING = "connection refused: nothing is listening on that port yet; star
 
 def _why(stats: dict) -> str:
     """The last send error of an OSC destination, in words a performer can act on."""
+    if stats["dropped"]:  # never sent: the host could not be resolved (or the queue overflowed)
+        return f" dropped {stats['dropped']}" + (f" ({stats['last_error']})" if stats["last_error"] else "")
     if not stats["errors"]:
         return ""
     if stats["refused"]:

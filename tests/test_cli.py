@@ -108,6 +108,14 @@ def test_receiver_notices_report_changes_only():
     assert _receiver_notices(state, stat(False)) == []
 
 
+def test_the_summary_says_why_a_destination_got_nothing(tiny_model_path):
+    r = live_mer("listen", "--demo", "--duration", "4", "--osc", "no-such-host.invalid:9000", "--model",
+                 tiny_model_path, "--quiet")
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stderr.splitlines() if "no-such-host.invalid:9000 sent 0" in x)
+    assert "dropped" in line and "cannot resolve host" in line, r.stderr
+
+
 def test_analyze_writes_contract_and_reports_bad_files(tiny_model_path, song, tmp_path):
     bad = tmp_path / "bad.mp3"
     bad.write_bytes(b"\x00" * 1000)
