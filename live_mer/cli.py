@@ -39,11 +39,11 @@ def format_line(est: Estimate) -> str:
             f"ovf {est.overflows}  {est.latency_ms:4.1f} ms")
 
 
-def _open_source(cfg: configmod.SourceConfig, loop_file: bool):
+def _open_source(cfg: configmod.SourceConfig):
     if cfg.demo:
         return DemoSource()
     if cfg.file:
-        return FileSource(cfg.file, realtime=True, loop=loop_file)
+        return FileSource(cfg.file, realtime=True, loop=cfg.loop)
     kwargs = dict(samplerate=cfg.samplerate or None, channels=cfg.channels or None, blocksize=cfg.blocksize)
     if cfg.device:
         return DeviceSource(cfg.device, **kwargs)
@@ -90,7 +90,8 @@ def cmd_listen(args) -> int:
     if args.device is not None or args.file is not None or args.demo:
         # A source chosen on the command line replaces the file's choice entirely.
         cfg = configmod.override(cfg, "source", device=args.device or "", file=args.file or "", demo=args.demo)
-    cfg = configmod.override(cfg, "source", samplerate=args.samplerate, channels=args.channels)
+    cfg = configmod.override(cfg, "source", samplerate=args.samplerate, channels=args.channels,
+                             loop=True if args.loop else None)
     cfg = configmod.override(cfg, "model", name=args.model, provider=args.provider)
     cfg = configmod.override(cfg, "analysis", smoothing_s=args.smoothing)
     cfg = configmod.override(cfg, "osc", prefix=args.prefix, destinations=tuple(args.osc) if args.osc else None,
@@ -102,7 +103,7 @@ def cmd_listen(args) -> int:
         cfg = dataclasses.replace(cfg, preset=args.preset).validate()
 
     model = load_model(cfg.model.name, provider=cfg.model.provider, threads=cfg.model.threads)
-    source = _open_source(cfg.source, loop_file=args.loop)
+    source = _open_source(cfg.source)
     analyzer = Analyzer(model, source.samplerate, smoothing_s=cfg.analysis.smoothing_s)
     osc = OscSender(cfg.osc.all_destinations(), prefix=cfg.osc.prefix, model_name=model.card.name,
                     provider=model.provider, settings=cfg.active_outputs())

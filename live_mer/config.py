@@ -26,6 +26,7 @@ class ConfigError(ValueError):
 class SourceConfig:
     device: str = ""  # name substring or index; "" = the system default input
     file: str = ""  # play this file in real time instead of a device
+    loop: bool = False  # with file: start again at the end
     demo: bool = False  # play the built-in demo piece
     samplerate: int = 0  # 0 = the device's default rate
     channels: int = 0  # 0 = min(2, the device's input channels); mixed to mono
@@ -252,6 +253,7 @@ preset = ""          # the preset active at start (one of the [presets.*] below)
 [source]
 device = ""          # input device: part of its name (see `live-mer devices`) or its index; "" = default
 file = ""            # or: play this audio file in real time
+loop = false         # with file: start again at the end (an installation playing a recording)
 demo = false         # or: play the built-in demo piece
 samplerate = 0       # 0 = the device's default; 8000..192000
 channels = 0         # 0 = up to 2 of the device's channels; all channels are mixed to mono

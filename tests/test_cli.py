@@ -295,3 +295,13 @@ def test_plot_without_matplotlib_fails_before_any_file(tmp_path, tiny_model_path
 def test_verbose_flag_before_gui_reaches_the_monitor():
     r = live_mer("-v", "gui", "--help")
     assert r.returncode == 0 and "--kiosk" in r.stdout, r.stderr
+
+
+def test_a_configured_file_loops(tmp_path, tiny_model_path, song):
+    cfg = tmp_path / "room.toml"
+    cfg.write_text(f'[source]\nfile = "{song}"\nloop = true\n[osc]\ndestinations = []\n')
+    t0 = time.monotonic()
+    r = live_mer("listen", "--config", cfg, "--model", tiny_model_path, "--duration", "8", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 >= 8  # the 6 s file started again instead of ending the run
+    assert int(r.stderr.split(" estimates")[0].split()[-1]) >= 13, r.stderr
