@@ -42,6 +42,11 @@ fi
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "setup.sh: live_mer needs Python 3.11 or newer; $PYTHON is $("$PYTHON" -V 2>&1)." \
+       "Install one (e.g. apt-get install python3.11 python3.11-venv) and run: PYTHON=python3.11 bash $0 $what" >&2
+  exit 1
+fi
 # A venv made without ensurepip (Debian without python3-venv) has a python but no pip: (re)make it then.
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
   "$PYTHON" -m venv .venv || {
