@@ -271,8 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    verbose = [a for a in argv[:2] if a in ("-v", "--verbose")]
-    rest = argv[len(verbose):]
+    lead = next((i for i, a in enumerate(argv) if a not in ("-v", "--verbose")), len(argv))
+    verbose, rest = argv[:lead][:1], argv[lead:]  # global flags before the command
     if rest[:1] == ["gui"]:
         # The monitor is a separate program (gui/ imports live_mer, never the other way round).
         os.execv(sys.executable, [sys.executable, "-m", "gui", *verbose, *rest[1:]])

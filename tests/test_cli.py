@@ -292,8 +292,9 @@ def test_plot_without_matplotlib_fails_before_any_file(tmp_path, tiny_model_path
     assert not (tmp_path / "out").exists()
 
 
-def test_verbose_flag_before_gui_reaches_the_monitor():
-    r = live_mer("-v", "gui", "--help")
+@pytest.mark.parametrize("args", [("-v", "gui", "--help"), ("gui", "-v", "--help"), ("--verbose", "gui", "--help")])
+def test_verbose_flag_reaches_the_monitor(args):
+    r = live_mer(*args)
     assert r.returncode == 0 and "--kiosk" in r.stdout, r.stderr
 
 
