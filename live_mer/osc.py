@@ -25,8 +25,8 @@ status   <p>/status/provider         s      onnxruntime provider in use
 
 With ``layout = "array"`` a destination gets one message ``<p>/frame`` whose arguments are the
 selected outputs' values in the order of the table (strings included), always the same number of them:
-status values in every frame, and the key-change triple as three empty strings except when the key
-changed. With ``bundle = false`` every message is its own datagram (for receivers that do not
+status values in every frame, the key-change triple as three empty strings except when the key
+changed, and a muted output's positions as zeros and empty strings. With ``bundle = false`` every message is its own datagram (for receivers that do not
 understand bundles); with bundles, the time tag is the send time plus ``offset_ms`` when that is negative.
 
 ``rate_hz = 0`` sends one bundle per analysis hop; ``1..60`` sends at that rate, the shaped values
@@ -134,54 +134,60 @@ def _level01(db: float) -> float:
     return min(1.0, max(0.0, (db - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB))
 
 
+def _blank(x):
+    """The neutral value of x's OSC type: what a muted output's positions hold in an array frame."""
+    return "" if isinstance(x, str) else type(x)(0)
+
+
 def encode(frame: Frame, cfg: DestinationConfig, prefix: str, model_name: str, provider: str,
-           fresh: bool) -> list[tuple[str, list]]:
-    """The (address, args) messages for one frame, in namespace order.
+           fresh: bool, muted: frozenset[str] = frozenset()) -> list[tuple[str, list]]:
+    """The (address, args) messages for one frame, in namespace order; ``muted`` outputs are left out.
 
     ``fresh`` says the frame carries an estimate not sent before: status messages are sent only then,
     not repeated at the output rate. The key change goes out in the step where the held key changed.
     With ``layout = "array"`` every frame has the same arguments: the status values always (the newest
-    estimate's), and the key-change triple always, three empty strings except when the key changed.
+    estimate's), the key-change triple always (three empty strings except when the key changed), and a
+    muted output keeps its positions, filled with zeros and empty strings, so nothing after it moves.
     """
     array = cfg.layout == "array"
     sel, uni = cfg.outputs, cfg.unipolar
     v = _unipolar(frame.valence) if ("valence" in uni or "va" in uni) else frame.valence
     a = _unipolar(frame.arousal) if ("arousal" in uni or "va" in uni) else frame.arousal
     est = frame.estimate
-    out: list[tuple[str, list]] = []
+    out: list[tuple[str, str, list]] = []  # (output, address, args)
     if "va" in sel:
-        out.append((f"{prefix}/va", [v, a]))
+        out.append(("va", f"{prefix}/va", [v, a]))
     if "valence" in sel:
-        out.append((f"{prefix}/valence", [v]))
+        out.append(("valence", f"{prefix}/valence", [v]))
     if "arousal" in sel:
-        out.append((f"{prefix}/arousal", [a]))
+        out.append(("arousal", f"{prefix}/arousal", [a]))
     if "quadrant" in sel and frame.quadrant_probs:
-        out.append((f"{prefix}/quadrant", [frame.quadrant]))
-        out.append((f"{prefix}/quadrant/probs", list(frame.quadrant_probs)))
+        out.append(("quadrant", f"{prefix}/quadrant", [frame.quadrant]))
+        out.append(("quadrant", f"{prefix}/quadrant/probs", list(frame.quadrant_probs)))
     if "moods" in sel:
-        out.extend((f"{prefix}/mood/{name}", [value]) for name, value in frame.moods)
+        out.extend(("moods", f"{prefix}/mood/{name}", [value]) for name, value in frame.moods)
     if "tags" in sel:
-        out.extend((f"{prefix}/tag/{name}", [value]) for name, value in frame.tags)
+        out.extend(("tags", f"{prefix}/tag/{name}", [value]) for name, value in frame.tags)
     if "chord" in sel:
-        out.append((f"{prefix}/chord", [frame.chord, frame.chord_confidence]))
-        out.append((f"{prefix}/chord/ext", [frame.chord_ext, frame.chord_ext_confidence]))
+        out.append(("chord", f"{prefix}/chord", [frame.chord, frame.chord_confidence]))
+        out.append(("chord", f"{prefix}/chord/ext", [frame.chord_ext, frame.chord_ext_confidence]))
     if "key" in sel:
-        out.append((f"{prefix}/key", [frame.key, frame.key_camelot, frame.key_confidence]))
+        out.append(("key", f"{prefix}/key", [frame.key, frame.key_camelot, frame.key_confidence]))
         if frame.key_changed or array:
             change = [frame.key, frame.key_camelot, frame.key_open] if frame.key_changed else ["", "", ""]
-            out.append((f"{prefix}/key/change", change))
+            out.append(("key", f"{prefix}/key/change", change))
     if "level" in sel:
-        out.append((f"{prefix}/level", [_level01(frame.level_db) if "level" in uni else frame.level_db]))
+        out.append(("level", f"{prefix}/level", [_level01(frame.level_db) if "level" in uni else frame.level_db]))
     if "onset" in sel:
-        out.append((f"{prefix}/onset", [frame.onset]))
+        out.append(("onset", f"{prefix}/onset", [frame.onset]))
     if "status" in sel and (fresh or array):
         peak_db = 20.0 * math.log10(est.peak) if est.peak > 1e-10 else -200.0
-        out.append((f"{prefix}/status", [est.overflows, est.clipped, est.latency_ms, model_name]))
-        out.append((f"{prefix}/status/input", [int(est.input_ok), est.peak, peak_db]))
-        out.append((f"{prefix}/status/provider", [provider]))
+        out.append(("status", f"{prefix}/status", [est.overflows, est.clipped, est.latency_ms, model_name]))
+        out.append(("status", f"{prefix}/status/input", [int(est.input_ok), est.peak, peak_db]))
+        out.append(("status", f"{prefix}/status/provider", [provider]))
     if array:
-        out = [(f"{prefix}/frame", [x for _, args in out for x in args])]
-    return out
+        return [(f"{prefix}/frame", [_blank(x) if output in muted else x for output, _, args in out for x in args])]
+    return [(address, args) for output, address, args in out if output not in muted]
 
 
 def _message(address: str, args: list):
@@ -313,10 +319,7 @@ class OscSender:
             d.shaper.settings = settings
         frame = d.shaper.step(est, now)
         cfg = d.cfg
-        if settings.muted:
-            cfg = DestinationConfig(**{**cfg.__dict__, "outputs": tuple(o for o in cfg.outputs
-                                                                      if o not in settings.muted)})
-        msgs = encode(frame, cfg, self.prefix, self.model_name, self.provider, fresh)
+        msgs = encode(frame, cfg, self.prefix, self.model_name, self.provider, fresh, settings.muted)
         if not msgs:
             return
         stamp = time.time() + min(0.0, cfg.offset_ms) / 1000.0

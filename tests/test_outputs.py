@@ -4,6 +4,7 @@ import json
 import math
 import socket
 import time
+from dataclasses import replace
 from types import MappingProxyType
 
 import pytest
@@ -15,8 +16,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from live_mer.control import ControlServer, Controller
 from live_mer.estimate import Estimate
-from live_mer.osc import DestinationConfig, DestinationError, OscSender
-from live_mer.outputs import OutputSettings, OutputShape, Shaper
+from live_mer.osc import DestinationConfig, DestinationError, OscSender, encode
+from live_mer.outputs import OUTPUTS, OutputSettings, OutputShape, Shaper
 from live_mer.recorder import Recorder
 from live_mer.shaping import AttackRelease, LabelHold, Smoothing
 from osc_receiver import Receiver
@@ -124,6 +125,36 @@ def test_array_frames_keep_their_length_at_any_rate(rx):
     changes = [tuple(p[-13:-10]) for p in frames]  # the key-change triple, then level, onset, status (8 values)
     assert changes.count(("C major", "8B", "1d")) == 1 and changes.count(("G major", "9B", "2d")) == 1
     assert set(changes) == {("", "", ""), ("C major", "8B", "1d"), ("G major", "9B", "2d")}
+
+
+def test_muting_keeps_an_array_frame_in_place(rx):
+    """Muting outputs mid-show (control port, presets) must not shift the values after them: a muted
+    output's positions go out as zeros and empty strings; separate messages of it are not sent at all."""
+    cfg = DestinationConfig("127.0.0.1", rx.port, layout="array")
+    osc = OscSender([cfg], settings=RAW)
+    for _ in range(2):  # the first frame carries the key change
+        osc(est())
+        osc.flush()
+    for muted in ({"onset"}, {"moods", "chord"}, set(OUTPUTS)):
+        osc.settings = replace(RAW, muted=frozenset(muted))  # as the control port and presets swap it
+        osc(est())
+        osc.flush()
+    osc.close()
+    time.sleep(0.1)
+    frames = [m.params for d in rx.datagrams for m in parse(d)]
+    assert len(frames) == 5 and len({len(p) for p in frames}) == 1
+    full, onset_muted, two_muted, all_muted = frames[1:]
+    assert onset_muted[-9] == 0.0 and onset_muted[:-9] == full[:-9] and onset_muted[-8:] == full[-8:]
+    assert set(all_muted) <= {0, 0.0, ""}
+    changed = [i for i, (x, y) in enumerate(zip(full, two_muted)) if x != y]
+    assert changed and all(two_muted[i] in (0, 0.0, "") for i in changed)
+    assert full[-2:] == two_muted[-2:]  # the status values after them stay where they were
+
+    separate = encode(Shaper(RAW).step(est(), 0.0), DestinationConfig("127.0.0.1", rx.port), "/mer", "m", "p", True,
+                      frozenset({"onset", "moods"}))
+    addresses = [a for a, _ in separate]
+    assert "/mer/onset" not in addresses and not any(a.startswith("/mer/mood/") for a in addresses)
+    assert "/mer/level" in addresses
 
 
 def test_held_labels_carry_their_own_confidence_and_key_change():
