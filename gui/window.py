@@ -426,25 +426,17 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         smoothing_changed = (preset.smoothing_s is not None
                              and abs(preset.smoothing_s - self.smoothing_spin.value()) > 1e-9)
-        for w in (self.smoothing_spin, self.osc_edit):
-            w.blockSignals(True)
         if preset.smoothing_s is not None:
+            self.smoothing_spin.blockSignals(True)
             self.smoothing_spin.setValue(preset.smoothing_s)
-        if preset.osc is not None:
-            self.osc_edit.setText(preset.osc)
-            self.osc_edit.setCursorPosition(0)
-        for w in (self.smoothing_spin, self.osc_edit):
-            w.blockSignals(False)
+            self.smoothing_spin.blockSignals(False)
         if preset.history_s is not None:
             self.set_history(preset.history_s)
         if preset.outputs is not None:
             self.session.set_output_settings(preset.outputs)
         self._smoothing_timer.stop()
-        if restart and self._running_ui:
-            if smoothing_changed:
-                self.start()  # applies the OSC field too
-            elif preset.osc is not None:
-                self._apply_osc()
+        if restart and self._running_ui and smoothing_changed:
+            self.start()
 
     def _smoothing_edited(self) -> None:
         self.preset_combo.setCurrentText(CUSTOM)

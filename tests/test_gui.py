@@ -177,10 +177,14 @@ def test_switching_source_and_preset_restarts_the_engine(qapp, make_window, prog
     preset = PRESETS["Club (fast)"]
     w.apply_preset("Club (fast)")
     assert w.smoothing_spin.value() == pytest.approx(preset.smoothing_s)
-    assert w.osc_edit.text() == preset.osc and w.history_combo.currentData() == preset.history_s
-    assert w.timeline.history_s == preset.history_s
+    assert w.history_combo.currentData() == preset.history_s and w.timeline.history_s == preset.history_s
     assert w.session.starts == 3 and w.session.smoothing_s == pytest.approx(preset.smoothing_s)
-    assert w.session.destinations == ("127.0.0.1:7000",) and w.session.running
+    # A preset never moves the OSC: the visuals keep receiving where they listen.
+    assert w.osc_edit.text() == "127.0.0.1:9000"
+    assert w.session.destinations == ("127.0.0.1:9000",) and w.session.running
+    for name in PRESETS:
+        w.apply_preset(name, restart=False)
+        assert w.osc_edit.text() == "127.0.0.1:9000"
 
     # Editing OSC alone swaps the sender without restarting the audio.
     old_osc = w.session.osc
