@@ -303,10 +303,10 @@ def head_label(name: str) -> str:
 
 
 class MoodBars(QtWidgets.QFrame):
-    """Horizontal bars of one categorical head (the nine GEMS moods), strongest highlighted.
+    """Horizontal bars of one categorical head (the nine GEMS moods, or mood tags), strongest highlighted.
 
-    Values are scaled to the largest one shown (``shares`` heads sum to 1, so nine bars would
-    otherwise all look small), and the numbers beside the bars stay absolute.
+    The values are shares or probabilities in 0..1 and a full bar is 1: bars drawn relative to the
+    largest value would show silence with every tag at 0.1 as full bars, like music with one at 0.7.
     """
 
     def __init__(self, title: str = "MOOD (GEMS)", parent: QtWidgets.QWidget | None = None):
@@ -345,7 +345,6 @@ class MoodBars(QtWidgets.QFrame):
         px = int(max(9, min(22, row * 0.62, (name_w - 10) / (0.68 * longest))))
         num_w = max(44, int(2.6 * px))
         bar_x, bar_w = 16 + name_w, max(10, w - 40 - name_w - num_w)
-        biggest = max(max(self.values.values()), 1e-6)
         best = self.top
         for i, (name, v) in enumerate(self.values.items()):
             y = top_y + i * row
@@ -359,7 +358,7 @@ class MoodBars(QtWidgets.QFrame):
             p.drawRoundedRect(QtCore.QRectF(bar_x, y + (row - bh) / 2, bar_w, bh), 3, 3)
             color = QtGui.QColor(theme.INFO if strong else "#3d6a99")
             p.setBrush(color)
-            p.drawRoundedRect(QtCore.QRectF(bar_x, y + (row - bh) / 2, bar_w * max(0.0, v) / biggest, bh), 3, 3)
+            p.drawRoundedRect(QtCore.QRectF(bar_x, y + (row - bh) / 2, bar_w * min(1.0, max(0.0, v)), bh), 3, 3)
             p.setPen(QtGui.QColor(theme.TEXT if strong else theme.TEXT_DIM))
             p.setFont(theme.font(max(11, px - 3), mono=True))
             p.drawText(QtCore.QRectF(w - 16 - num_w, y, num_w, row),

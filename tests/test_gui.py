@@ -18,7 +18,7 @@ from conftest import ROOT, need_or_skip, triad
 
 try:
     import pyqtgraph  # noqa: F401
-    from PyQt6 import QtCore, QtWidgets
+    from PyQt6 import QtCore, QtGui, QtWidgets
 except ImportError as exc:  # the gui extra; under CI it must be installed
     if os.environ.get("CI"):
         raise
@@ -32,7 +32,7 @@ from gui import theme  # noqa: E402
 from gui.plots import History  # noqa: E402
 from gui.presets import PRESETS, from_config  # noqa: E402
 from gui.session import DEMO, DEVICE, FILE, Session, SourceChoice  # noqa: E402
-from gui.widgets import LevelMeter, chord_display, key_display  # noqa: E402
+from gui.widgets import LevelMeter, MoodBars, chord_display, key_display  # noqa: E402
 from gui.window import MainWindow, osc_status_html  # noqa: E402
 from live_mer import config as configmod  # noqa: E402
 from live_mer.estimate import Estimate  # noqa: E402
@@ -351,6 +351,22 @@ def test_readouts_speak_like_musicians_and_meters(qapp):
     assert -40.0 < meter.rms_db < -12.0 and meter.clipping
     meter.advance(LevelMeter.CLIP_HOLD_S)
     assert not meter.clipping and meter.clipped_total == 5
+
+
+def test_mood_bars_are_drawn_on_an_absolute_scale(qapp):
+    """A full bar is 1: five tags at 0.1 in silence must not look like one at 0.9 in music."""
+    def bar_px(values):
+        bars = MoodBars("TAGS")
+        bars.resize(400, 80)
+        bars.set_values(values)
+        image = bars.grab().toImage()
+        highlight = QtGui.QColor(theme.INFO).rgb()
+        y = 30 + (80 - 36) // 2  # the middle of the only row
+        return sum(image.pixel(x, y) == highlight for x in range(image.width()))
+
+    full, quiet, strong = bar_px({"Calm": 1.0}), bar_px({"Calm": 0.1}), bar_px({"Calm": 0.9})
+    assert full > 100
+    assert quiet == pytest.approx(0.1 * full, abs=8) and strong == pytest.approx(0.9 * full, abs=8)
 
 
 def test_osc_status_says_nothing_listening_only_while_refused():
