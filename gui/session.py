@@ -85,6 +85,11 @@ class _OscSlot:
         if target is not None:
             target(est)
 
+    def end_of_stream(self) -> None:
+        target = self.target
+        if target is not None:
+            target.end_of_stream()
+
 
 Destination = str | DestinationConfig  # "HOST:PORT", or a configuration file's detailed destination
 

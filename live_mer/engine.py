@@ -2,7 +2,8 @@
 
 One thread does all DSP and inference and never waits on a sink: sinks are plain callables that must
 not block (the OSC sender uses non-blocking sockets; :class:`LatestEstimates` just stores). A sink
-that raises is counted and logged (rate limited), and analysis goes on.
+that raises is counted and logged (rate limited), and analysis goes on. When the stream ends (the end
+of a file, an error, :meth:`Engine.stop`), sinks that have an ``end_of_stream()`` method are told.
 """
 
 from __future__ import annotations
@@ -138,6 +139,14 @@ class Engine:
         except Exception as exc:
             self.error = exc
             log.error("analysis stopped: %s", exc)
+        finally:
+            for sink in self.sinks:
+                end = getattr(sink, "end_of_stream", None)
+                if end is not None:
+                    try:
+                        end()
+                    except Exception as exc:
+                        log.warning("output %r failed at the end of the stream: %s", sink, exc)
 
     def _emit(self, estimates: list[Estimate], input_ok: bool = True) -> None:
         for est in estimates:

@@ -21,6 +21,7 @@ onset    <p>/onset                   f      onset strength
 status   <p>/status                  iifs   overflows (total), clipped samples (hop), latency ms, model
 status   <p>/status/input            iff    input ok (0 while the device is lost), peak (0..1), peak dBFS
 status   <p>/status/provider         s      onnxruntime provider in use
+status   <p>/status/stopped          (none) the stream stopped (end of file, Ctrl-C, Stop); estimates resume after it
 ======== =========================== ====== ===================================================
 
 With ``layout = "array"`` a destination gets one message ``<p>/frame`` whose arguments are the
@@ -36,6 +37,9 @@ destination (to line up with a video chain that lags the audio).
 Sending never blocks the analyzer: estimates are handed to a sender thread; sockets are non-blocking
 and connected, so a closed port answers ECONNREFUSED on a later send, which is counted and ignored.
 A host that cannot be resolved is retried every few seconds; it never stops the other destinations.
+When the stream ends (:meth:`OscSender.end_of_stream`, :meth:`OscSender.close`), every destination gets
+``<p>/status/stopped`` after the last frame of the stream, and fixed-rate destinations stop repeating
+that frame until a new estimate arrives: the visuals can fade out instead of freezing on it.
 """
 
 from __future__ import annotations
@@ -221,6 +225,7 @@ class Destination:
     clean_sends: int = 0  # sends in a row without an error
     next_due: float = 0.0
     last_seq: int = -1  # sequence number of the newest estimate already sent
+    ended: int = -1  # the end-of-stream mark (OscSender._end) this destination has been told about
     retry_at: float = 0.0
     queue: collections.deque = field(default_factory=lambda: collections.deque(maxlen=PER_HOP_QUEUE))
 
@@ -292,6 +297,7 @@ class OscSender:
         # Recent estimates for fixed-rate destinations (> 5 s of offset at any hop length).
         self._history: collections.deque[tuple[float, int, Estimate]] = collections.deque(maxlen=256)
         self._seq = 0
+        self._end = -1  # estimates before this sequence number belong to a stream that has ended
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live_mer-osc", daemon=True)
@@ -310,6 +316,19 @@ class OscSender:
         self.bundles += 1
         self._wake.set()
 
+    def end_of_stream(self) -> None:
+        """The stream has stopped (call after the last estimate): each destination gets
+        ``<p>/status/stopped`` after that estimate's frame, and fixed-rate destinations send nothing
+        more until the next estimate (a restart)."""
+        self._end = self._seq
+        self._wake.set()
+
+    def _announce_end(self, d: Destination) -> None:
+        d.ended = self._end
+        if d.sock is None or "status" not in d.cfg.outputs or "status" in self.settings.muted:
+            return
+        self._transmit(d, datagrams([(f"{self.prefix}/status/stopped", [])], d.cfg.bundle, time.time()), frames=False)
+
     def _send(self, d: Destination, est: Estimate, now: float, fresh: bool) -> None:
         if d.sock is None:
             d.dropped += 1
@@ -320,13 +339,15 @@ class OscSender:
         frame = d.shaper.step(est, now)
         cfg = d.cfg
         msgs = encode(frame, cfg, self.prefix, self.model_name, self.provider, fresh, settings.muted)
-        if not msgs:
-            return
-        stamp = time.time() + min(0.0, cfg.offset_ms) / 1000.0
-        for data in datagrams(msgs, cfg.bundle, stamp):
+        if msgs:
+            self._transmit(d, datagrams(msgs, cfg.bundle, time.time() + min(0.0, cfg.offset_ms) / 1000.0))
+
+    def _transmit(self, d: Destination, packets: list[bytes], frames: bool = True) -> None:
+        """Send ``packets``; ``sent`` counts the datagrams of frames (not the end-of-stream notice)."""
+        for data in packets:
             try:
                 d.sock.send(data)
-                d.sent += 1
+                d.sent += frames
                 d.clean_sends += 1
                 if d.clean_sends >= RECOVERED_AFTER:
                     d.refused = False
@@ -351,10 +372,18 @@ class OscSender:
                     if d.cfg.rate_hz == 0:
                         while d.queue and d.queue[0][0] + delay <= now:
                             t, seq, est = d.queue.popleft()
+                            if seq >= self._end > d.ended:  # the end comes before the next stream's frames
+                                self._announce_end(d)
                             self._send(d, est, t + delay, fresh=True)
                             d.last_seq = seq
                         if d.queue:
                             wait = min(wait, max(0.0, d.queue[0][0] + delay - now))
+                        elif self._end > d.ended and d.last_seq == self._seq - 1:
+                            self._announce_end(d)
+                    elif self._end == self._seq and (d.last_seq == self._seq - 1 or not self._history):
+                        # The stream ended and its last estimate has gone out: no more frames until a new one.
+                        if self._end > d.ended:
+                            self._announce_end(d)
                     else:
                         if now >= d.next_due:
                             visible = next((item for item in reversed(self._history) if item[0] + delay <= now), None)
@@ -374,9 +403,11 @@ class OscSender:
             self._wake.clear()
 
     def flush(self, timeout: float = 2.0) -> None:
-        """Wait until every handed-over estimate has been sent to per-hop destinations."""
+        """Wait until every handed-over estimate has been sent to per-hop destinations (and, after
+        :meth:`end_of_stream`, the end announced to every destination that can be reached)."""
         end = time.monotonic() + timeout
-        while time.monotonic() < end and any(d.queue for d in self.destinations):
+        while time.monotonic() < end and any(d.queue or (d.sock is not None and d.ended < self._end)
+                                             for d in self.destinations):
             self._wake.set()
             time.sleep(0.005)
 
@@ -386,8 +417,9 @@ class OscSender:
                  "last_error": d.last_error, "refused": d.refused} for d in self.destinations]
 
     def close(self) -> None:
-        """Send what is pending (briefly), stop the thread and close the sockets (idempotent)."""
+        """End the stream, send what is pending (briefly), stop the thread and close the sockets (idempotent)."""
         if getattr(self, "_thread", None) is not None and self._thread.is_alive():
+            self.end_of_stream()
             self.flush(0.5)
             self._stop.set()
             self._wake.set()

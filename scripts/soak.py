@@ -39,7 +39,8 @@ def rss_mb() -> float:
 
 
 class CountingReceiver:
-    """Counts OSC bundles arriving on a loopback UDP port (4 MiB socket buffer: no burst losses)."""
+    """Counts OSC bundles of estimates arriving on a loopback UDP port (4 MiB socket buffer: no burst
+    losses), and the end-of-stream notices apart."""
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -48,6 +49,7 @@ class CountingReceiver:
         self.sock.settimeout(0.1)
         self.port = self.sock.getsockname()[1]
         self.bundles = 0
+        self.ends = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -58,7 +60,9 @@ class CountingReceiver:
                 data = self.sock.recv(65536)
             except socket.timeout:
                 continue
-            if data.startswith(b"#bundle"):
+            if b"/status/stopped\x00" in data:
+                self.ends += 1
+            elif data.startswith(b"#bundle"):
                 self.bundles += 1
 
     def close(self):
@@ -93,7 +97,7 @@ def soak(seconds: float, model=DEFAULT_MODEL) -> dict:
     wall = time.perf_counter() - t0
     osc.close()
     deadline = time.monotonic() + 10
-    while rx.bundles < len(times) and time.monotonic() < deadline:
+    while (rx.bundles < len(times) or not rx.ends) and time.monotonic() < deadline:
         time.sleep(0.05)
     rx.close()
     hop = model.card.hop_seconds
@@ -122,7 +126,7 @@ def soak(seconds: float, model=DEFAULT_MODEL) -> dict:
         "memory_flat": growth < 0.05,
         "speed_flat": speed_late <= 2.5 * speed_early,  # generous: a loaded CI machine is noisy
         "continuous": n > 1 and result["max_step_error_s"] < 1e-6,
-        "delivered": rx.bundles == n,
+        "delivered": rx.bundles == n and rx.ends == 1,  # every estimate, then one end-of-stream notice
         "no_error": not engine.error,
     }
     return result

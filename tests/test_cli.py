@@ -39,10 +39,11 @@ def test_listen_file_sends_osc_in_real_time(tiny_model_path, song):
         assert r.returncode == 0, r.stderr
         assert took >= 5.5  # paced in real time: a 6 s file takes 6 s
         assert rx.wait_for(20)
-        msgs = messages(rx.bundles()[-1])
-        assert msgs["/vj/chord"].params[0] == "E:maj"
+        *frames, last = rx.bundles()
+        assert list(messages(last)) == ["/vj/status/stopped"]  # the visuals hear that the file ended
+        assert messages(frames[-1])["/vj/chord"].params[0] == "E:maj"
         assert "CPUExecutionProvider" in r.stderr
-        assert f"127.0.0.1:{rx.port} sent {len(rx.datagrams)} errors 0" in r.stderr
+        assert f"127.0.0.1:{rx.port} sent {len(frames)} errors 0" in r.stderr
         assert "V +" in r.stdout or "V -" in r.stdout  # the live line
     finally:
         rx.close()

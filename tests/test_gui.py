@@ -153,6 +153,8 @@ def test_file_estimates_update_plots_labels_and_osc(qapp, make_window, progressi
     w._update_status()
     assert f"127.0.0.1:{receiver.port}" in w.status_labels["osc"].text()
     assert f"{len(recorded)} sent" in w.status_labels["osc"].text()
+    assert receiver.wait_for(len(recorded) + 1)  # the file's end reached the visuals too
+    assert [m.address for m in receiver.bundles()[-1]] == ["/mer/status/stopped"]
 
     # The file ended by itself: the window says so and is ready to start again.
     assert spin(qapp, lambda: w.start_button.text() == "Start", 2.0)

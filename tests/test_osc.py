@@ -52,10 +52,11 @@ def run_file(model, path, sinks):
 def test_one_bundle_per_hop_with_types_and_increasing_time_tags(tiny_model, wav, receiver):
     osc = OscSender([f"127.0.0.1:{receiver.port}"], model_name="tiny", settings=RAW)
     engine, ests = run_file(tiny_model, wav, [osc])
+    assert receiver.wait_for(len(ests) + 1)  # the engine itself says the file ended, before any close
     osc.close()
-    assert receiver.wait_for(len(ests))
     time.sleep(0.2)
-    bundles = receiver.bundles()
+    *bundles, end = receiver.bundles()
+    assert list(messages(end)) == ["/mer/status/stopped"]  # once: close() does not repeat it
     assert len(bundles) == len(ests) == engine.estimates > 30
     stamps = [b.timestamp for b in bundles]
     assert all(b > a for a, b in zip(stamps, stamps[1:]))
@@ -73,7 +74,7 @@ def test_one_bundle_per_hop_with_types_and_increasing_time_tags(tiny_model, wav,
         assert msgs["/mer/tag/Angry"].params == pytest.approx([e.heads["tags"]["Angry"]], abs=1e-6)
         assert not any(a.startswith("/mer/mood/") and a[10:] in e.heads["tags"] for a in msgs)  # tags are not moods
     assert messages(bundles[-1])["/mer/chord"].params[0] == "F:maj"
-    assert osc.stats()[0]["sent"] == len(ests) and osc.stats()[0]["errors"] == 0
+    assert osc.stats()[0]["sent"] == len(ests) and osc.stats()[0]["errors"] == 0  # frames; not the end notice
 
 
 def test_closed_port_does_not_stop_the_stream(tiny_model, wav, receiver):
@@ -87,7 +88,7 @@ def test_closed_port_does_not_stop_the_stream(tiny_model, wav, receiver):
     assert "refused" in stats[f"127.0.0.1:{dead}"]["last_error"].lower()
     assert stats[f"127.0.0.1:{dead}"]["refused"] and not stats[f"127.0.0.1:{receiver.port}"]["refused"]
     assert stats[f"127.0.0.1:{receiver.port}"]["sent"] == len(ests)
-    assert len(receiver.datagrams) == len(ests)
+    assert len(receiver.datagrams) == len(ests) + 1  # and the end-of-stream notice
     assert "/room1/mer/va" in messages(receiver.bundles()[0])
 
 

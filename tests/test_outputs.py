@@ -119,7 +119,7 @@ def test_array_frames_keep_their_length_at_any_rate(rx):
     osc(est(key="G major", cam="9B", open_key="2d"))
     time.sleep(0.3)
     osc.close()
-    frames = [m.params for d in rx.datagrams for m in parse(d)]
+    frames = [m.params for d in rx.datagrams for m in parse(d) if m.address == "/mer/frame"]
     assert len(frames) >= 15
     assert len({len(p) for p in frames}) == 1
     changes = [tuple(p[-13:-10]) for p in frames]  # the key-change triple, then level, onset, status (8 values)
@@ -141,7 +141,7 @@ def test_muting_keeps_an_array_frame_in_place(rx):
         osc.flush()
     osc.close()
     time.sleep(0.1)
-    frames = [m.params for d in rx.datagrams for m in parse(d)]
+    frames = [m.params for d in rx.datagrams for m in parse(d) if m.address == "/mer/frame"]
     assert len(frames) == 5 and len({len(p) for p in frames}) == 1
     full, onset_muted, two_muted, all_muted = frames[1:]
     assert onset_muted[-9] == 0.0 and onset_muted[:-9] == full[:-9] and onset_muted[-8:] == full[-8:]
@@ -155,6 +155,49 @@ def test_muting_keeps_an_array_frame_in_place(rx):
     addresses = [a for a, _ in separate]
     assert "/mer/onset" not in addresses and not any(a.startswith("/mer/mood/") for a in addresses)
     assert "/mer/level" in addresses
+
+
+def test_the_end_of_the_stream_is_announced_and_fixed_rates_stop_repeating(rx):
+    """Visuals must be able to tell "stopped" from lost packets: after the stream's last frame every
+    destination gets <p>/status/stopped once, fixed-rate ones stop re-sending the last frame, and a
+    restart (new estimates) resumes both."""
+    fixed = Receiver()
+    quiet = Receiver()  # a destination without the status output is not told
+    try:
+        osc = OscSender([DestinationConfig("127.0.0.1", rx.port),
+                         DestinationConfig("127.0.0.1", fixed.port, rate_hz=40, offset_ms=100),
+                         DestinationConfig("127.0.0.1", quiet.port, outputs=("va",))], settings=RAW)
+        for _ in range(3):
+            osc(est())
+        time.sleep(0.3)
+        osc.end_of_stream()
+        osc.flush()
+        time.sleep(0.2)
+        frozen = len(fixed.datagrams)
+        time.sleep(0.3)
+        assert len(fixed.datagrams) == frozen  # nothing repeats after the end
+
+        def addresses(r):
+            return [m.address for d in r.datagrams for m in parse(d)]
+
+        for r, frames in ((rx, 3), (fixed, 5)):
+            got = addresses(r)
+            assert got[-1] == "/mer/status/stopped" and got.count("/mer/status/stopped") == 1
+            assert got.count("/mer/va") >= frames
+        assert "/mer/status/stopped" not in addresses(quiet)
+
+        osc(est())  # a restart: frames resume, and the next end is announced again
+        time.sleep(0.3)
+        assert len(fixed.datagrams) > frozen + 3
+        osc.close()
+        time.sleep(0.1)
+        for r in (rx, fixed):
+            got = addresses(r)
+            assert got[-1] == "/mer/status/stopped" and got.count("/mer/status/stopped") == 2
+            assert got.index("/mer/status/stopped") < len(got) - 2  # frames came between the two ends
+    finally:
+        fixed.close()
+        quiet.close()
 
 
 def test_held_labels_carry_their_own_confidence_and_key_change():
