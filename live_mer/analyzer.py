@@ -18,6 +18,9 @@ from .harmony import StreamKey, camelot, chord_ext_label, chord_label, key_name,
 from .model import StudentModel
 
 CLIP_LEVEL = 0.999
+# Beyond this (+24 dBFS) a sample is corrupt data, not sound (random bytes read as float, a broken driver):
+# it is silenced and counted like NaN/Inf, so it cannot push the level-relative chroma gate out of reach.
+MAX_SAMPLE = 16.0
 
 
 class Analyzer:
@@ -101,10 +104,10 @@ class Analyzer:
     def _inspect(self, x: np.ndarray) -> np.ndarray:
         if x.size == 0:
             return x
-        finite = np.isfinite(x)
-        if not finite.all():
-            self._nonfinite += int(x.size - np.count_nonzero(finite))
-            x = np.where(finite, x, np.float32(0.0))
+        valid = np.abs(x) <= MAX_SAMPLE  # False for NaN too
+        if not valid.all():
+            self._nonfinite += int(x.size - np.count_nonzero(valid))
+            x = np.where(valid, x, np.float32(0.0))
         mag = np.abs(x)
         self._peak = max(self._peak, float(mag.max()))
         self._clipped += int(np.count_nonzero(mag >= CLIP_LEVEL))

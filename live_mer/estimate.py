@@ -37,11 +37,12 @@ class Estimate:
     onset : float
         Onset strength (positive log-mel flux) averaged over the hop.
     peak : float
-        Largest absolute input sample since the previous estimate (after NaN/Inf removal).
+        Largest absolute input sample since the previous estimate (after invalid samples are removed).
     clipped : int
         Input samples at or beyond full scale since the previous estimate.
     nonfinite : int
-        NaN/Inf input samples replaced by zeros since the previous estimate.
+        Invalid input samples replaced by zeros since the previous estimate: NaN, Inf, and magnitudes
+        beyond ``analyzer.MAX_SAMPLE`` (+24 dBFS: corrupt data, not sound).
     overflows : int
         Input overflows (dropped audio blocks or PortAudio overflow flags) since the stream started.
     input_ok : bool

@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 from conftest import tone, triad
-from live_mer.analyzer import Analyzer
+from live_mer.analyzer import MAX_SAMPLE, Analyzer
 from live_mer.fileanalysis import AudioFileError, analyze_file
 from live_mer.harmony import key_name
 
@@ -85,6 +85,21 @@ def test_hostile_input_never_crashes_or_leaks_nan(tiny_model, kind):
     if kind == "silence":
         assert {e.chord for e in ests} == {"N"} and all(e.chord_confidence > 0.5 for e in ests)
         assert all(e.loudness_db < -100 for e in ests)
+
+
+@pytest.mark.parametrize("amplitude", [1e3, 1e18, 3e38])
+def test_a_burst_of_garbage_samples_does_not_end_chord_detection(tiny_model, amplitude):
+    """50 ms of absurd (finite) samples, as random bytes read as float give: silenced and counted, and
+    the chords come back after it (they used to stay "N" for a minute, or for good above ~1e17)."""
+    sr = 44100
+    x = triad(57, True, 12.0, sr)
+    burst = np.random.default_rng(0).uniform(-1.0, 1.0, sr // 20) * amplitude
+    x[4 * sr:4 * sr + len(burst)] = burst
+    ests = feed(Analyzer(tiny_model, sr), x.astype(np.float32), 512)
+    check_sane(ests)
+    assert sum(e.nonfinite for e in ests) == np.count_nonzero(np.abs(burst.astype(np.float32)) > MAX_SAMPLE)
+    after = [e.chord for e in ests if e.t > 6.0]
+    assert after and after.count("A:min") >= 0.9 * len(after)
 
 
 @pytest.mark.parametrize("channels", [1, 2, 8])
