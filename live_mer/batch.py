@@ -1,6 +1,6 @@
 """Batch analysis of a music library: files and folders, in parallel, resumable, with a summary CSV.
 
-For every audio file: ``<out>/<relative path>.json`` (the analyze JSON contract of
+For every audio file: ``<out>/<relative path>.json`` (see :func:`find_audio`) (the analyze JSON contract of
 :mod:`live_mer.fileanalysis`) and, with plots, ``<out>/<relative path>.png``; for the whole run:
 a summary CSV with one row per track. A file that fails is reported and skipped; the rest completes.
 """
@@ -24,16 +24,46 @@ _model = None
 
 
 def find_audio(paths: list[str | Path]) -> list[tuple[Path, Path]]:
-    """(file, name relative to its root) for files given directly and audio files inside folders."""
-    found: list[tuple[Path, Path]] = []
+    """(file, output name) for files given directly and audio files inside folders, each file once.
+
+    Output names are paths relative to the folder all the inputs share (a single folder: that folder;
+    a single file: its folder), so ``crateA/track01.wav`` and ``crateB/track01.wav`` never write the
+    same ``<out>/<name>.json``.
+    """
+    files: list[Path] = []
+    roots: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS:
-                    found.append((f, f.relative_to(p)))
+            roots.append(p)
+            files.extend(f for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
         else:
-            found.append((p, Path(p.name)))
+            roots.append(p.parent)
+            files.append(p)
+    try:
+        common = Path(os.path.commonpath([os.path.abspath(r) for r in roots])) if roots else None
+    except ValueError:  # roots on different drives (Windows): name by the input's own folder
+        common = None
+    found: list[tuple[Path, Path]] = []
+    seen: set[str] = set()
+    for f in files:
+        full = os.path.abspath(f)
+        if full in seen:  # a file listed twice, or also inside a listed folder
+            continue
+        seen.add(full)
+        found.append((f, Path(os.path.relpath(full, common)) if common is not None else Path(f.parent.name) / f.name))
     return found
+
+
+def _finished(path: Path) -> dict | None:
+    """A result an earlier run left in ``path``, or None when there is none or it is not one of ours
+    (missing, unreadable, cut short, someone else's JSON): that track is analysed again."""
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: invalid JSON or not UTF-8
+        return None
+    if isinstance(result, dict) and isinstance(result.get("summary"), dict) and "path" in result:
+        return result
+    return None
 
 
 TOP_TAGS = 3
@@ -137,13 +167,10 @@ def run_batch(paths: list[str | Path], model_arg: str, out_dir: str | Path | Non
     for i, (f, rel) in enumerate(files):
         base = out / rel if out is not None else None
         done = base.with_name(base.name + ".json") if base is not None else None
-        if resume and done is not None and done.is_file():
-            try:
-                report.results[i] = json.loads(done.read_text())
-                report.skipped += 1
-                continue
-            except (OSError, json.JSONDecodeError):
-                pass  # unreadable: analyse again
+        if resume and done is not None and (earlier := _finished(done)) is not None:
+            report.results[i] = earlier
+            report.skipped += 1
+            continue
         todo.append((i, (str(f), str(base) if base is not None else None, smoothing_s, plot)))
     bar = Progress(len(todo), progress)
     workers = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
@@ -158,7 +185,8 @@ def run_batch(paths: list[str | Path], model_arg: str, out_dir: str | Path | Non
             report.results[i] = result
             if "error" in result:
                 report.failed += 1
-                print(f"\nerror: {result['error']}", file=sys.stderr)
+                where = "" if result["path"] in result["error"] else f"{result['path']}: "
+                print(f"\nerror: {where}{result['error']}", file=sys.stderr)
             bar.step(Path(result["path"]).name)
     report.seconds = time.monotonic() - t0
     return report

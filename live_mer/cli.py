@@ -16,7 +16,7 @@ from pathlib import Path
 from . import __version__
 from . import config as configmod
 from .analyzer import Analyzer
-from .batch import run_batch, write_summary_csv
+from .batch import AUDIO_EXTENSIONS, run_batch, write_summary_csv
 from .control import ControlServer, Controller
 from .engine import Engine, LatestEstimates
 from .estimate import Estimate
@@ -185,23 +185,50 @@ def cmd_analyze(args) -> int:
 
         if importlib.util.find_spec("matplotlib") is None:  # before any file, not as a failure per file
             raise configmod.ConfigError("--plot needs matplotlib: `.venv/bin/pip install -e '.[plot]'`")
+    if not 0.0 <= args.smoothing <= 60.0:  # NaN fails too; checked once, not once per file
+        raise configmod.ConfigError(f"--smoothing {args.smoothing} is not allowed: 0..60 seconds")
+    csv_path = args.csv or (Path(args.out) / "summary.csv" if args.out else None)
+    _check_outputs(args.out, [p for p in (args.json, args.csv) if p])  # before hours of analysis, not after
     model = load_model(args.model, provider=args.provider)  # fail early, with a clear error, before forking
     report = run_batch(args.paths, str(model.path), out_dir=args.out, jobs=args.jobs, smoothing_s=args.smoothing,
                        plot=args.plot, resume=args.resume, provider=args.provider)
-    for r in report.results:
-        if "error" not in r:
-            s = r["summary"]
-            print(f"{r['path']}: {r['duration']:.1f} s  valence {s['valence']:+.2f}  arousal {s['arousal']:+.2f}  "
-                  f"{s.get('quadrant', '')}  key {s['key'] or '?'} {s['key_camelot']}")
+    if not report.results:
+        raise configmod.ConfigError(f"no audio files in {', '.join(args.paths)} (extensions: "
+                                    f"{' '.join(AUDIO_EXTENSIONS)})")
     if args.json:
         Path(args.json).write_text(json.dumps(report.results, indent=1) + "\n")
-    csv_path = args.csv or (Path(args.out) / "summary.csv" if args.out else None)
     if csv_path:
         write_summary_csv(report.results, csv_path)
+    try:
+        for r in report.results:
+            if "error" not in r:
+                s = r["summary"]
+                print(f"{r['path']}: {r['duration']:.1f} s  valence {s['valence']:+.2f}  arousal {s['arousal']:+.2f}  "
+                      f"{s.get('quadrant', '')}  key {s['key'] or '?'} {s['key_camelot']}")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `analyze ... | head`: the files above are written; stop printing quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     done = len(report.results) - report.failed - report.skipped
     print(f"{done} analysed, {report.skipped} already done, {report.failed} failed in {report.seconds:.1f} s"
           + (f"; summary {csv_path}" if csv_path else ""), file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def _check_outputs(out_dir: str | None, files: list[str]) -> None:
+    """Refuse output paths that cannot be written, before any analysis (raises ConfigError)."""
+    if out_dir:
+        try:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise configmod.ConfigError(f"--out {out_dir}: cannot create that folder ({exc.strerror})") from None
+    for f in map(Path, files):
+        folder = f.parent if str(f.parent) else Path(".")
+        if f.is_dir():
+            raise configmod.ConfigError(f"{f} is a folder; give a file name")
+        if not folder.is_dir():
+            raise configmod.ConfigError(f"{f}: the folder {folder} does not exist")
+        if not os.access(folder, os.W_OK) or (f.exists() and not os.access(f, os.W_OK)):
+            raise configmod.ConfigError(f"{f}: not writable")
 
 
 def cmd_config(args) -> int:
@@ -284,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     except (configmod.ConfigError, ModelError, SourceError, DestinationError, AudioFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # analyze (listen handles Ctrl-C itself): the per-file results stay
+        print("\ninterrupted" + (" (the finished tracks' files are kept: run again with --resume)"
+                                  if getattr(args, "out", None) else ""), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -224,19 +224,45 @@ def from_dict(data: dict) -> Config:
     return Config(**parts).validate()
 
 
-def load(path: str | Path) -> Config:
-    """Read and validate a TOML configuration file."""
-    path = Path(path)
+def _read_text(path: Path) -> str:
+    """The file as text: UTF-8, with or without the byte-order mark Windows editors write."""
     try:
-        data = tomllib.loads(path.read_text())
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"{path}: saved as UTF-16; TOML files are UTF-8 (in Notepad: Save as, Encoding UTF-8)")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save it as "
+                          "UTF-8") from None
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a TOML configuration file. Relative paths in it (``source.file``,
+    ``record.path``, a ``model.name`` that is a path) are relative to the file's folder, so the same
+    file works from any working directory (a systemd service, a start-up script)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(_read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     try:
-        return from_dict(data)
+        cfg = from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    here = path.absolute().parent
+
+    def beside(value: str) -> str:
+        return str(here / value) if value and not Path(value).expanduser().is_absolute() else value
+
+    model = cfg.model.name
+    if "/" in model or "\\" in model or model.endswith((".onnx", ".json")):
+        cfg = replace(cfg, model=replace(cfg.model, name=beside(model)))
+    return replace(cfg, source=replace(cfg.source, file=beside(cfg.source.file)),
+                   record=replace(cfg.record, path=beside(cfg.record.path)))
 
 
 def override(cfg: Config, section: str, **values) -> Config:

@@ -82,11 +82,10 @@ def models_dir() -> Path:
 def resolve(model: str | os.PathLike) -> tuple[Path, Path]:
     """Map a model name, ``.onnx`` path or ``.json`` card path to (onnx path, card path)."""
     p = Path(model)
-    if p.suffix in (".onnx", ".json") or p.parent != Path("."):
-        base = p.with_suffix("")
-    else:
+    base = p.with_suffix("") if p.suffix in (".onnx", ".json") else p  # "student_v1.2" keeps its ".2"
+    if p.suffix not in (".onnx", ".json") and p.parent == Path("."):
         base = models_dir() / str(model)
-    onnx_path, card_path = base.with_suffix(".onnx"), base.with_suffix(".json")
+    onnx_path, card_path = base.with_name(base.name + ".onnx"), base.with_name(base.name + ".json")
     missing = [str(x) for x in (onnx_path, card_path) if not x.is_file()]
     if missing:
         where = models_dir()
@@ -113,30 +112,34 @@ def parse_card(data: dict, source: str = "card") -> ModelCard:
         spec = FeatureSpec.from_dict(spec_data)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{source}: feature_spec: {exc}") from None
-    runtime = spec.feature_names()  # what this runtime's feature code computes for that spec
-    names = need(data, "feature_names", "")
-    if list(names) != runtime:
-        diff = [f"column {i}: card {a!r} != runtime {b!r}" for i, (a, b) in enumerate(zip(names, runtime)) if a != b]
-        if len(names) != len(runtime):
-            diff.insert(0, f"card has {len(names)} feature columns, runtime computes {len(runtime)}")
-        raise ModelError(f"{source}: feature layout differs from this runtime's feature code: {diff[:5]}")
-    window = need(data, "window", "")
-    frames, hop = int(need(window, "frames", "window.")), int(need(window, "hop_frames", "window."))
-    if frames < 1 or not 1 <= hop <= frames:
-        raise ModelError(f"{source}: window.frames={frames}, window.hop_frames={hop} are not a valid window")
-    heads = []
-    for hname, h in need(data, "outputs", "").items():
-        kind = need(h, "kind", f"outputs.{hname}.")
-        if kind not in HEAD_KINDS:
-            raise ModelError(f"{source}: outputs.{hname}.kind {kind!r} is not one of {HEAD_KINDS}")
-        heads.append(HeadSpec(hname, kind, tuple(need(h, "names", f"outputs.{hname}.")),
-                              tuple(h.get("range", (0.0, 1.0)))))
-    va = next((h for h in heads if h.name == "va"), None)
-    if va is None or va.kind != "regression" or va.names != ("valence", "arousal"):
-        raise ModelError(f"{source}: outputs must include 'va', a regression head with names [valence, arousal]")
-    return ModelCard(name=str(need(data, "name", "")), spec=spec, window_frames=frames, hop_frames=hop,
-                     input_name=str(data.get("input_name", "features")), heads=tuple(heads),
-                     sha256=str(need(data, "onnx_sha256", "")), raw=data)
+    try:
+        runtime = spec.feature_names()  # what this runtime's feature code computes for that spec
+        names = need(data, "feature_names", "")
+        if list(names) != runtime:
+            diff = [f"column {i}: card {a!r} != runtime {b!r}"
+                    for i, (a, b) in enumerate(zip(names, runtime)) if a != b]
+            if len(names) != len(runtime):
+                diff.insert(0, f"card has {len(names)} feature columns, runtime computes {len(runtime)}")
+            raise ModelError(f"{source}: feature layout differs from this runtime's feature code: {diff[:5]}")
+        window = need(data, "window", "")
+        frames, hop = int(need(window, "frames", "window.")), int(need(window, "hop_frames", "window."))
+        if frames < 1 or not 1 <= hop <= frames:
+            raise ModelError(f"{source}: window.frames={frames}, window.hop_frames={hop} are not a valid window")
+        heads = []
+        for hname, h in need(data, "outputs", "").items():
+            kind = need(h, "kind", f"outputs.{hname}.")
+            if kind not in HEAD_KINDS:
+                raise ModelError(f"{source}: outputs.{hname}.kind {kind!r} is not one of {HEAD_KINDS}")
+            heads.append(HeadSpec(hname, kind, tuple(need(h, "names", f"outputs.{hname}.")),
+                                  tuple(h.get("range", (0.0, 1.0)))))
+        va = next((h for h in heads if h.name == "va"), None)
+        if va is None or va.kind != "regression" or va.names != ("valence", "arousal"):
+            raise ModelError(f"{source}: outputs must include 'va', a regression head with names [valence, arousal]")
+        return ModelCard(name=str(need(data, "name", "")), spec=spec, window_frames=frames, hop_frames=hop,
+                         input_name=str(data.get("input_name", "features")), heads=tuple(heads),
+                         sha256=str(need(data, "onnx_sha256", "")), raw=data)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a field of the wrong type or shape
+        raise ModelError(f"{source}: malformed card: {type(exc).__name__}: {exc}") from None
 
 
 def _providers(provider: str) -> list[str]:

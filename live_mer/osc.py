@@ -74,13 +74,40 @@ class DestinationError(ValueError):
     """An OSC destination that cannot be parsed or resolved."""
 
 
+def check_host(host: str) -> str:
+    """A host that can ever be resolved: an IPv4 or IPv6 address or a DNS name (raises DestinationError).
+    An unresolvable *name* is retried (the network may come later); a malformed one never would be."""
+    if ":" in host:
+        try:
+            return str(ipaddress.IPv6Address(host))
+        except ValueError:
+            raise DestinationError(f"OSC host {host!r} is not an IPv6 address") from None
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")  # "name." is fully qualified
+    if all(part.isascii() and part.isdigit() for part in labels):
+        try:
+            return str(ipaddress.IPv4Address(host))
+        except ValueError:
+            raise DestinationError(f"OSC host {host!r} is not an IPv4 address (four numbers 0..255)") from None
+    if not host or len(host) > 253 or not all(
+            0 < len(part) <= 63 and all(c.isascii() and (c.isalnum() or c in "-_") for c in part) for part in labels):
+        raise DestinationError(f"OSC host {host!r} is not a host name or IP address")
+    return host
+
+
 def parse_destination(text: str) -> tuple[str, int]:
     """``"HOST:PORT"`` (IPv4, hostname or ``[v6]:port``) -> (host, port)."""
-    host, sep, port = str(text).strip().rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    text = str(text).strip()
+    if "://" in text:
+        raise DestinationError(f"OSC destination {text!r}: give HOST:PORT without a scheme (e.g. 10.0.0.5:9000)")
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise DestinationError(f"OSC destination {text!r} is not HOST:PORT with a port in 1..65535")
-    return host, int(port)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise DestinationError(f"OSC destination {text!r} is not HOST:PORT (an IPv6 address goes in brackets: "
+                               "[::1]:9000)")
+    return check_host(host), int(port)
 
 
 def check_prefix(prefix: str) -> str:
@@ -104,6 +131,7 @@ class DestinationConfig:
     outputs: tuple[str, ...] = OUTPUTS  # which outputs to send
 
     def __post_init__(self):
+        object.__setattr__(self, "host", check_host(str(self.host)))
         if not 0 < self.port < 65536:
             raise DestinationError(f"port {self.port} is not in 1..65535")
         if not (self.rate_hz == 0 or 1 <= self.rate_hz <= MAX_RATE_HZ):

@@ -213,7 +213,10 @@ class _PlayerSource:
 
     def __init__(self, name: str, samplerate: int, channels: int, realtime: bool, ring_seconds: float = 4.0):
         self.name = name
-        self.samplerate = _check_rate(samplerate)
+        try:
+            self.samplerate = _check_rate(samplerate)
+        except SourceError as exc:
+            raise SourceError(f"{name}: {exc}") from None
         self.channels = channels
         self.realtime = realtime
         self.ring = RingBuffer(int(self.samplerate * ring_seconds), channels)

@@ -63,3 +63,36 @@ def test_folder_batch_with_a_corrupt_file_plots_and_resume(library, tmp_path, ti
 def test_plot_and_resume_need_out(library, tiny_model_path):
     r = run(library, "--plot", "--model", tiny_model_path)
     assert r.returncode == 2 and "--out" in r.stderr
+
+
+def test_same_names_in_two_folders_and_foreign_json_on_resume(tmp_path, tiny_model_path):
+    sr = 22050
+    for crate, midi in (("crateA", 57), ("crateB", 62)):
+        (tmp_path / crate).mkdir()
+        sf.write(tmp_path / crate / "track01.wav", triad(midi, True, 4, sr), sr)
+    out = tmp_path / "out"
+    r = run(tmp_path / "crateA", tmp_path / "crateB", "--out", out, "--model", tiny_model_path)
+    assert r.returncode == 0, r.stderr
+    a, b = (json.loads((out / crate / "track01.wav.json").read_text()) for crate in ("crateA", "crateB"))
+    assert a["path"].endswith("crateA/track01.wav") and b["path"].endswith("crateB/track01.wav")
+    assert a["summary"]["key"] != b["summary"]["key"]  # two results, neither overwritten
+    # --resume trusts only its own results: an empty or foreign JSON is analysed again, not a crash
+    (out / "crateA" / "track01.wav.json").write_text("{}")
+    (out / "crateB" / "track01.wav.json").write_bytes(b"\xff\xfe")
+    r = run(tmp_path / "crateA", tmp_path / "crateB", "--out", out, "--resume", "--model", tiny_model_path)
+    assert r.returncode == 0 and "2 analysed, 0 already done, 0 failed" in r.stderr, r.stderr
+    assert len(list(csv.DictReader(open(out / "summary.csv")))) == 2
+
+
+def test_outputs_and_options_are_checked_before_any_analysis(library, tmp_path, tiny_model_path):
+    for args, needle in ((["--json", tmp_path / "no" / "all.json"], "does not exist"),
+                         (["--csv", tmp_path], "is a folder"),
+                         (["--smoothing", "nan"], "--smoothing nan is not allowed")):
+        r = run(library, *args, "--model", tiny_model_path)
+        assert r.returncode == 2 and needle in r.stderr and "analysed" not in r.stderr, r.stderr
+    (tmp_path / "empty").mkdir()
+    r = run(tmp_path / "empty", "--model", tiny_model_path)
+    assert r.returncode == 2 and "no audio files in" in r.stderr
+    sf.write(tmp_path / "low.wav", np.zeros(12000, np.float32), 4000)
+    r = run(tmp_path / "low.wav", "--model", tiny_model_path)
+    assert r.returncode == 1 and f"error: {tmp_path / 'low.wav'}: input sample rate 4000 Hz" in r.stderr

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,12 +178,41 @@ def test_config_example_round_trips_and_bad_keys_are_named(tmp_path, tiny_model_
     ("[presets.club.tempo]\nattack_ms = 1.0\n", "unknown key 'presets.club.tempo'"),
     ("preset = 'club'\n", "preset = 'club' is not allowed"),
     ("[record]\npath = 'x.txt'\n", "record.path"),
+    ("[[osc.destination]]\nhost = '192.168.1.300'\nport = 9000\n", "not an IPv4 address"),
+    ("[[osc.destination]]\nhost = ''\nport = 9000\n", "not a host name or IP address"),
 ])
 def test_config_errors_name_the_key(tmp_path, text, needle):
     path = tmp_path / "c.toml"
     path.write_text(text)
     with pytest.raises(configmod.ConfigError, match=__import__("re").escape(needle)):
         configmod.load(path)
+
+
+@pytest.mark.parametrize("raw,needle", [
+    (b"\xff\xfe[\x00s\x00", "saved as UTF-16"),
+    (b"[source]\nfile = 'caf\xe9.wav'\n", "not UTF-8 text (byte 0xe9 on line 2)"),
+])
+def test_config_files_in_other_encodings_are_named(tmp_path, raw, needle):
+    path = tmp_path / "c.toml"
+    path.write_bytes(raw)
+    with pytest.raises(configmod.ConfigError, match=__import__("re").escape(f"{path}: {needle}")):
+        configmod.load(path)
+    path.write_bytes(b"\xef\xbb\xbf[source]\ndemo = true\n")  # UTF-8 with the BOM Notepad writes: fine
+    assert configmod.load(path).source.demo
+
+
+def test_relative_paths_in_a_config_are_beside_the_file(tmp_path, monkeypatch):
+    room = tmp_path / "room"
+    room.mkdir()
+    (room / "room.toml").write_text("[source]\nfile = 'room.flac'\n[record]\npath = 'logs/show.jsonl'\n"
+                                    "[model]\nname = 'models/custom.onnx'\n")
+    monkeypatch.chdir(tmp_path)  # as a systemd service runs it: from another working directory
+    cfg = configmod.load("room/room.toml")
+    assert Path(cfg.source.file) == room / "room.flac" and Path(cfg.record.path) == room / "logs/show.jsonl"
+    assert Path(cfg.model.name) == room / "models/custom.onnx"
+    (room / "room.toml").write_text("[source]\nfile = '/srv/a.flac'\n[model]\nname = 'live_mer_student'\n")
+    cfg = configmod.load("room/room.toml")
+    assert cfg.source.file == "/srv/a.flac" and cfg.model.name == "live_mer_student"  # absolute; a name
 
 
 def test_flags_override_the_file(tmp_path):

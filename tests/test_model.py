@@ -90,6 +90,26 @@ def test_missing_model_lists_available(tmp_path, tiny_model_path, monkeypatch):
     assert load_model("present").card.name == "tiny"
 
 
+def test_a_model_name_with_dots_loads(tmp_path, tiny_model_path, monkeypatch):
+    onnx, _ = copy_model(tiny_model_path, tmp_path, "student_v1.2")
+    monkeypatch.setenv("LIVE_MER_MODELS", str(tmp_path))
+    assert load_model("student_v1.2").path == onnx and load_model(onnx).path == onnx
+
+
+@pytest.mark.parametrize("edit", [
+    lambda c: c.update(feature_names=5),
+    lambda c: c.update(outputs=[]),
+    lambda c: c["window"].update(frames="258 frames"),
+    lambda c: c["window"].update(frames=None),
+    lambda c: c["outputs"]["quadrant"].update(names=4),
+])
+def test_a_card_field_of_the_wrong_type_names_the_card(tmp_path, tiny_model_path, edit):
+    onnx, card = copy_model(tiny_model_path, tmp_path)
+    edit_card(card, edit)
+    with pytest.raises(ModelError, match=f"{card}: malformed card"):
+        load_model(onnx)
+
+
 def test_cuda_request_without_cuda_is_a_clear_error(tiny_model_path):
     import onnxruntime as ort
 

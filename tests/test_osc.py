@@ -126,6 +126,14 @@ def test_bad_destinations_are_clear():
     with pytest.raises(ValueError, match="prefix"):
         OscSender(["127.0.0.1:9000"], prefix="mer/")
     assert parse_destination("[::1]:9000") == ("::1", 9000)
+    # malformed hosts are refused at once (they used to start, drop every packet and exit 0)
+    for bad, needle in (("1.2.3.4:9000:9000", "brackets"), ("192.168.1.300:9000", "not an IPv4 address"),
+                        ("osc://10.0.0.5:9000", "without a scheme"), ("h:\u00b2", "HOST:PORT"),
+                        ("my host:9000", "not a host name")):
+        with pytest.raises(DestinationError, match=needle):
+            parse_destination(bad)
+    for good in ("studio-pc.local:7000", "Studio_PC:7000", "255.255.255.255:9000", "no-such-host.invalid:9000"):
+        assert parse_destination(good)[1] in (7000, 9000)
 
 
 def test_broadcast_and_multicast_sockets_open():
