@@ -2,6 +2,9 @@
 
 The analyzer thread only puts the estimate on a bounded queue (dropped and counted when full); a
 write error (disk full, file removed) stops the recorder with a logged error and never the analysis.
+An existing recording is never lost: new rows are appended (an installation restarted by its service
+continues its log); a CSV whose columns differ (another model) is left alone and the rows go to the
+first free ``<name>-2.csv``, ``<name>-3.csv``...
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ class Recorder:
         self.format = fmt or self.path.suffix.lower().lstrip(".")
         if self.format not in ("csv", "jsonl"):
             raise ValueError(f"record file {self.path} must end in .csv or .jsonl")
-        self._fh = open(self.path, "w", newline="", buffering=1 << 16)
+        self._fh = self._open(self.path)
         self._queue: queue.Queue = queue.Queue(max_queue)
         self.written = 0
         self.dropped = 0
@@ -57,14 +60,38 @@ class Recorder:
         except queue.Full:
             self.dropped += 1
 
+    @staticmethod
+    def _open(path: Path):
+        return open(path, "a", newline="", buffering=1 << 16)
+
+    def _start_csv(self, names: list[str]) -> None:
+        """Continue an existing CSV with the same columns, else start one (a new name if taken)."""
+        while True:
+            header = None
+            if self.path.is_file():  # not a pipe or device (/dev/stdout): those are only written
+                with open(self.path, newline="", errors="replace") as fh:
+                    header = next(csv.reader([fh.readline(1 << 16)]), None) or None  # empty file: None
+            if header is None or header == names:
+                break
+            self._fh.close()
+            stem, _, n = self.path.stem.rpartition("-")
+            if not (stem and n.isdigit()):
+                stem, n = self.path.stem, "1"
+            new = self.path.with_name(f"{stem}-{int(n) + 1}{self.path.suffix}")
+            log.warning("%s has other columns (another model?); recording to %s instead", self.path, new)
+            self.path = new
+            self._fh = self._open(new)
+        self._writer = csv.DictWriter(self._fh, fieldnames=names, extrasaction="ignore")
+        if header is None:
+            self._writer.writeheader()
+
     def _write(self, est: Estimate, wall: float) -> None:
         row = flat_row(est, wall)
         if self.format == "jsonl":
             self._fh.write(json.dumps(row) + "\n")
         else:
             if self._writer is None:
-                self._writer = csv.DictWriter(self._fh, fieldnames=list(row), extrasaction="ignore")
-                self._writer.writeheader()
+                self._start_csv(list(row))
             self._writer.writerow(row)
         self.written += 1
 

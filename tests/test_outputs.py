@@ -411,6 +411,26 @@ def test_recorder_writes_csv_and_jsonl(tmp_path):
             assert len(text) == 21 and text[0].startswith("wall_time,t,valence")
 
 
+def test_a_restarted_recording_appends_and_never_overwrites(tmp_path):
+    """An installation restarted by its service continues its log; a CSV of other columns is kept."""
+    for suffix in (".csv", ".jsonl"):
+        path = tmp_path / f"show{suffix}"
+        for run in range(2):
+            r = Recorder(path)
+            for i in range(5):
+                r(est(t=i * 0.5))
+            r.close()
+        lines = path.read_text().splitlines()
+        assert len(lines) == (11 if suffix == ".csv" else 10)  # one header, both runs' rows
+    other = tmp_path / "other.csv"
+    other.write_text("time,something_else\n1,2\n")
+    r = Recorder(other)
+    r(est())
+    r.close()
+    assert other.read_text() == "time,something_else\n1,2\n"  # untouched
+    assert r.path == tmp_path / "other-2.csv" and len(r.path.read_text().splitlines()) == 2
+
+
 def test_recorder_survives_a_full_disk():
     if not __import__("os").path.exists("/dev/full"):
         pytest.skip("/dev/full not available")
