@@ -163,7 +163,7 @@ def cmd_listen(args) -> int:
     sent = ", ".join(f"{s['destination']} sent {s['sent']} errors {s['errors']}" + _why(s) for s in osc.stats())
     print(f"{engine.estimates} estimates; input overflows {source.overflows}; OSC {sent}", file=sys.stderr)
     if cfg.record.path:
-        print(f"recorded {recorder.written} estimates to {cfg.record.path}"
+        print(f"recorded {recorder.written} estimates to {recorder.path}"
               + (f" ({recorder.error})" if recorder.error else ""), file=sys.stderr)
     if engine.error is not None:
         print(f"error: analysis stopped: {engine.error}", file=sys.stderr)
