@@ -86,6 +86,9 @@ def _receiver_notices(refused: dict, stats: list[dict]) -> list[str]:
 
 
 def cmd_listen(args) -> int:
+    if args.duration is not None and not args.duration > 0:  # -1 or nan used to exit at once, "successfully"
+        raise configmod.ConfigError(f"--duration {args.duration} is not allowed: seconds > 0 (leave it out to run "
+                                    "until Ctrl-C)")
     cfg = configmod.load(args.config) if args.config else configmod.Config()
     if args.device is not None or args.file is not None or args.demo:
         # A source chosen on the command line replaces the file's choice entirely.

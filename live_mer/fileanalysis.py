@@ -104,12 +104,15 @@ def analyze_file(path: str | Path, model: StudentModel, smoothing_s: float = 1.0
     Raises
     ------
     AudioFileError
-        If the file cannot be read or decoded.
+        If the file cannot be read or decoded, or is too short for one estimate.
     """
     with open_audio(path) as f:
         analyzer = Analyzer(model, f.samplerate, smoothing_s=smoothing_s)
         estimates = analyze_stream(analyzer, iter_blocks(f))
         duration = f.frames / f.samplerate
         rate = f.samplerate
+    if not estimates:  # not an empty "result" with quadrant "" that a library scan would take as analysed
+        raise AudioFileError(f"{path}: too short to analyse ({duration:.2f} s; the first estimate needs "
+                             f"{model.card.hop_seconds:.2f} s of audio)")
     return {"path": str(path), "duration": round(duration, 4), "sample_rate": rate, "model": model.card.name,
             "summary": summarize(estimates, analyzer.stream_key()), "timeline": [e.to_dict() for e in estimates]}

@@ -93,6 +93,9 @@ def test_outputs_and_options_are_checked_before_any_analysis(library, tmp_path, 
     (tmp_path / "empty").mkdir()
     r = run(tmp_path / "empty", "--model", tiny_model_path)
     assert r.returncode == 2 and "no audio files in" in r.stderr
+    sf.write(tmp_path / "blip.wav", np.zeros(100, np.float32), 22050)  # shorter than one estimate
+    r = run(tmp_path / "blip.wav", "--model", tiny_model_path)
+    assert r.returncode == 1 and "too short to analyse" in r.stderr
     sf.write(tmp_path / "low.wav", np.zeros(12000, np.float32), 4000)
     r = run(tmp_path / "low.wav", "--model", tiny_model_path)
     assert r.returncode == 1 and f"error: {tmp_path / 'low.wav'}: input sample rate 4000 Hz" in r.stderr

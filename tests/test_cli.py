@@ -60,6 +60,9 @@ def test_listen_demo_runs_and_stops_at_duration(tiny_model_path):
         assert rx.wait_for(5)
     finally:
         rx.close()
+    for bad in ("-1", "nan", "0"):
+        r = live_mer("listen", "--demo", "--duration", bad, "--model", tiny_model_path)
+        assert r.returncode == 2 and f"--duration {float(bad)} is not allowed" in r.stderr, r.stderr
 
 
 def test_sending_to_a_port_nobody_listens_on_says_so(tiny_model_path):
