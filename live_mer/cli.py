@@ -120,7 +120,7 @@ def cmd_listen(args) -> int:
             closers.append(recorder.close)
         if cfg.control.enabled:
             controller = Controller(lambda: osc.settings, lambda new: setattr(osc, "settings", new), cfg.presets,
-                                    cfg.osc.prefix)
+                                    cfg.osc.prefix, base=cfg.outputs)
             server = ControlServer(controller, cfg.control.host, cfg.control.port)
             closers.append(server.close)
             print(f"control port: {server.address[0]}:{server.address[1]} (OSC {cfg.osc.prefix}/control/...)",

@@ -3,13 +3,16 @@
 Messages (``<p>`` is the OSC prefix, ``/mer`` by default):
 
 ====================================  ===================================================
-``<p>/control/preset s``              switch to a preset from the configuration
+``<p>/control/preset s``              switch to a preset from the configuration ("" = back to ``[outputs]``)
 ``<p>/control/smoothing s f f``       output, attack ms, release ms (0..600000)
 ``<p>/control/hold s f f``            label output (quadrant, chord, key), hold ms, hysteresis 0..1
 ``<p>/control/mute s i``              output (or ``all``), 1 = mute, 0 = unmute
 ``<p>/control/query``                 replies ``<p>/state/preset s``, ``<p>/state/muted s...``,
-                                      ``<p>/state/smoothing s f f`` per output, to the sender
+                                      ``<p>/state/smoothing s f f`` per smoothed output and
+                                      ``<p>/state/hold s f f`` per label output, to the sender
 ====================================  ===================================================
+
+Replies come from the control port itself, so a receiver that filters by source port sees them.
 
 Anything else — an unknown address, wrong argument types or count, a value out of range, an unknown
 preset or output — changes nothing; it is counted and logged at most once per second. The port binds
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import socket
 import threading
 import time
 from typing import Callable, Mapping
@@ -33,6 +35,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 from .outputs import DEFAULT_SHAPES, LABEL_OUTPUTS, OUTPUTS, OutputSettings
 
 log = logging.getLogger("live_mer")
+SMOOTHED = tuple(n for n in DEFAULT_SHAPES if n not in ("chord", "key"))  # chord and key are labels only
 
 
 class ControlError(ValueError):
@@ -49,12 +52,15 @@ class Controller:
     presets : mapping of name -> OutputSettings
     prefix : str
         The OSC prefix the control addresses live under.
+    base : OutputSettings
+        What ``preset ""`` returns to: the configuration's ``[outputs]``.
     """
 
     def __init__(self, get_settings: Callable[[], OutputSettings], set_settings: Callable[[OutputSettings], None],
-                 presets: Mapping[str, OutputSettings], prefix: str = "/mer"):
+                 presets: Mapping[str, OutputSettings], prefix: str = "/mer", base: OutputSettings | None = None):
         self.get_settings, self.set_settings = get_settings, set_settings
         self.presets = presets
+        self.base = base if base is not None else OutputSettings()
         self.prefix = prefix
         self.accepted = 0
         self.rejected = 0
@@ -68,12 +74,13 @@ class Controller:
         settings = self.get_settings()
         if cmd == "/control/preset":
             (name,) = self._args(args, (str,), address)
-            if name not in self.presets:
-                raise ControlError(f"{address}: unknown preset {name!r}; presets: {', '.join(self.presets) or 'none'}")
-            self.set_settings(self.presets[name])
+            if name and name not in self.presets:
+                raise ControlError(f"{address}: unknown preset {name!r}; presets: {', '.join(self.presets) or 'none'}"
+                                   " (\"\" = the [outputs] section)")
+            self.set_settings(self.presets[name] if name else self.base)
         elif cmd == "/control/smoothing":
             output, attack, release = self._args(args, (str, float, float), address)
-            self._check_output(output, tuple(DEFAULT_SHAPES), address)
+            self._check_output(output, SMOOTHED, address)
             self._check_range(address, "attack_ms", attack, 0, 600_000)
             self._check_range(address, "release_ms", release, 0, 600_000)
             self.set_settings(settings.with_shape(output, attack_ms=float(attack), release_ms=float(release)))
@@ -92,7 +99,10 @@ class Controller:
         elif cmd == "/control/query":
             self._args(args, (), address)
             reply = [(f"{p}/state/preset", [settings.preset]), (f"{p}/state/muted", sorted(settings.muted))]
-            reply += [(f"{p}/state/smoothing", [n, s.attack_ms, s.release_ms]) for n, s in settings.shapes.items()]
+            reply += [(f"{p}/state/smoothing", [n, settings.shape(n).attack_ms, settings.shape(n).release_ms])
+                      for n in SMOOTHED]
+            reply += [(f"{p}/state/hold", [n, settings.shape(n).hold_ms, settings.shape(n).hysteresis])
+                      for n in LABEL_OUTPUTS]
             self.accepted += 1
             return reply
         else:
@@ -147,8 +157,6 @@ class ControlServer:
         except OSError as exc:
             raise OSError(f"control port {host}:{port}: {exc.strerror or exc}") from None
         self.address = self._server.server_address
-        self._reply = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._reply.setblocking(False)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="live_mer-control", daemon=True)
         self._thread.start()
@@ -167,12 +175,11 @@ class ControlServer:
             for v in values:
                 b.add_arg(v)
             try:
-                self._reply.sendto(b.build().dgram, client)
+                self._server.socket.sendto(b.build().dgram, client)
             except OSError:
                 pass
 
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-        self._reply.close()
         self._thread.join(2.0)

@@ -342,6 +342,20 @@ def test_control_port_applies_valid_messages_and_answers_queries():
             m = OscMessage(q.recvfrom(65536)[0])
             replies[m.address] = m.params
         assert replies["/mer/state/preset"] == ["club"] and replies["/mer/state/muted"] == ["onset"]
+        # every reply comes from the control port; hold is readable back; chord/key have no smoothing
+        send(port, "/mer/control/hold", "key", 4000.0, 0.2, sock=q)
+        send(port, "/mer/control/query", sock=q)
+        got = {}
+        while ["key", 4000.0, pytest.approx(0.2)] not in got.get("/mer/state/hold", []):  # (the first reply's rest too)
+            data, sender = q.recvfrom(65536)
+            assert sender[1] == port
+            m = OscMessage(data)
+            got.setdefault(m.address, []).append(m.params)
+        assert {r[0] for r in got["/mer/state/smoothing"]}.isdisjoint({"chord", "key"})
+        # "" goes back to the configuration's [outputs]
+        send(port, "/mer/control/preset", "")
+        wait_count(ctl, 7)
+        assert state["settings"].preset == "" and state["settings"] is ctl.base
         q.close()
     finally:
         server.close()
