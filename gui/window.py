@@ -166,7 +166,8 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------------------------ building
     def _build_controls(self, source: SourceChoice, smoothing_s: float, osc: str, history_s: int) -> None:
         self.source_combo = SourceCombo(lambda: self.refresh_devices(rescan=self._may_rescan()))
-        self.source_combo.setMinimumWidth(170)
+        self.source_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.source_combo.setMinimumContentsLength(6)
         self.source_combo.setToolTip("Audio input: a sound card, the built-in demo piece, or a file")
         self.refresh_devices(select=source)
         self.source_combo.activated.connect(self._source_activated)
@@ -182,7 +183,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.preset_combo.addItem(name)
             self.preset_combo.setItemData(self.preset_combo.count() - 1, p.description,
                                           QtCore.Qt.ItemDataRole.ToolTipRole)
-        self.preset_combo.setToolTip("Presets set smoothing, OSC destinations and timeline length together")
+        self.preset_combo.setToolTip("Presets set smoothing and timeline length (a configuration file's presets: "
+                                     "OSC output shaping); they never change where the OSC goes")
+        # Narrow enough for a 1024-pixel screen: long names are shown in full in the open list.
+        self.preset_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preset_combo.setMinimumContentsLength(5)
         self.preset_combo.activated.connect(lambda i: self.apply_preset(self.preset_combo.itemText(i)))
 
         self.smoothing_spin = QtWidgets.QDoubleSpinBox()
@@ -198,7 +203,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.osc_edit = QtWidgets.QLineEdit(osc)
         self.osc_edit.setCursorPosition(0)
         self.osc_edit.setPlaceholderText("no OSC output (HOST:PORT, HOST:PORT ...)")
-        self.osc_edit.setMinimumWidth(170)
+        self.osc_edit.setMinimumWidth(110)
         self.osc_edit.setToolTip("OSC destinations, comma-separated HOST:PORT; broadcast and multicast "
                                  "addresses work. Applied without interrupting the audio.")
         self.osc_edit.editingFinished.connect(self._osc_edited)
@@ -228,7 +233,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         labelled("&Input", self.source_combo, 2)
         row.addWidget(self.start_button)
-        row.addSpacing(12)
+        row.addSpacing(4)
         labelled("&Preset", self.preset_combo)
         labelled("S&moothing", self.smoothing_spin)
         labelled("&OSC", self.osc_edit, 2)

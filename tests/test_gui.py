@@ -115,6 +115,7 @@ def test_window_builds_with_all_views_and_controls(make_window):
     assert w.chord_panel.chord_label.text() == "N.C." and w.timeline.points() == 0
     assert "stopped" in w.status_labels["input"].text()
     assert w.timer.isActive() and w.timer.interval() == 33  # 30 fps by default
+    assert w.minimumSizeHint().width() <= 1024  # fits a 1024 x 768 screen or projector as a window
 
 
 def test_file_estimates_update_plots_labels_and_osc(qapp, make_window, progression, receiver):
