@@ -219,6 +219,9 @@ class Session:
             if self.osc is not None:
                 self.osc.close()
             self.osc, self.destinations = None, ()
+            # Let go of the stream (its resampler is a C extension object that must be freed before
+            # the interpreter's final teardown, or nanobind reports it as leaked on every exit).
+            self.engine = self.source = None
 
     def osc_stats(self) -> list[dict]:
         return self.osc.stats() if self.osc is not None else []

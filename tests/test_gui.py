@@ -253,6 +253,22 @@ def test_app_opens_the_window_even_without_a_model(qapp, tmp_path, monkeypatch):
     assert live_mer_threads() == []
 
 
+def test_the_monitor_program_exits_cleanly(tmp_path, tiny_model_path):
+    """The real program, as a user runs it (a 44.1 kHz file, so the resampler is in use): a screenshot,
+    exit status 0 and nothing on stderr about leaked objects (nanobind reported the resampler on every exit)."""
+    import subprocess
+
+    song = tmp_path / "song.wav"
+    sf.write(song, triad(57, True, 4.0, 44100), 44100)
+    shot = tmp_path / "shot.png"
+    r = subprocess.run([sys.executable, "-m", "live_mer", "gui", "--file", str(song), "--model", str(tiny_model_path),
+                        "--screenshot", str(shot), "--screenshot-after", "2"], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert r.returncode == 0, r.stderr
+    assert QtGui.QImage(str(shot)).width() > 500
+    assert "leaked" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
 def test_engine_error_during_playback_reaches_the_banner(qapp, make_window, progression):
     # The file disappears while it plays (like a device being unplugged): the looped source fails on
     # its next pass, the engine stops with that error, and the window shows it.
