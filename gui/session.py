@@ -194,7 +194,9 @@ class Session:
         old, self.osc, self.destinations = self.osc, new, tuple(destinations)
         self._slot.target = new
         if old is not None:
-            old.close()  # flushes what it holds (briefly), stops its thread, closes its sockets
+            # flushes what it holds (briefly), stops its thread, closes its sockets; a destination the new
+            # sender keeps is not told "stopped" (the audio goes on)
+            old.close(still_receiving={d.label for d in new.destinations})
 
     def drain(self) -> list[Estimate]:
         """Every estimate produced since the last call (oldest first); never blocks."""

@@ -104,11 +104,12 @@ class Analyzer:
     def _inspect(self, x: np.ndarray) -> np.ndarray:
         if x.size == 0:
             return x
-        valid = np.abs(x) <= MAX_SAMPLE  # False for NaN too
+        mag = np.abs(x)
+        valid = mag <= MAX_SAMPLE  # False for NaN too
         if not valid.all():
             self._nonfinite += int(x.size - np.count_nonzero(valid))
             x = np.where(valid, x, np.float32(0.0))
-        mag = np.abs(x)
+            mag = np.where(valid, mag, np.float32(0.0))
         self._peak = max(self._peak, float(mag.max()))
         self._clipped += int(np.count_nonzero(mag >= CLIP_LEVEL))
         return x

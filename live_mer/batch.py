@@ -41,7 +41,7 @@ def find_audio(paths: list[str | Path]) -> list[tuple[Path, Path]]:
             files.append(p)
     try:
         common = Path(os.path.commonpath([os.path.abspath(r) for r in roots])) if roots else None
-    except ValueError:  # roots on different drives (Windows): name by the input's own folder
+    except ValueError:  # roots on different drives (Windows)
         common = None
     found: list[tuple[Path, Path]] = []
     seen: set[str] = set()
@@ -50,7 +50,11 @@ def find_audio(paths: list[str | Path]) -> list[tuple[Path, Path]]:
         if full in seen:  # a file listed twice, or also inside a listed folder
             continue
         seen.add(full)
-        found.append((f, Path(os.path.relpath(full, common)) if common is not None else Path(f.parent.name) / f.name))
+        if common is not None:
+            name = Path(os.path.relpath(full, common))
+        else:  # the whole path, its drive letter as the first folder: unique
+            name = Path(Path(full).drive.rstrip(":")) / Path(full).relative_to(Path(full).anchor)
+        found.append((f, name))
     return found
 
 

@@ -256,7 +256,10 @@ def load(path: str | Path) -> Config:
     here = path.absolute().parent
 
     def beside(value: str) -> str:
-        return str(here / value) if value and not Path(value).expanduser().is_absolute() else value
+        if not value:
+            return value
+        given = Path(value).expanduser()
+        return str(given if given.is_absolute() else here / given)
 
     model = cfg.model.name
     if "/" in model or "\\" in model or model.endswith((".onnx", ".json")):

@@ -37,9 +37,10 @@ destination (to line up with a video chain that lags the audio).
 Sending never blocks the analyzer: estimates are handed to a sender thread; sockets are non-blocking
 and connected, so a closed port answers ECONNREFUSED on a later send, which is counted and ignored.
 A host that cannot be resolved is retried every few seconds; it never stops the other destinations.
-When the stream ends (:meth:`OscSender.end_of_stream`, :meth:`OscSender.close`), every destination gets
-``<p>/status/stopped`` after the last frame of the stream, and fixed-rate destinations stop repeating
-that frame until a new estimate arrives: the visuals can fade out instead of freezing on it.
+When the stream ends (:meth:`OscSender.end_of_stream`, :meth:`OscSender.close`), every destination that
+sends ``status`` (not muted) gets ``<p>/status/stopped`` after the last frame of the stream (in the array
+layout too: a message of its own beside ``<p>/frame``), and fixed-rate destinations stop repeating that
+frame until a new estimate arrives: the visuals can fade out instead of freezing on it.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ import math
 import socket
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from pythonosc.osc_bundle_builder import OscBundleBuilder
@@ -151,7 +153,8 @@ class DestinationConfig:
 
     @property
     def label(self) -> str:
-        return f"{self.host}:{self.port}"
+        """``HOST:PORT`` as :func:`parse_destination` reads it back (IPv6 in brackets)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     @classmethod
     def parse(cls, text: str) -> "DestinationConfig":
@@ -254,6 +257,7 @@ class Destination:
     next_due: float = 0.0
     last_seq: int = -1  # sequence number of the newest estimate already sent
     ended: int = -1  # the end-of-stream mark (OscSender._end) this destination has been told about
+    handed_over: bool = False  # another sender goes on sending here: no end-of-stream notice
     retry_at: float = 0.0
     queue: collections.deque = field(default_factory=lambda: collections.deque(maxlen=PER_HOP_QUEUE))
 
@@ -353,7 +357,7 @@ class OscSender:
 
     def _announce_end(self, d: Destination) -> None:
         d.ended = self._end
-        if d.sock is None or "status" not in d.cfg.outputs or "status" in self.settings.muted:
+        if d.handed_over or d.sock is None or "status" not in d.cfg.outputs or "status" in self.settings.muted:
             return
         self._transmit(d, datagrams([(f"{self.prefix}/status/stopped", [])], d.cfg.bundle, time.time()), frames=False)
 
@@ -402,8 +406,8 @@ class OscSender:
                             t, seq, est = d.queue.popleft()
                             if seq >= self._end > d.ended:  # the end comes before the next stream's frames
                                 self._announce_end(d)
-                            self._send(d, est, t + delay, fresh=True)
                             d.last_seq = seq
+                            self._send(d, est, t + delay, fresh=True)
                         if d.queue:
                             wait = min(wait, max(0.0, d.queue[0][0] + delay - now))
                         elif self._end > d.ended and d.last_seq == self._seq - 1:
@@ -414,11 +418,13 @@ class OscSender:
                             self._announce_end(d)
                     else:
                         if now >= d.next_due:
-                            visible = next((item for item in reversed(self._history) if item[0] + delay <= now), None)
+                            # (after a restart, only the new stream's estimates: never the old one's last frame)
+                            visible = next((item for item in reversed(self._history)
+                                            if item[0] + delay <= now and item[1] >= self._end), None)
                             if visible is not None:
                                 _, seq, est = visible
-                                self._send(d, est, now, fresh=seq > d.last_seq)
-                                d.last_seq = seq
+                                fresh, d.last_seq = seq > d.last_seq, seq
+                                self._send(d, est, now, fresh=fresh)
                                 d.next_due = max(d.next_due + 1.0 / d.cfg.rate_hz, now - 1.0 / d.cfg.rate_hz)
                         wait = min(wait, max(0.0, d.next_due - now))
                 except DestinationError as exc:
@@ -434,7 +440,8 @@ class OscSender:
         """Wait until every handed-over estimate has been sent to per-hop destinations (and, after
         :meth:`end_of_stream`, the end announced to every destination that can be reached)."""
         end = time.monotonic() + timeout
-        while time.monotonic() < end and any(d.queue or (d.sock is not None and d.ended < self._end)
+        while time.monotonic() < end and any((d.cfg.rate_hz == 0 and d.last_seq < self._seq - 1)
+                                             or (d.sock is not None and d.ended < self._end)
                                              for d in self.destinations):
             self._wake.set()
             time.sleep(0.005)
@@ -444,11 +451,15 @@ class OscSender:
         return [{"destination": d.label, "sent": d.sent, "errors": d.errors, "dropped": d.dropped,
                  "last_error": d.last_error, "refused": d.refused} for d in self.destinations]
 
-    def close(self) -> None:
-        """End the stream, send what is pending (briefly), stop the thread and close the sockets (idempotent)."""
+    def close(self, still_receiving: Collection[str] = ()) -> None:
+        """End the stream, send what is pending (briefly, plus any destination's delay), stop the thread and
+        close the sockets (idempotent). Destinations whose label is in ``still_receiving`` (another sender
+        takes over: the monitor's OSC field was edited) are not told that the stream stopped."""
         if getattr(self, "_thread", None) is not None and self._thread.is_alive():
+            for d in self.destinations:
+                d.handed_over = d.label in still_receiving
             self.end_of_stream()
-            self.flush(0.5)
+            self.flush(0.5 + max((max(0.0, d.cfg.offset_ms) / 1000.0 for d in self.destinations), default=0.0))
             self._stop.set()
             self._wake.set()
             self._thread.join(2.0)

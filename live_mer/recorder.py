@@ -62,10 +62,17 @@ class Recorder:
 
     @staticmethod
     def _open(path: Path):
-        return open(path, "a", newline="", buffering=1 << 16)
+        fh = open(path, "a", newline="", buffering=1 << 16)
+        if path.is_file() and path.stat().st_size:
+            with open(path, "rb") as old:
+                old.seek(-1, 2)
+                if old.read(1) != b"\n":  # a run killed mid-row: the new rows start on a line of their own
+                    fh.write("\n")
+        return fh
 
     def _start_csv(self, names: list[str]) -> None:
         """Continue an existing CSV with the same columns, else start one (a new name if taken)."""
+        first, k = self.path, 1
         while True:
             header = None
             if self.path.is_file():  # not a pipe or device (/dev/stdout): those are only written
@@ -74,10 +81,8 @@ class Recorder:
             if header is None or header == names:
                 break
             self._fh.close()
-            stem, _, n = self.path.stem.rpartition("-")
-            if not (stem and n.isdigit()):
-                stem, n = self.path.stem, "1"
-            new = self.path.with_name(f"{stem}-{int(n) + 1}{self.path.suffix}")
+            k += 1
+            new = first.with_name(f"{first.stem}-{k}{first.suffix}")
             log.warning("%s has other columns (another model?); recording to %s instead", self.path, new)
             self.path = new
             self._fh = self._open(new)

@@ -8,7 +8,7 @@ from conftest import triad
 from live_mer.analyzer import Analyzer
 from live_mer.engine import Engine, LatestEstimates
 from live_mer.estimate import Estimate
-from live_mer.osc import DestinationError, OscSender, parse_destination
+from live_mer.osc import DestinationConfig, DestinationError, OscSender, parse_destination
 from live_mer.outputs import OutputSettings
 from live_mer.sources import FileSource
 from osc_receiver import Receiver, free_udp_port, messages
@@ -134,6 +134,8 @@ def test_bad_destinations_are_clear():
             parse_destination(bad)
     for good in ("studio-pc.local:7000", "Studio_PC:7000", "255.255.255.255:9000", "no-such-host.invalid:9000"):
         assert parse_destination(good)[1] in (7000, 9000)
+    for text in ("[::1]:9000", "[fe80::1%eth0]:9000", "10.0.0.5:7000"):  # labels read back as they were given
+        assert DestinationConfig.parse(DestinationConfig.parse(text).label).label == text
 
 
 def test_broadcast_and_multicast_sockets_open():

@@ -140,7 +140,7 @@ def test_muting_keeps_an_array_frame_in_place(rx):
         osc(est())
         osc.flush()
     osc.close()
-    time.sleep(0.1)
+    assert rx.wait_for(5)  # five frames (status is muted at the end: no end-of-stream notice)
     frames = [m.params for d in rx.datagrams for m in parse(d) if m.address == "/mer/frame"]
     assert len(frames) == 5 and len({len(p) for p in frames}) == 1
     full, onset_muted, two_muted, all_muted = frames[1:]
@@ -157,47 +157,73 @@ def test_muting_keeps_an_array_frame_in_place(rx):
     assert "/mer/level" in addresses
 
 
+def addresses(r):
+    return [m.address for d in r.datagrams for m in parse(d)]
+
+
+def wait_until(condition, timeout=5.0):
+    end = time.monotonic() + timeout
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.01)
+    return condition()
+
+
 def test_the_end_of_the_stream_is_announced_and_fixed_rates_stop_repeating(rx):
     """Visuals must be able to tell "stopped" from lost packets: after the stream's last frame every
     destination gets <p>/status/stopped once, fixed-rate ones stop re-sending the last frame, and a
-    restart (new estimates) resumes both."""
+    restart (new estimates) resumes both, with the new stream's values only."""
     fixed = Receiver()
     quiet = Receiver()  # a destination without the status output is not told
     try:
         osc = OscSender([DestinationConfig("127.0.0.1", rx.port),
-                         DestinationConfig("127.0.0.1", fixed.port, rate_hz=40, offset_ms=100),
+                         DestinationConfig("127.0.0.1", fixed.port, rate_hz=20, offset_ms=400),
                          DestinationConfig("127.0.0.1", quiet.port, outputs=("va",))], settings=RAW)
         for _ in range(3):
-            osc(est())
-        time.sleep(0.3)
+            osc(est(v=-0.9))
+        assert wait_until(lambda: addresses(fixed).count("/mer/va") >= 2)
         osc.end_of_stream()
-        osc.flush()
-        time.sleep(0.2)
+        osc.flush(3.0)
+        for r in (rx, fixed):
+            assert wait_until(lambda: "/mer/status/stopped" in addresses(r))
+        time.sleep(0.3)
         frozen = len(fixed.datagrams)
         time.sleep(0.3)
         assert len(fixed.datagrams) == frozen  # nothing repeats after the end
-
-        def addresses(r):
-            return [m.address for d in r.datagrams for m in parse(d)]
-
-        for r, frames in ((rx, 3), (fixed, 5)):
+        for r, frames in ((rx, 3), (fixed, 2)):
             got = addresses(r)
             assert got[-1] == "/mer/status/stopped" and got.count("/mer/status/stopped") == 1
             assert got.count("/mer/va") >= frames
+        assert wait_until(lambda: addresses(quiet).count("/mer/va") == 3)
         assert "/mer/status/stopped" not in addresses(quiet)
 
-        osc(est())  # a restart: frames resume, and the next end is announced again
-        time.sleep(0.3)
-        assert len(fixed.datagrams) > frozen + 3
-        osc.close()
-        time.sleep(0.1)
+        osc(est(v=0.9))  # a restart: frames resume, and the next end is announced again
+        assert wait_until(lambda: len(fixed.datagrams) > frozen + 3)
+        osc.close()  # waits for the 400 ms delayed destination too
         for r in (rx, fixed):
+            assert wait_until(lambda: addresses(r).count("/mer/status/stopped") == 2)
             got = addresses(r)
-            assert got[-1] == "/mer/status/stopped" and got.count("/mer/status/stopped") == 2
+            assert got[-1] == "/mer/status/stopped"
             assert got.index("/mer/status/stopped") < len(got) - 2  # frames came between the two ends
+        restarted = [m for d in fixed.datagrams[frozen:] for m in parse(d) if m.address == "/mer/valence"]
+        assert restarted and all(m.params[0] == pytest.approx(0.9) for m in restarted)  # never the old frame
     finally:
         fixed.close()
         quiet.close()
+
+
+def test_a_sender_handing_a_destination_over_does_not_say_stopped_there(rx):
+    """Editing the monitor's OSC field swaps senders while the audio goes on: a destination the new sender
+    keeps must not be told "stopped"; one that is dropped is."""
+    dropped = Receiver()
+    try:
+        osc = OscSender([f"127.0.0.1:{rx.port}", f"127.0.0.1:{dropped.port}"], settings=RAW)
+        osc(est())
+        osc.close(still_receiving={f"127.0.0.1:{rx.port}"})
+        assert wait_until(lambda: "/mer/status/stopped" in addresses(dropped))
+        time.sleep(0.2)
+        assert "/mer/status/stopped" not in addresses(rx) and "/mer/va" in addresses(rx)
+    finally:
+        dropped.close()
 
 
 def test_held_labels_carry_their_own_confidence_and_key_change():
@@ -436,13 +462,20 @@ def test_a_restarted_recording_appends_and_never_overwrites(tmp_path):
             r.close()
         lines = path.read_text().splitlines()
         assert len(lines) == (11 if suffix == ".csv" else 10)  # one header, both runs' rows
-    other = tmp_path / "other.csv"
+    other = tmp_path / "gig-20240501.csv"  # a name with its own "-number" is not a counter
     other.write_text("time,something_else\n1,2\n")
     r = Recorder(other)
     r(est())
     r.close()
     assert other.read_text() == "time,something_else\n1,2\n"  # untouched
-    assert r.path == tmp_path / "other-2.csv" and len(r.path.read_text().splitlines()) == 2
+    assert r.path == tmp_path / "gig-20240501-2.csv" and len(r.path.read_text().splitlines()) == 2
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text('{"t": 0.0}\n{"t": 0.5, "val')  # a run killed mid-row
+    r = Recorder(cut)
+    r(est())
+    r.close()
+    lines = cut.read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[2])["t"] == 0.0  # the new row on a line of its own
 
 
 def test_recorder_survives_a_full_disk():
