@@ -60,6 +60,17 @@ class Analyzer:
     def input_rate(self) -> int:
         return self.frontend.input_rate
 
+    def warm_up(self) -> float:
+        """Run every kernel and the model once on a second of quiet noise, then start the stream afresh;
+        returns the seconds it took. The first run after an install or update compiles the Numba
+        kernels (10-20 s on a 2-core VM); later runs load them from the cache in a fraction of a
+        second. Call it before a live source starts, so the compile cannot overflow the input."""
+        t0 = time.perf_counter()
+        noise = np.random.default_rng(0).standard_normal(self.input_rate).astype(np.float32) * np.float32(0.01)
+        self.process(noise)
+        self.reset()
+        return time.perf_counter() - t0
+
     def reset(self) -> None:
         """Start a new stream: the window is refilled with silence, smoothing and counters restart."""
         self.frontend.reset()

@@ -141,10 +141,17 @@ def cmd_listen(args) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     tty = sys.stdout.isatty()
-    deadline = time.monotonic() + args.duration if args.duration else None
     last_print = last_check = 0.0
     receivers: dict = {}
-    engine.start()
+    # The first run after an install or update compiles the analysis kernels before the audio starts.
+    note = threading.Timer(1.5, lambda: print("preparing the analysis (the first run after an install or update "
+                                              "compiles it: 10-20 s)...", file=sys.stderr, flush=True))
+    note.start()
+    try:
+        engine.start()
+    finally:
+        note.cancel()
+    deadline = time.monotonic() + args.duration if args.duration else None  # of audio, after the preparation
     try:
         while not stop.is_set() and engine.running and (deadline is None or time.monotonic() < deadline):
             stop.wait(0.1)

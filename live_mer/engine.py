@@ -87,7 +87,9 @@ class Engine:
         self._last_sink_log = 0.0
 
     def start(self) -> None:
+        """Warm the analyzer up (a first run compiles its kernels), then start the source and the thread."""
         self.started_at = time.perf_counter()
+        self.analyzer.warm_up()
         self.source.start()
         self._thread = threading.Thread(target=self._run, name="live_mer-analyzer", daemon=True)
         self._thread.start()

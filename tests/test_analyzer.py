@@ -87,6 +87,20 @@ def test_hostile_input_never_crashes_or_leaks_nan(tiny_model, kind):
         assert all(e.loudness_db < -100 for e in ests)
 
 
+def test_warm_up_leaves_no_trace_in_the_stream(tiny_model):
+    """The engine warms the analyzer up before a live source starts (a first run compiles the kernels
+    there, not while the sound card's buffer overflows); the stream after it is exactly a fresh one."""
+    sr = 44100
+    x = triad(57, True, 4.0, sr).astype(np.float32)
+    plain = Analyzer(tiny_model, sr)
+    fresh = feed(plain, x, 512)
+    warmed = Analyzer(tiny_model, sr)
+    assert warmed.warm_up() >= 0
+    after = feed(warmed, x, 512)
+    assert [e.to_dict() for e in after] == [e.to_dict() for e in fresh]
+    assert warmed.stream_key() == plain.stream_key() and sum(e.clipped + e.nonfinite for e in after) == 0
+
+
 @pytest.mark.parametrize("amplitude", [1e3, 1e18, 3e38])
 def test_a_burst_of_garbage_samples_does_not_end_chord_detection(tiny_model, amplitude):
     """50 ms of absurd (finite) samples, as random bytes read as float give: silenced and counted, and
