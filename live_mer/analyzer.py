@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from ._numba import njit
 from .estimate import Estimate
 from .features import FrameBatch, Frontend
 from .harmony import StreamKey, camelot, chord_ext_label, chord_label, key_name, open_key
@@ -21,6 +22,29 @@ CLIP_LEVEL = 0.999
 # Beyond this (+24 dBFS) a sample is corrupt data, not sound (random bytes read as float, a broken driver):
 # it is silenced and counted like NaN/Inf, so it cannot push the level-relative chroma gate out of reach.
 MAX_SAMPLE = 16.0
+
+
+@njit(cache=True, nogil=True)
+def _scan(x, limit, clip_level, clean):
+    """One pass over a block: ``clean`` gets ``x`` with invalid samples (NaN, Inf, beyond ``limit``)
+    silenced; returns (invalid count, peak of the rest, samples at or beyond ``clip_level``). Several
+    numpy passes cost more than the analysis of a 512-sample block itself."""
+    invalid = 0
+    clipped = 0
+    peak = 0.0
+    for i in range(x.shape[0]):
+        v = x[i]
+        m = abs(v)
+        if m <= limit:  # False for NaN
+            clean[i] = v
+            if m > peak:
+                peak = m
+            if m >= clip_level:
+                clipped += 1
+        else:
+            clean[i] = 0.0
+            invalid += 1
+    return invalid, float(peak), clipped
 
 
 class Analyzer:
@@ -115,15 +139,12 @@ class Analyzer:
     def _inspect(self, x: np.ndarray) -> np.ndarray:
         if x.size == 0:
             return x
-        mag = np.abs(x)
-        valid = mag <= MAX_SAMPLE  # False for NaN too
-        if not valid.all():
-            self._nonfinite += int(x.size - np.count_nonzero(valid))
-            x = np.where(valid, x, np.float32(0.0))
-            mag = np.where(valid, mag, np.float32(0.0))
-        self._peak = max(self._peak, float(mag.max()))
-        self._clipped += int(np.count_nonzero(mag >= CLIP_LEVEL))
-        return x
+        clean = np.empty_like(x)
+        invalid, peak, clipped = _scan(x, np.float32(MAX_SAMPLE), np.float32(CLIP_LEVEL), clean)
+        self._nonfinite += invalid
+        self._peak = max(self._peak, peak)
+        self._clipped += clipped
+        return clean
 
     def _consume(self, batch: FrameBatch, overflows: int, t0: float) -> list[Estimate]:
         self._stream_key.update(batch.chroma, batch.bass_chroma, batch.chord)
