@@ -27,8 +27,9 @@ status   <p>/status/stopped          (none) the stream stopped (end of file, Ctr
 With ``layout = "array"`` a destination gets one message ``<p>/frame`` whose arguments are the
 selected outputs' values in the order of the table (strings included), always the same number of them:
 status values in every frame, the key-change triple as three empty strings except when the key
-changed, and a muted output's positions as zeros and empty strings. With ``bundle = false`` every message is its own datagram (for receivers that do not
-understand bundles); with bundles, the time tag is the send time plus ``offset_ms`` when that is negative.
+changed, and a muted output's positions as zeros and empty strings. With ``bundle = false`` every
+message is its own datagram (for receivers that do not understand bundles); with bundles, the time tag
+is the send time plus ``offset_ms`` when that is negative.
 
 ``rate_hz = 0`` sends one bundle per analysis hop; ``1..60`` sends at that rate, the shaped values
 moving smoothly between hops (see :class:`live_mer.outputs.Shaper`). A positive ``offset_ms`` delays a
