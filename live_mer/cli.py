@@ -114,20 +114,23 @@ def cmd_listen(args) -> int:
     latest = LatestEstimates()
     sinks = [osc, latest]
     try:
-        if cfg.record.path:
-            recorder = Recorder(cfg.record.path)
-            sinks.append(recorder)
-            closers.append(recorder.close)
-        if cfg.control.enabled:
+        if cfg.control.enabled:  # before the recording: a port in use must not leave an empty recording file
             controller = Controller(lambda: osc.settings, lambda new: setattr(osc, "settings", new), cfg.presets,
                                     cfg.osc.prefix, base=cfg.outputs)
             server = ControlServer(controller, cfg.control.host, cfg.control.port)
             closers.append(server.close)
             print(f"control port: {server.address[0]}:{server.address[1]} (OSC {cfg.osc.prefix}/control/...)",
                   file=sys.stderr)
+        if cfg.record.path:
+            try:
+                recorder = Recorder(cfg.record.path)
+            except OSError as exc:
+                raise OSError(f"record.path {cfg.record.path}: cannot write there ({exc.strerror})") from None
+            sinks.append(recorder)
+            closers.append(recorder.close)
     except (OSError, ValueError) as exc:
         for close in reversed(closers):
-            close()
+            close()  # the OSC sender sent nothing yet: it tells no one "stopped"
         raise configmod.ConfigError(str(exc)) from None
     engine = Engine(source, analyzer, sinks, max_backlog_s=cfg.analysis.max_backlog_s)
 
@@ -246,7 +249,9 @@ def cmd_config(args) -> int:
         print(configmod.EXAMPLE, end="")
         return 0
     if args.check:
-        configmod.load(args.check)
+        cfg = configmod.load(args.check)
+        if cfg.source.file and not Path(cfg.source.file).is_file():  # what listen would refuse at start
+            raise configmod.ConfigError(f"{args.check}: source.file {cfg.source.file} does not exist")
         print(f"{args.check}: OK")
         return 0
     print("use --example or --check FILE", file=sys.stderr)

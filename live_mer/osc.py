@@ -352,9 +352,11 @@ class OscSender:
     def end_of_stream(self) -> None:
         """The stream has stopped (call after the last estimate): each destination gets
         ``<p>/status/stopped`` after that estimate's frame, and fixed-rate destinations send nothing
-        more until the next estimate (a restart)."""
-        self._end = self._seq
-        self._wake.set()
+        more until the next estimate (a restart). A stream that sent nothing (a start that failed) has
+        nothing to end: it tells no one, so it cannot fade out visuals another instance is feeding."""
+        if self._seq > max(self._end, 0):
+            self._end = self._seq
+            self._wake.set()
 
     def _announce_end(self, d: Destination) -> None:
         d.ended = self._end

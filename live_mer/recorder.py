@@ -43,6 +43,7 @@ class Recorder:
         self.format = fmt or self.path.suffix.lower().lstrip(".")
         if self.format not in ("csv", "jsonl"):
             raise ValueError(f"record file {self.path} must end in .csv or .jsonl")
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # "logs/show.csv": the folder is made
         self._fh = self._open(self.path)
         self._queue: queue.Queue = queue.Queue(max_queue)
         self.written = 0

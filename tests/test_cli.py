@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -216,6 +217,31 @@ def test_relative_paths_in_a_config_are_beside_the_file(tmp_path, monkeypatch):
     (room / "room.toml").write_text("[source]\nfile = '/srv/a.flac'\n[model]\nname = 'live_mer_student'\n")
     cfg = configmod.load("room/room.toml")
     assert cfg.source.file == "/srv/a.flac" and cfg.model.name == "live_mer_student"  # absolute; a name
+
+
+def test_start_up_problems_of_an_installation_are_named_and_leave_nothing(tmp_path, tiny_model_path, song):
+    """A second instance on a busy control port leaves no empty recording; a recording under a file names
+    record.path; a recording folder that does not exist yet is made; config --check finds a missing file."""
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+    try:
+        rec = tmp_path / "second.csv"
+        r = live_mer("listen", "--file", song, "--model", tiny_model_path, "--osc", "127.0.0.1:9",
+                     "--control", busy.getsockname()[1], "--record", rec, "--duration", "1")
+        assert r.returncode == 2 and "control port" in r.stderr and not rec.exists(), r.stderr
+    finally:
+        busy.close()
+    (tmp_path / "afile").write_text("x")
+    r = live_mer("listen", "--file", song, "--model", tiny_model_path, "--osc", "127.0.0.1:9",
+                 "--record", tmp_path / "afile" / "rec.csv", "--duration", "1")
+    assert r.returncode == 2 and "record.path" in r.stderr and "cannot write there" in r.stderr, r.stderr
+    r = live_mer("listen", "--file", song, "--model", tiny_model_path, "--osc", "127.0.0.1:9",
+                 "--record", tmp_path / "logs" / "night1" / "rec.jsonl", "--duration", "1.5", "--quiet")
+    assert r.returncode == 0 and (tmp_path / "logs" / "night1" / "rec.jsonl").read_text().count("\n") >= 1, r.stderr
+    cfg = tmp_path / "room.toml"
+    cfg.write_text("[source]\nfile = 'gone.wav'\n")
+    r = live_mer("config", "--check", cfg)
+    assert r.returncode == 2 and "source.file" in r.stderr and "gone.wav does not exist" in r.stderr
 
 
 def test_flags_override_the_file(tmp_path):

@@ -211,6 +211,16 @@ def test_the_end_of_the_stream_is_announced_and_fixed_rates_stop_repeating(rx):
         quiet.close()
 
 
+def test_a_sender_that_sent_nothing_says_nothing(rx):
+    """A listen that fails at start (control port in use, unwritable recording) closes its sender before
+    any estimate: it must not tell the visuals that another instance is feeding that the stream stopped."""
+    osc = OscSender([f"127.0.0.1:{rx.port}"], settings=RAW)
+    osc.end_of_stream()
+    osc.close()
+    time.sleep(0.3)
+    assert rx.datagrams == []
+
+
 def test_a_sender_handing_a_destination_over_does_not_say_stopped_there(rx):
     """Editing the monitor's OSC field swaps senders while the audio goes on: a destination the new sender
     keeps must not be told "stopped"; one that is dropped is."""
