@@ -35,6 +35,11 @@ class RecordingAnalyzer(Analyzer):
         self.seen.append(np.array(audio, copy=True))
         return super().process(audio, overflows)
 
+    def warm_up(self):
+        seconds = super().warm_up()
+        self.seen.clear()  # only what the sound card delivered
+        return seconds
+
 
 def test_capture_what_was_played(pulse, tiny_model):
     rng = np.random.default_rng(7)
