@@ -119,16 +119,20 @@ class Analyzer:
     def process(self, audio: np.ndarray, overflows: int = 0) -> list[Estimate]:
         """Analyse the next block of audio (frames, or frames x channels, any float dtype).
 
-        NaN/Inf samples are replaced by silence and counted; channels are averaged to mono.
+        Invalid samples (NaN, Inf, beyond ``MAX_SAMPLE``) are replaced by silence and counted, and clipped
+        ones counted, in every channel; then the channels are averaged to mono.
         Returns the estimates whose hops completed inside this block (often zero or one).
         """
         t0 = time.perf_counter()
         x = np.asarray(audio, dtype=np.float32)
+        if x.ndim not in (1, 2):
+            raise ValueError(f"audio must be 1-D (frames) or 2-D (frames x channels), got shape {x.shape}")
+        # Checked per channel before the mix: one clipping channel beside a quiet one is clipping, and the
+        # peak is the loudest channel's (the mean of the two would hide both).
+        x = self._inspect(x)
         if x.ndim == 2:
             x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-        elif x.ndim != 1:
-            raise ValueError(f"audio must be 1-D (frames) or 2-D (frames x channels), got shape {x.shape}")
-        return self._consume(self.frontend.push(self._inspect(x)), overflows, t0)
+        return self._consume(self.frontend.push(x), overflows, t0)
 
     def finish(self, overflows: int = 0) -> list[Estimate]:
         """Flush the resampler at the end of a finite stream; returns any final estimates."""
@@ -139,8 +143,9 @@ class Analyzer:
     def _inspect(self, x: np.ndarray) -> np.ndarray:
         if x.size == 0:
             return x
-        clean = np.empty_like(x)
-        invalid, peak, clipped = _scan(x, np.float32(MAX_SAMPLE), np.float32(CLIP_LEVEL), clean)
+        clean = np.empty(x.shape, np.float32)
+        invalid, peak, clipped = _scan(x.reshape(-1), np.float32(MAX_SAMPLE), np.float32(CLIP_LEVEL),
+                                       clean.reshape(-1))
         self._nonfinite += invalid
         self._peak = max(self._peak, peak)
         self._clipped += clipped

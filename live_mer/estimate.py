@@ -37,9 +37,11 @@ class Estimate:
     onset : float
         Onset strength (positive log-mel flux) averaged over the hop.
     peak : float
-        Largest absolute input sample since the previous estimate (after invalid samples are removed).
+        Largest absolute input sample of any channel since the previous estimate (after invalid samples
+        are removed).
     clipped : int
-        Input samples at or beyond full scale since the previous estimate.
+        Input samples at or beyond full scale (0.999) since the previous estimate, counted in every channel
+        before the mix to mono.
     nonfinite : int
         Invalid input samples replaced by zeros since the previous estimate: NaN, Inf, and magnitudes
         beyond ``analyzer.MAX_SAMPLE`` (+24 dBFS: corrupt data, not sound).

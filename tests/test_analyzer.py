@@ -116,6 +116,19 @@ def test_a_burst_of_garbage_samples_does_not_end_chord_detection(tiny_model, amp
     assert after and after.count("A:min") >= 0.9 * len(after)
 
 
+def test_one_clipping_channel_is_clipping(tiny_model):
+    """A stereo input whose left channel clips while the right is quiet: the mix would read 0.5 and hide
+    it; the check runs per channel before the mix, and a NaN in one channel silences only that channel."""
+    sr = 44100
+    left = np.sign(triad(57, True, 3.0, sr))  # a full-scale square wave
+    right = 0.01 * triad(57, True, 3.0, sr)
+    right[sr:sr + 100] = np.nan
+    ests = feed(Analyzer(tiny_model, sr), np.stack([left, right], 1).astype(np.float32), 512)
+    check_sane(ests)
+    assert max(e.peak for e in ests) == 1.0 and sum(e.clipped for e in ests) > sr
+    assert sum(e.nonfinite for e in ests) == 100
+
+
 @pytest.mark.parametrize("channels", [1, 2, 8])
 @pytest.mark.parametrize("sr", [8000, 44100, 48000, 96000])
 def test_channels_and_rates(tiny_model, channels, sr):
