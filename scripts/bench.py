@@ -50,8 +50,7 @@ def bench_pipeline(model, minutes: float) -> dict:
     sink.bind(("127.0.0.1", 0))
     osc = OscSender([f"127.0.0.1:{sink.getsockname()[1]}"], model_name=model.card.name)
     analyzer = Analyzer(model, sr)
-    analyzer.process(x[: sr * 2])  # compile / warm up before timing
-    analyzer.reset()
+    analyzer.warm_up()  # compile / load the kernels before timing, as Engine.start does
     hop_ms = []
     t0 = time.perf_counter()
     for i in range(0, len(x), 512):
