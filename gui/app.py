@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as exc:
         window.banner.show_message(f"Model not loaded: {exc}", "error")
     else:
+        session.prepare()  # compiles in the background: the window is drawn and answers meanwhile
         if not args.no_start:
             QtCore.QTimer.singleShot(0, window.start)  # after the window is on screen
     # Ctrl-C in the terminal closes the window cleanly (the display timer lets Python see the signal).

@@ -22,6 +22,7 @@ from live_mer.outputs import OutputSettings
 from live_mer.sources import DemoSource, DeviceSource, FileSource
 
 DEMO, FILE, DEVICE = "demo", "file", "device"
+PREPARE_RATE = 48000  # Hz; any rate compiles the same kernels (Numba specialises on types, not values)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class Session:
         self.starts = 0  # how many engines this session has started (restarts included)
         self._slot = _OscSlot()
         self._lock = threading.Lock()  # start/stop may come from the GUI and from close at once
+        self._preparing: threading.Thread | None = None
 
     # ----------------------------------------------------------------------------------------- model
     def set_model(self, model: str) -> None:
@@ -141,6 +143,26 @@ class Session:
         if self.model is None:
             self.model = load_model(self.model_name, provider=self.provider)
         return self.model
+
+    def prepare(self) -> None:
+        """Compile the analysis in the background, so that a window stays responsive meanwhile: the
+        first run after an install or update compiles the Numba kernels (10-20 s), later runs load them
+        from the cache in a fraction of a second. :attr:`ready` says when it is done; :meth:`start`
+        waits for it. Needs the model (:meth:`load`); does nothing without one or when called again."""
+        if self._preparing is not None or self.model is None:
+            return
+        analyzer = Analyzer(self.model, PREPARE_RATE)
+        self._preparing = threading.Thread(target=analyzer.warm_up, name="live_mer-prepare", daemon=True)
+        self._preparing.start()
+
+    @property
+    def ready(self) -> bool:
+        """False while :meth:`prepare` is still compiling (a start now would wait for it)."""
+        return self._preparing is None or not self._preparing.is_alive()
+
+    def _wait_prepared(self) -> None:
+        if self._preparing is not None:
+            self._preparing.join()
 
     # --------------------------------------------------------------------------------------- engine
     @property
@@ -157,6 +179,7 @@ class Session:
     def start(self, choice: SourceChoice, smoothing_s: float, destinations: tuple[Destination, ...]) -> None:
         """Stop any running engine and start a new one. Raises ModelError, SourceError,
         AudioFileError or DestinationError with the previous engine already stopped."""
+        self._wait_prepared()
         with self._lock:
             self._stop_engine()
             model = self.load()
@@ -214,7 +237,9 @@ class Session:
             self.source.stop()
 
     def close(self) -> None:
-        """Stop everything and close the OSC sockets (idempotent)."""
+        """Stop everything and close the OSC sockets (idempotent). A compile that :meth:`prepare` began is
+        waited for (it cannot be interrupted, and a thread still compiling at exit can crash it)."""
+        self._wait_prepared()
         with self._lock:
             self._stop_engine()
             self._slot.target = None

@@ -26,6 +26,8 @@ from .widgets import Banner, ChordKeyPanel, LevelMeter, MoodBars
 
 HISTORY_CHOICES = (30, 60, 120)
 TOP_TAG_BARS = 5  # the most probable mood tags shown as bars
+PREPARING = ("Preparing the analysis: the first start after an install or update compiles it (10\u201320 s); "
+             "it starts by itself when ready.")
 _PICK_FILE = "pick-file"
 # What a failed start can raise, and how the banner introduces it.
 _START_ERRORS = ((ModelError, "Model not loaded"), (SourceError, "Input not available"),
@@ -131,6 +133,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._started_wall = self._wall
         self._next_status = 0.0
         self._running_ui = False
+        self._pending_start = False  # Start pressed while the session is still compiling
+        self._banner_before = ("", "")  # what the banner said before "preparing" replaced it
         self._osc_applied: tuple[Destination, ...] = ()
         self._dropped_base = 0.0
         self._input_lost = False
@@ -370,13 +374,24 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------------------ start and stop
     def toggle(self) -> None:
-        if self._running_ui:
+        if self._running_ui or self._pending_start:
             self.stop()
         else:
             self.start()
 
     def start(self) -> bool:
-        """(Re)start the analysis with the current controls; errors go to the banner."""
+        """(Re)start the analysis with the current controls; errors go to the banner. While the session is
+        still compiling (:meth:`Session.prepare`), the start waits for it without freezing the window:
+        the display timer starts the analysis once it is ready, with the controls as they are then."""
+        if not self.session.ready:
+            if not self._pending_start:
+                self._pending_start = True
+                self._banner_before = (self.banner.text, self.banner.level)
+                self.start_button.setText("Starting\u2026")
+                self.banner.show_message(PREPARING, "info")
+                self._update_status()
+            return True
+        self._end_pending_start()
         choice = self.source_choice() or SourceChoice(DEMO)
         destinations = self._destinations()
         if destinations is None:
@@ -402,7 +417,19 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_status()
         return True
 
+    def _end_pending_start(self) -> None:
+        """Leave the "preparing" state: the banner shows again what it showed before (a note, say)."""
+        if self._pending_start:
+            self._pending_start = False
+            if self.banner.text == PREPARING:
+                text, level = self._banner_before
+                if text:
+                    self.banner.show_message(text, level)
+                else:
+                    self.banner.clear()
+
     def stop(self) -> None:
+        self._end_pending_start()
         self.session.stop()
         self._set_running(False)
         self._update_status()
@@ -534,6 +561,8 @@ class MainWindow(QtWidgets.QMainWindow):
         """One display frame: drain new estimates, redraw what changed, advance the animations."""
         wall = time.perf_counter()
         dt, self._wall = wall - self._wall, wall
+        if self._pending_start and self.session.ready:
+            self.start()
         estimates = self.session.drain()
         if estimates:
             self._take(estimates)
@@ -626,7 +655,8 @@ class MainWindow(QtWidgets.QMainWindow):
             labels["input"].setText(f"<b style='color:{theme.TEXT}'>{source.name}</b>{state} · {source.samplerate} Hz"
                                     f" · {source.channels} ch{extra}")
         else:
-            labels["input"].setText(f"<span style='color:{dim}'>stopped</span>")
+            state = "preparing the analysis\u2026" if self._pending_start else "stopped"
+            labels["input"].setText(f"<span style='color:{dim}'>{state}</span>")
         if s.model is not None:
             provider = s.model.provider.replace("ExecutionProvider", "")
             labels["model"].setText(f"model <b style='color:{theme.TEXT}'>{s.model.card.name}</b> · {provider}")

@@ -33,8 +33,9 @@ from gui.plots import History  # noqa: E402
 from gui.presets import PRESETS, from_config  # noqa: E402
 from gui.session import DEMO, DEVICE, FILE, Session, SourceChoice  # noqa: E402
 from gui.widgets import LevelMeter, MoodBars, chord_display, key_display  # noqa: E402
-from gui.window import MainWindow, osc_status_html  # noqa: E402
+from gui.window import PREPARING, MainWindow, osc_status_html  # noqa: E402
 from live_mer import config as configmod  # noqa: E402
+from live_mer.analyzer import Analyzer  # noqa: E402
 from live_mer.estimate import Estimate  # noqa: E402
 from live_mer.sources import DeviceSource  # noqa: E402
 from osc_receiver import Receiver  # noqa: E402
@@ -321,6 +322,57 @@ def test_sound_card_input_and_device_loss(qapp, make_window):
     assert spin(qapp, lambda: w.banner.level == "info", 15.0)  # the device came back, nobody pressed a key
     assert "is back" in w.banner.text and w.start_button.text() == "Stop"
     assert "LOST" not in w.status_labels["input"].text() and "1 loss" in w.status_labels["input"].text()
+
+
+@pytest.fixture
+def slow_compile(monkeypatch):
+    """The analyzer's warm-up waits until the test sets the returned event: a cold Numba cache, whose
+    compile takes 10-20 s, on demand."""
+    gate = threading.Event()
+    real = Analyzer.warm_up
+
+    def warm_up(self):
+        gate.wait(30)
+        return real(self)
+
+    monkeypatch.setattr(Analyzer, "warm_up", warm_up)
+    yield gate
+    gate.set()
+
+
+def test_first_start_waits_for_the_compile_without_freezing_the_window(qapp, make_window, slow_compile):
+    w = make_window(SourceChoice(DEMO))
+    note = "No input device found. Playing the demo piece."
+    w.banner.show_message(note, "info")
+    w.session.load()
+    w.session.prepare()  # as the program does at launch
+    assert not w.session.ready
+    t0 = time.monotonic()
+    assert w.start() is True
+    assert time.monotonic() - t0 < 5  # a start that waited for the compile would take the gate's 30 s
+    assert w.start_button.text() == "Starting\u2026" and w.banner.text == PREPARING
+    assert "preparing" in w.status_labels["input"].text()
+    spin(qapp, lambda: False, timeout=0.5)  # the display keeps running; nothing starts yet
+    assert not w.session.running and not w.running and w.estimates_shown == 0
+    slow_compile.set()
+    assert spin(qapp, lambda: w.estimates_shown > 0)
+    assert w.running and w.start_button.text() == "Stop"
+    assert w.banner.text == note  # what the banner said before comes back
+
+
+def test_stop_while_preparing_cancels_the_start(qapp, make_window, slow_compile):
+    w = make_window(SourceChoice(DEMO))
+    w.session.load()
+    w.session.prepare()
+    assert w.start() is True and w.start() is True  # pressed twice: still one pending start
+    w.toggle()  # Space / the button again: cancel
+    assert w.start_button.text() == "Start" and not w.banner.isVisible()
+    assert w.status_labels["input"].text().endswith("stopped</span>")
+    slow_compile.set()
+    assert spin(qapp, lambda: w.session.ready)
+    spin(qapp, lambda: False, timeout=0.5)
+    assert not w.session.running and w.estimates_shown == 0
+    assert w.start() and spin(qapp, lambda: w.estimates_shown > 0)  # and a later Start works at once
 
 
 def test_kiosk_mode_hides_controls_and_goes_full_screen(make_window):
