@@ -87,6 +87,15 @@ def _style_plot(plot: pg.PlotItem, left_width: int = 86) -> None:
     plot.getAxis("left").setWidth(left_width)  # equal widths keep the three stacked plots aligned
 
 
+SMALLEST_TEXT = 0.6  # plot titles shrink to fit a small window, down to this share of their size
+
+
+def fit_scale(width: float, room: float) -> float:
+    """How much to shrink a text ``width`` pixels wide at its normal size to fit in ``room`` pixels
+    (1 when it fits, never below :data:`SMALLEST_TEXT`)."""
+    return max(SMALLEST_TEXT, min(1.0, room / width)) if width > 0 else 1.0
+
+
 class Timeline(pg.GraphicsLayoutWidget):
     """Scrolling history: valence and arousal, the quadrant probabilities (stacked) and a heat map
     of the other categorical head (GEMS), sharing one time axis that ends at *now*.
@@ -111,9 +120,10 @@ class Timeline(pg.GraphicsLayoutWidget):
         self.va_plot = self.addPlot(row=0, col=0)
         _style_plot(self.va_plot)
         amp = "&nbsp;&nbsp;&amp;&nbsp;&nbsp;"
-        self.va_plot.setTitle(f"<span style='color:{theme.VALENCE};font-size:15pt;font-weight:bold'>valence</span>"
-                              f"<span style='color:{theme.TEXT_DIM};font-size:15pt'>{amp}</span>"
-                              f"<span style='color:{theme.AROUSAL};font-size:15pt;font-weight:bold'>arousal</span>")
+        self._titles = [(self.va_plot, lambda k: (
+            f"<span style='color:{theme.VALENCE};font-size:{15 * k:.1f}pt;font-weight:bold'>valence</span>"
+            f"<span style='color:{theme.TEXT_DIM};font-size:{15 * k:.1f}pt'>{amp}</span>"
+            f"<span style='color:{theme.AROUSAL};font-size:{15 * k:.1f}pt;font-weight:bold'>arousal</span>"))]
         self.va_plot.setYRange(-1.05, 1.05, padding=0)
         self.va_plot.getAxis("left").setTicks([[(-1, "-1"), (0, "0"), (1, "+1")]])
         self.va_plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen(theme.TEXT_FAINT, width=1)))
@@ -123,9 +133,10 @@ class Timeline(pg.GraphicsLayoutWidget):
         # Quadrant probabilities, stacked Q1 (bottom) .. Q4 (top), in the plane's quadrant colours.
         self.quad_plot = self.addPlot(row=1, col=0)
         _style_plot(self.quad_plot)
-        self.quad_plot.setTitle("  ".join(f"<span style='color:{c};font-size:13pt;font-weight:bold'>{q}</span>"
-                                          f"<span style='color:{theme.TEXT_DIM};font-size:13pt'> {short}</span>"
-                                          for q, short, _, c, _, _ in theme.QUADRANTS))
+        self._titles.append((self.quad_plot, lambda k: "  ".join(
+            f"<span style='color:{c};font-size:{13 * k:.1f}pt;font-weight:bold'>{q}</span>"
+            f"<span style='color:{theme.TEXT_DIM};font-size:{13 * k:.1f}pt'> {short}</span>"
+            for q, short, _, c, _, _ in theme.QUADRANTS)))
         self.quad_plot.setYRange(0, 1, padding=0)
         self.quad_plot.getAxis("left").setTicks([[(0, "0"), (0.5, "50%"), (1, "100%")]])
         self._stack = [self._curve(self.quad_plot, None) for _ in range(len(theme.QUADRANTS) + 1)]
@@ -137,8 +148,12 @@ class Timeline(pg.GraphicsLayoutWidget):
         # Heat map of the remaining head (GEMS moods), one row per mood.
         self.mood_plot = self.addPlot(row=2, col=0)
         _style_plot(self.mood_plot)
-        self.mood_plot.setTitle(f"<span style='color:{theme.TEXT_DIM};font-size:13pt'>moods (GEMS), "
-                                "brighter = stronger</span>")
+        self._titles.append((self.mood_plot, lambda k: (
+            f"<span style='color:{theme.TEXT_DIM};font-size:{13 * k:.1f}pt'>moods (GEMS), brighter = stronger</span>")))
+        self._title_scale = 1.0
+        for plot, title in self._titles:
+            plot.setTitle(title(1.0))
+        self._title_width = max(plot.titleLabel.item.boundingRect().width() for plot, _ in self._titles)
         self.heat = pg.ImageItem(axisOrder="col-major")
         self.heat.setColorMap(pg.colormap.get("inferno"))
         self.mood_plot.addItem(self.heat)
@@ -156,6 +171,28 @@ class Timeline(pg.GraphicsLayoutWidget):
         self.ci.layout.setRowStretchFactor(1, 3)
         self.ci.layout.setRowStretchFactor(2, 5)
         self.set_history(history_s)
+
+    def resizeEvent(self, event) -> None:
+        # A title wider than its plot would widen the plots past the widget's edge (cutting off "now"):
+        # on a narrow window the titles get a smaller font instead, before the plots are laid out.
+        if "_titles" in self.__dict__:  # pyqtgraph resizes during its own __init__
+            self._fit_titles()
+        super().resizeEvent(event)
+
+    def _fit_titles(self) -> None:
+        left, _, right, _ = self.ci.layout.getContentsMargins()
+        room = self.width() - left - right - self.va_plot.getAxis("left").width() - 8
+        for _ in range(3):  # text width is not quite proportional to the font size: measure again
+            scale = fit_scale(self._title_width, room)
+            if abs(scale - self._title_scale) <= 0.02:
+                return
+            self._title_scale = scale
+            for plot, title in self._titles:
+                plot.setTitle(title(scale))
+            self._title_width = max(plot.titleLabel.item.boundingRect().width() for plot, _ in self._titles) / scale
+            for plot, _ in self._titles:  # the plots' new minimum widths now, not on the next layout pass
+                plot.layout.activate()
+            self.ci.layout.activate()
 
     def _curve(self, plot: pg.PlotItem, color: str | None) -> pg.PlotCurveItem:
         pen = pg.mkPen(color, width=3) if color else pg.mkPen(None)
@@ -286,14 +323,17 @@ class VAPlane(pg.PlotWidget):
         plot.setMouseEnabled(x=False, y=False)
         plot.setAspectLocked(True)
         plot.setRange(xRange=(-1.08, 1.08), yRange=(-1.08, 1.08), padding=0)
-        for name, label in (("bottom", "valence   negative  \u2190  \u2192  positive"),
-                            ("left", "arousal   calm  \u2190  \u2192  energetic")):
+        self._axis_titles = {"bottom": "valence   negative  \u2190  \u2192  positive",
+                             "left": "arousal   calm  \u2190  \u2192  energetic"}
+        for name in self._axis_titles:
             axis = plot.getAxis(name)
             axis.setPen(pg.mkPen(theme.GRID))
             axis.setTextPen(pg.mkPen(theme.TEXT_DIM))
             axis.setStyle(tickFont=theme.font(12))
             axis.setTicks([[(-1, "-1"), (-0.5, ""), (0, "0"), (0.5, ""), (1, "+1")]])
-            axis.setLabel(f"<span style='font-size:13pt;color:{theme.TEXT_DIM}'>{label}</span>")
+        self._axis_scale = 0.0
+        self._set_axis_titles(1.0)
+        self._axis_title_width = plot.getAxis("bottom").label.boundingRect().width()
         plot.getAxis("left").setWidth(52)
 
         self.quadrant_labels: dict[str, pg.TextItem] = {}
@@ -360,6 +400,18 @@ class VAPlane(pg.PlotWidget):
         if abs(scale - self._label_scale) > 0.02:
             self._label_scale = scale
             self.set_quadrant(self.quadrant, self._probs)
+        # The axis titles shrink rather than run past the plane's edges on a small window. The square
+        # plane is as wide as the shorter side allows.
+        room = min(self.width() - 52, self.height() - 40) - 8
+        scale = fit_scale(self._axis_title_width, room)
+        if abs(scale - self._axis_scale) > 0.02:
+            self._set_axis_titles(scale)
+
+    def _set_axis_titles(self, scale: float) -> None:
+        self._axis_scale = scale
+        for name, text in self._axis_titles.items():
+            self.getPlotItem().getAxis(name).setLabel(
+                f"<span style='font-size:{13 * scale:.1f}pt;color:{theme.TEXT_DIM}'>{text}</span>")
 
     def set_estimates(self, recent: np.ndarray, quadrant: str, probs: dict[str, float]) -> None:
         """New data: ``recent`` is an (n, 2) array of the latest (valence, arousal), oldest first."""

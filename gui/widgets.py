@@ -105,7 +105,6 @@ class ChordKeyPanel(QtWidgets.QFrame):
         self.chord_label = _fixed_label(chord_display("N"), QtCore.Qt.AlignmentFlag.AlignHCenter)
         self.chord_detail = _fixed_label("", QtCore.Qt.AlignmentFlag.AlignHCenter)
         self.chord_detail.setObjectName("status")
-        self.chord_detail.setMinimumHeight(22)
         self.chord_conf = ConfidenceBar(theme.TEXT)
         self.key_label = _fixed_label(key_display(""), QtCore.Qt.AlignmentFlag.AlignHCenter)
         self.camelot_label = _fixed_label("", QtCore.Qt.AlignmentFlag.AlignHCenter)
@@ -113,7 +112,7 @@ class ChordKeyPanel(QtWidgets.QFrame):
         self.key_conf = ConfidenceBar(theme.TEXT)
         self.key_detail.setObjectName("status")
 
-        grid = QtWidgets.QGridLayout(self)
+        self.grid = grid = QtWidgets.QGridLayout(self)
         grid.setContentsMargins(16, 10, 16, 12)
         grid.setHorizontalSpacing(28)
         grid.setVerticalSpacing(2)
@@ -185,6 +184,8 @@ class ChordKeyPanel(QtWidgets.QFrame):
         self._restyle()
         self.key_detail.setFont(theme.font(max(13, h * 0.08)))
         self.chord_detail.setFont(theme.font(max(13, h * 0.07)))
+        # Its own row's height (a label that ignores its size hint would get none: drawn over the bar).
+        self.grid.setRowMinimumHeight(3, self.chord_detail.fontMetrics().height() + 2)
         super().resizeEvent(event)
 
 

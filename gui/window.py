@@ -26,6 +26,9 @@ from .widgets import Banner, ChordKeyPanel, LevelMeter, MoodBars
 
 HISTORY_CHOICES = (30, 60, 120)
 TOP_TAG_BARS = 5  # the most probable mood tags shown as bars
+STATUS_PARTS = ("input", "model", "latency", "overflows", "osc")  # the status line, in order
+STATUS_SPACING = 12  # px between them
+STATUS_MARGINS = 20  # px: the window's margins left and right
 PREPARING = ("Preparing the analysis: the first start after an install or update compiles it (10\u201320 s); "
              "it starts by itself when ready.")
 _PICK_FILE = "pick-file"
@@ -268,8 +271,9 @@ class MainWindow(QtWidgets.QMainWindow):
         main.addLayout(right, 8)
         main.addWidget(self._framed(self.meter))
         outer.addLayout(main, 1)
-        self.status_row = QtWidgets.QHBoxLayout()
-        outer.addLayout(self.status_row)
+        self.status_box = QtWidgets.QVBoxLayout()
+        self.status_box.setSpacing(2)
+        outer.addLayout(self.status_box)
         self.setCentralWidget(central)
 
     @staticmethod
@@ -283,13 +287,54 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _build_status(self) -> None:
         self.status_labels: dict[str, QtWidgets.QLabel] = {}
-        for name, stretch in (("input", 3), ("model", 3), ("latency", 2), ("overflows", 2), ("osc", 5)):
+        for name in STATUS_PARTS:
             label = QtWidgets.QLabel()
             label.setObjectName("status")
             label.setTextFormat(QtCore.Qt.TextFormat.RichText)
             label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
-            self.status_row.addWidget(label, stretch)
             self.status_labels[name] = label
+        self._status_arrangement: list[list[str]] = []
+        self._arrange_status()
+
+    def _arrange_status(self) -> None:
+        """Lay the status line's parts out in rows as wide as the window (as many as they need, in
+        order), each part's share of its row in proportion to its text, so that nothing is cut off."""
+        labels = self.status_labels
+        room = self.width() - STATUS_MARGINS
+        need = {name: label.sizeHint().width() + STATUS_SPACING for name, label in labels.items()}
+        rows: list[list[str]] = [[]]
+        used = 0
+        for name in labels:
+            if rows[-1] and used + need[name] > room:
+                rows.append([])
+                used = 0
+            rows[-1].append(name)
+            used += need[name]
+        if rows != self._status_arrangement:
+            self._status_arrangement = rows
+            while self.status_box.count():
+                old = self.status_box.takeAt(0).layout()
+                while old.count():
+                    old.takeAt(0)
+                old.deleteLater()
+            for names in rows:
+                row = QtWidgets.QHBoxLayout()
+                row.setSpacing(STATUS_SPACING)
+                for name in names:
+                    row.addWidget(labels[name])
+                self.status_box.addLayout(row)
+        for r, names in enumerate(rows):
+            row = self.status_box.itemAt(r).layout()
+            for i, name in enumerate(names):
+                row.setStretch(i, need[name])
+
+    @property
+    def status_rows(self) -> int:
+        return len(self._status_arrangement)
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._arrange_status()
 
     def _build_shortcuts(self) -> None:
         for keys, slot in (("F11", self.toggle_kiosk), ("Esc", self.leave_kiosk), ("Ctrl+Q", self.close),
@@ -681,6 +726,7 @@ class MainWindow(QtWidgets.QMainWindow):
             labels["osc"].setText(f"OSC <span style='color:{dim}'>off</span>")
         else:
             labels["osc"].setText("OSC " + "  ".join(osc_status_html(d) for d in stats))
+        self._arrange_status()
 
     # --------------------------------------------------------------------------------- closing
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:

@@ -119,6 +119,44 @@ def test_window_builds_with_all_views_and_controls(make_window):
     assert w.minimumSizeHint().width() <= 1024  # fits a 1024 x 768 screen or projector as a window
 
 
+@pytest.mark.parametrize("size", [(1280, 800), (1024, 768), (800, 800), (800, 600)])
+def test_nothing_is_cut_off_or_drawn_over_at_any_window_size(qapp, make_window, size):
+    """Small windows and kiosk screens: titles shrink instead of pushing the plots past their frame (which
+    cut off the time axis' "now"), the status line takes a second row instead of cutting its parts
+    off, and the extended chord has its own row instead of being drawn over the confidence bar."""
+    w = make_window(SourceChoice(DEMO))
+    w.controls.hide()  # as in kiosk mode, where the window is as small as the screen
+    w.timer.stop()  # the texts below stay as set
+    w.chord_panel.update_estimate("F", 0.9, "C major", "8B", "1d", 0.9, "F:maj7", 0.91)
+    labels = w.status_labels
+    labels["input"].setText("<b>Scarlett 2i2 USB: Analog (1+2)</b> · 48000 Hz · 2 ch")
+    labels["osc"].setText("OSC " + "  ".join(osc_status_html({"destination": f"192.168.1.{20 + i}:9000", "sent": 1200,
+                                                               "errors": 0, "last_error": ""}) for i in range(3)))
+    spin(qapp, lambda: False, timeout=0.1)  # the layout takes the hidden controls out
+    w.resize(*size)
+    spin(qapp, lambda: False, timeout=0.3)
+    assert w.width() == size[0]
+
+    t = w.timeline
+    left, _, right, _ = t.ci.layout.getContentsMargins()
+    for plot in (t.va_plot, t.quad_plot, t.mood_plot):
+        assert plot.geometry().width() <= t.width() - left - right + 3  # (at most the smallest titles' overhang)
+    va = w.va_plane.getPlotItem()
+    for name in ("bottom", "left"):
+        assert va.getAxis(name).label.boundingRect().width() <= min(w.va_plane.width(), w.va_plane.height())
+
+    w._arrange_status()
+    spin(qapp, lambda: False, timeout=0.1)
+    assert w.status_rows >= 2 or size[0] > 800
+    assert {n: (l.width(), l.sizeHint().width()) for n, l in labels.items() if l.width() < l.sizeHint().width()} == {}
+    assert (labels["osc"].y() > labels["input"].y()) == (w.status_rows > 1)
+
+    panel = w.chord_panel
+    assert panel.chord_detail.isVisible() and "Fmaj7" in panel.chord_detail.text()
+    assert panel.chord_detail.geometry().bottom() < panel.chord_conf.geometry().top()
+    assert panel.chord_detail.height() >= panel.chord_detail.fontMetrics().height()
+
+
 def test_file_estimates_update_plots_labels_and_osc(qapp, make_window, progression, receiver):
     w = make_window(SourceChoice(FILE, str(progression), realtime=False, loop=False), osc=f"127.0.0.1:{receiver.port}")
     assert w.start(), w.banner.text
