@@ -175,7 +175,7 @@ def _spectral_kernel(spectra, mel_ptr, mel_idx, mel_w, chroma_bins, peak_bufs, b
             if d > 0.0:
                 flux += d
             prev_logmel[m] = lm
-        out_onset[f] = flux / n_mels
+        out_onset[f] = flux / n_mels if n_mels > 0 else 0.0  # (no bands: Frontend.chroma)
         # Chroma: tuned, compressed spectral peaks (live_mer.harmony.peak_chroma); max-normalised, the
         # bass chroma on the same scale (so its share of the chroma is kept).
         out_tuning[f] = peak_chroma(power, prev_power, smooth, bin_hz, chroma_bins[0], chroma_bins[1],
@@ -322,7 +322,7 @@ class Frontend:
         step = self._buf.strides[0]  # overlapping frames as a view (sliding_window_view's checks cost 60 us)
         frames = np.lib.stride_tricks.as_strided(self._buf, shape=(n, spec.n_fft),
                                                  strides=(spec.hop_length * step, step), writeable=False)
-        spectra = scipy.fft.rfft(frames * self._window, axis=1)
+        spectra = self.spectra(frames)
         logmel = np.empty((n, spec.n_mels), dtype=np.float32)
         chroma = np.empty((n, 12), dtype=np.float32)
         bass = np.empty((n, 12), dtype=np.float32)
@@ -347,6 +347,30 @@ class Frontend:
         self._frames_done += n
         return FrameBatch(times, features, loudness, onset, chroma, h.chord, h.chord_confidence, h.key,
                           h.key_confidence, bass, tuning, h.chord_ext, h.chord_ext_confidence, h.key_change)
+
+    def spectra(self, frames: np.ndarray) -> np.ndarray:
+        """The windowed FFT of ``frames`` (n x n_fft samples at the model's rate): what every feature
+        is computed from."""
+        return scipy.fft.rfft(frames * self._window, axis=1)
+
+    def chroma(self, spectra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The harmonic stage alone on :meth:`spectra`: the same kernel and stream state as :meth:`push`
+        (level gate, tuned peak chroma, tonal weight) without the log-mel bands; returns (chroma, bass)
+        as ``push`` would. For timing the harmonic path on its own (``scripts/eval_harmony.py``); it
+        advances the stream's state, so do not mix it with ``push`` on one stream."""
+        spec = self.spec
+        n = spectra.shape[0]
+        chroma = np.empty((n, 12), dtype=np.float32)
+        bass = np.empty((n, 12), dtype=np.float32)
+        scratch = np.empty(n, dtype=np.float32)
+        _spectral_kernel(spectra, self._mel_ptr[:1], self._mel_idx[:0], self._mel_w[:0], self._chroma_bins,
+                         self._peak_bufs, spec.sample_rate / spec.n_fft, self._tuning_decay, spec.chroma_compression,
+                         spec.chroma_tonality_gate, self._power_scale,
+                         spec.chroma_gate_floor_db, spec.chroma_gate_range_db,
+                         spec.chroma_gate_release_db_s / spec.frame_rate, self._gate_state,
+                         self._prev_logmel[:0], self._prev_power, self._tuning_state, np.empty((n, 0), np.float32),
+                         chroma, bass, scratch, np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32))
+        return chroma, bass
 
     def _empty_batch(self) -> FrameBatch:
         f32 = np.empty(0, dtype=np.float32)

@@ -339,9 +339,8 @@ def eval_speed(clips: list[Path], spec: FeatureSpec, real: dict | None, repeats:
     import librosa
     import scipy.fft
 
-    from live_mer.features import Frontend, _filterbanks
+    from live_mer.features import Frontend
     from live_mer.harmony import HarmonyTracker
-    from harmony_eval.speed import chroma_only
 
     audio = [load_mono(c, spec.sample_rate)[0] for c in clips]
     seconds = sum(len(a) for a in audio) / spec.sample_rate
@@ -349,12 +348,8 @@ def eval_speed(clips: list[Path], spec: FeatureSpec, real: dict | None, repeats:
 
     # Warm up numba (compiled kernels are cached; the first call still loads or compiles them).
     C.run_frontend(audio[0][: spec.sample_rate], spec.sample_rate, spec)
-    warm = scipy.fft.rfft(np.zeros((4, spec.n_fft), np.float32), axis=1)
-    chroma_only(warm, _filterbanks(spec)[1], spec)
+    Frontend(spec, spec.sample_rate).chroma(scipy.fft.rfft(np.zeros((4, spec.n_fft), np.float32), axis=1))
     HarmonyTracker(spec.frame_rate, spec.harmony_params()).update(np.zeros((4, 12), np.float32))
-
-    _, bins = _filterbanks(spec)
-    window = np.hanning(spec.n_fft + 1)[:-1].astype(np.float32)
     # librosa warmed up as well: its first call pays one-off set-up costs that a fair ratio excludes
     librosa.feature.chroma_cqt(y=audio[0][: spec.sample_rate * 2], sr=spec.sample_rate, hop_length=spec.hop_length)
     librosa.feature.chroma_stft(y=audio[0][: spec.sample_rate * 2], sr=spec.sample_rate, n_fft=spec.n_fft,
@@ -369,12 +364,14 @@ def eval_speed(clips: list[Path], spec: FeatureSpec, real: dict | None, repeats:
             for i in range(0, len(a), C.BLOCK):
                 fe.push(a[i:i + C.BLOCK])
             t["frontend_all_features_s"] += time.perf_counter() - t0
-            # The harmonic path alone: STFT (shared with the mel features), peak chroma, chord + key tracker.
+            # The harmonic path alone, the Frontend's own code: STFT (shared with the mel features), the
+            # spectral kernel without mel bands (level gate, peak chroma), the chord + key tracker.
+            fe = Frontend(spec, spec.sample_rate)
             t0 = time.perf_counter()
             frames = np.lib.stride_tricks.sliding_window_view(a, spec.n_fft)[:: spec.hop_length]
-            spectra = scipy.fft.rfft(frames * window, axis=1)
+            spectra = fe.spectra(frames)
             t1 = time.perf_counter()
-            chroma, bass = chroma_only(spectra, bins, spec)
+            chroma, bass = fe.chroma(spectra)
             t2 = time.perf_counter()
             HarmonyTracker(spec.frame_rate, spec.harmony_params()).update(chroma, bass)
             t3 = time.perf_counter()

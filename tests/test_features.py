@@ -122,6 +122,24 @@ def test_chroma_gate_is_relative_to_the_recent_level_above_an_absolute_floor():
     assert loud.max() < spec.chroma_gate_floor_db and np.all(energy == 0)
 
 
+def test_the_harmonic_stage_alone_is_the_frontends_own():
+    """Frontend.chroma (what eval_harmony.py times as the harmonic path) gives push's chroma: the same
+    level gate (a loud chord, then the same chord 60 dB down: gated, then open), tuning and tonal weight."""
+    sr = FeatureSpec().sample_rate
+    spec = FeatureSpec()
+    x = np.concatenate([triad(60, False, 2.0, sr), triad(57, True, 20.0, sr) * np.float32(1e-3)])
+    batch = Frontend(spec, sr).push(x)
+    padded = np.concatenate([np.zeros(spec.n_fft - spec.hop_length, np.float32), x])  # as push starts
+    fe = Frontend(spec, sr)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, spec.n_fft)[:: spec.hop_length]
+    chroma, bass = fe.chroma(fe.spectra(frames))
+    assert len(chroma) == len(batch)
+    energy = batch.chroma.sum(axis=1)
+    assert np.any(energy[batch.times > 2.5] == 0) and np.all(energy[batch.times > 20] > 0)  # the gate acts
+    np.testing.assert_allclose(chroma, batch.chroma, atol=1e-6)
+    np.testing.assert_allclose(bass, batch.bass_chroma, atol=1e-6)
+
+
 def test_onset_strength_peaks_at_attacks():
     sr = 22050
     x = np.zeros(sr * 4, np.float32)
