@@ -9,7 +9,7 @@ import sys
 
 from live_mer import __version__
 from live_mer import config as configmod
-from live_mer.model import DEFAULT_MODEL, ModelError
+from live_mer.model import DEFAULT_MODEL, PROVIDER_CHOICES, ModelError
 
 from .presets import PRESETS, from_config
 from .session import DEMO, DEVICE, FILE, Session, SourceChoice
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--demo", action="store_true", help="play the built-in demo piece")
     p.add_argument("--model", help=f"model name in models/ or path to an .onnx with its .json card "
                                    f"(default {DEFAULT_MODEL})")
-    p.add_argument("--provider", choices=["auto", "cpu", "cuda"], help="onnxruntime execution provider")
+    p.add_argument("--provider", choices=PROVIDER_CHOICES, help="onnxruntime execution provider")
     p.add_argument("--osc", action="append", metavar="HOST:PORT", help="OSC destination (repeatable)")
     p.add_argument("--prefix", help="OSC address prefix (default /mer)")
     p.add_argument("--smoothing", type=float, help="smoothing of the estimates, seconds (what the monitor shows "

@@ -133,11 +133,6 @@ class Session:
         self._preparing: threading.Thread | None = None
 
     # ----------------------------------------------------------------------------------------- model
-    def set_model(self, model: str) -> None:
-        """Use another model from the next start on."""
-        if model != self.model_name:
-            self.model_name, self.model = model, None
-
     def load(self) -> StudentModel:
         """Load (once) and return the model; raises :class:`~live_mer.model.ModelError`."""
         if self.model is None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from PyQt6 import QtGui, QtWidgets
 
+from live_mer.estimate import QUADRANT_NAMES
+
 # Surfaces and text.
 BACKGROUND = "#0a0c10"
 PANEL = "#12151c"
@@ -29,12 +31,9 @@ ERROR = "#ff4d4f"
 INFO = "#4ea8ff"
 
 # Russell's circumplex quadrants: (code, short name, long name, colour, sign of valence, sign of arousal).
-QUADRANTS = (
-    ("Q1", "happy", "happy / exuberant", "#ffd23f", +1, +1),
-    ("Q2", "angry", "angry / tense", "#ff5252", -1, +1),
-    ("Q3", "sad", "sad / depressed", "#5b8cff", -1, -1),
-    ("Q4", "calm", "calm / serene", "#2ee6a6", +1, -1),
-)
+QUADRANTS = tuple((code, QUADRANT_NAMES[code].split(" / ")[0], QUADRANT_NAMES[code], color, sv, sa)
+                  for code, color, sv, sa in (("Q1", "#ffd23f", +1, +1), ("Q2", "#ff5252", -1, +1),
+                                              ("Q3", "#5b8cff", -1, -1), ("Q4", "#2ee6a6", +1, -1)))
 QUADRANT_COLOR = {q[0]: q[3] for q in QUADRANTS}
 
 FONT_FAMILY = "DejaVu Sans"  # shipped with nearly every Linux desktop; Qt falls back elsewhere

@@ -21,7 +21,7 @@ from .control import ControlServer, Controller
 from .engine import Engine, LatestEstimates
 from .estimate import Estimate
 from .fileanalysis import AudioFileError
-from .model import ModelError, load_model
+from .model import DEFAULT_MODEL, PROVIDER_CHOICES, ModelError, load_model
 from .osc import DestinationError, OscSender
 from .recorder import Recorder
 from .sources import DemoSource, DeviceSource, FileSource, SourceError, describe_devices, list_input_devices
@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--preset", help="start with this preset from the configuration")
     listen.add_argument("--control", type=int, metavar="PORT", help="enable the OSC control port on 127.0.0.1")
     listen.add_argument("--model", help="model name in models/ or path to an .onnx with its .json card")
-    listen.add_argument("--provider", choices=["auto", "cpu", "cuda"], help="onnxruntime execution provider")
+    listen.add_argument("--provider", choices=PROVIDER_CHOICES, help="onnxruntime execution provider")
     listen.add_argument("--smoothing", type=float, help="smoothing of the raw estimates, seconds (OSC is "
                         "shaped per output, see the configuration)")
     listen.set_defaults(func=cmd_listen)
@@ -297,8 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--plot", action="store_true", help="also draw a PNG per file (needs matplotlib)")
     an.add_argument("--jobs", type=int, default=0, help="parallel worker processes (default: one per core)")
     an.add_argument("--resume", action="store_true", help="skip files whose JSON is already in --out")
-    an.add_argument("--model", default="live_mer_student", help="model name or .onnx path")
-    an.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda"])
+    an.add_argument("--model", default=DEFAULT_MODEL, help="model name or .onnx path")
+    an.add_argument("--provider", default="auto", choices=PROVIDER_CHOICES)
     an.add_argument("--smoothing", type=float, default=1.0, help="output smoothing time constant, seconds")
     an.set_defaults(func=cmd_analyze)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-from .model import DEFAULT_MODEL, PROVIDERS
+from .model import DEFAULT_MODEL, PROVIDER_CHOICES
 from .osc import DEFAULT_PREFIX, DestinationConfig, DestinationError, check_prefix, parse_destination
 from .outputs import DEFAULT_SHAPES, OUTPUTS, OutputSettings, OutputShape
 
@@ -93,8 +93,8 @@ class Config:
             bad("source.blocksize", s.blocksize, ">= 0")
         if sum(bool(x) for x in (s.device, s.file, s.demo)) > 1:
             raise ConfigError("source: choose at most one of source.device, source.file, source.demo")
-        if m.provider not in ("auto", *PROVIDERS):
-            bad("model.provider", m.provider, f"one of auto, {', '.join(PROVIDERS)}")
+        if m.provider not in PROVIDER_CHOICES:
+            bad("model.provider", m.provider, f"one of {', '.join(PROVIDER_CHOICES)}")
         if not 1 <= m.threads <= 64:
             bad("model.threads", m.threads, "1..64")
         if not 0 <= a.smoothing_s <= 60:
@@ -121,9 +121,6 @@ class Config:
     def active_outputs(self) -> OutputSettings:
         """The output settings in force at start: the chosen preset, or the [outputs] section."""
         return self.presets[self.preset] if self.preset else self.outputs
-
-
-_TYPES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
 def _value(key: str, value, default):

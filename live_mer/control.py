@@ -32,6 +32,7 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import BlockingOSCUDPServer
 
+from .osc import DEFAULT_PREFIX
 from .outputs import DEFAULT_SHAPES, LABEL_OUTPUTS, OUTPUTS, OutputSettings
 
 log = logging.getLogger("live_mer")
@@ -57,7 +58,7 @@ class Controller:
     """
 
     def __init__(self, get_settings: Callable[[], OutputSettings], set_settings: Callable[[OutputSettings], None],
-                 presets: Mapping[str, OutputSettings], prefix: str = "/mer", base: OutputSettings | None = None):
+                 presets: Mapping[str, OutputSettings], prefix: str = DEFAULT_PREFIX, base: OutputSettings | None = None):
         self.get_settings, self.set_settings = get_settings, set_settings
         self.presets = presets
         self.base = base if base is not None else OutputSettings()

@@ -21,6 +21,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .harmony import PITCH_CLASSES, QUALITIES, QUALITY_INTERVALS
+
 __all__ = ["Section", "SECTIONS", "DURATION", "render_demo", "section_at", "chord_labels"]
 
 _SEED = 1_2024
@@ -80,7 +82,7 @@ _PLAN = (
      "Bright dance groove: four-on-the-floor kick, claps, hats, octave bass, major stabs."),
     ("tense", 168.0, "E minor", "Q2", -10.0, 16,
      (("E:min", 4), ("E:min", 4), ("C:maj", 4), ("B:maj", 4),
-      ("E:min", 4), ("E:min", 4), ("A:min", 2), ("D#:dim", 2), ("E:min", 4)),
+      ("E:min", 4), ("E:min", 4), ("A:min", 2), ("Eb:dim", 2), ("E:min", 4)),
      "Loud and fast: saturated 16th bass, dense drums, stabs with a clashing minor second."),
     ("sad", 60.0, "A minor", "Q3", -23.0, 7,
      (("A:min", 4), ("D:min", 4), ("E:maj", 4), ("A:min", 4),
@@ -102,9 +104,8 @@ SECTIONS: tuple[Section, ...] = _build_sections()
 DURATION: float = SECTIONS[-1].end  # length of the loop in seconds
 _STARTS = [s.start for s in SECTIONS]
 
-_PC = {"C": 0, "C#": 1, "D": 2, "D#": 3, "E": 4, "F": 5, "F#": 6, "G": 7, "G#": 8, "A": 9,
-       "A#": 10, "B": 11}
-_QUALITY = {"maj": (0, 4, 7), "min": (0, 3, 7), "dim": (0, 3, 6)}
+_PC = {name: pc for pc, name in enumerate(PITCH_CLASSES)}
+_QUALITY = dict(zip(QUALITIES, QUALITY_INTERVALS, strict=True))
 
 
 def _chord_notes(label: str, low: int) -> list[int]:
@@ -134,7 +135,7 @@ def chord_labels() -> list[tuple[float, float, str]]:
     -------
     list of (start, end, label)
         Times in seconds from the start of the piece; labels in mir_eval syntax
-        (``"C:maj"``, ``"A:min"``, ``"D#:dim"``). Consecutive and covering ``[0, DURATION)``.
+        (``"C:maj"``, ``"A:min"``, ``"Eb:dim"``, spelled as :func:`live_mer.harmony.chord_label` does). Consecutive and covering ``[0, DURATION)``.
     """
     out = []
     for sec, plan in zip(SECTIONS, _PLAN):

@@ -80,15 +80,12 @@ class Engine:
         self.backlog_s = 0.0  # unread audio when the analyzer last took a block
         self.input_lost = False
         self.error: Exception | None = None
-        self.started_at = 0.0
-        self.first_estimate_at: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_sink_log = 0.0
 
     def start(self) -> None:
         """Warm the analyzer up (a first run compiles its kernels), then start the source and the thread."""
-        self.started_at = time.perf_counter()
         self.analyzer.warm_up()
         self.source.start()
         self._thread = threading.Thread(target=self._run, name="live_mer-analyzer", daemon=True)
@@ -154,8 +151,6 @@ class Engine:
         for est in estimates:
             if not input_ok:
                 est = dataclasses.replace(est, input_ok=False)
-            if self.first_estimate_at is None:
-                self.first_estimate_at = time.perf_counter()
             self.estimates += 1
             for sink in self.sinks:
                 try:

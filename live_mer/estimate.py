@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
+# The quadrants of Russell's valence/arousal plane, as the plots and the monitor name them.
+QUADRANT_NAMES = {"Q1": "happy / exuberant", "Q2": "angry / tense", "Q3": "sad / depressed", "Q4": "calm / serene"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,8 +84,6 @@ KEY_PROFILES = {
     "edma": ((1.0000, 0.2875, 0.5020, 0.4048, 0.6050, 0.5614, 0.3205, 0.7966, 0.3159, 0.4506, 0.4202, 0.3889),
              (1.0000, 0.3096, 0.4415, 0.5827, 0.3262, 0.4948, 0.2889, 0.7804, 0.4328, 0.2903, 0.5331, 0.3217)),
 }
-KRUMHANSL_MAJOR = np.array(KEY_PROFILES["krumhansl"][0])
-KRUMHANSL_MINOR = np.array(KEY_PROFILES["krumhansl"][1])
 
 # How often each majmin chord occurs in a key, by the chord root's interval above the tonic (relative
 # weights, a rough summary of common-practice and pop harmony; the rest share NON_DIATONIC_WEIGHT).
@@ -754,6 +752,10 @@ class HarmonyParams:
     key_switch_margin: float = 0.1  # a new key's posterior must lead the held one's by this ...
     key_hold_seconds: float = 1.0  # ... for this long
 
+    def chord_stay(self, frame_rate: float) -> float:
+        """The chord HMM's self-transition probability per frame."""
+        return float(np.exp(-1.0 / (self.chord_stay_seconds * frame_rate)))
+
 
 class HarmonyTracker:
     """Per-stream chord/key state; feed chroma frames in order with :meth:`update`.
@@ -775,7 +777,7 @@ class HarmonyTracker:
         self._net, self._context_frames = _emission_net()
         self._profiles = key_profiles(p.key_profile)
         self._chord_given_key = chord_given_key()
-        self._p_stay = float(np.exp(-1.0 / (p.chord_stay_seconds * frame_rate)))
+        self._p_stay = p.chord_stay(frame_rate)
         self._key_switch = float(1.0 - np.exp(-1.0 / (p.key_stay_seconds * frame_rate)))
         self.lag = int(round(p.chord_lookahead_seconds * frame_rate))
         self._key_hold = max(1, int(round(p.key_hold_seconds * frame_rate)))
@@ -918,7 +920,7 @@ def viterbi_chords(chroma: np.ndarray, bass: np.ndarray, frame_rate: float,
         known = keys >= 0
         em[known, :-1] *= (24.0 * fit[keys[known]][:, state_chord]) ** p.chord_key_prior
     n = chroma.shape[0]
-    p_stay = float(np.exp(-1.0 / (p.chord_stay_seconds * frame_rate)))
+    p_stay = p.chord_stay(frame_rate)
     return _viterbi(np.log(em + 1e-300), np.log(p_stay + (1 - p_stay) / N_EXT), np.log((1 - p_stay) / N_EXT))
 
 

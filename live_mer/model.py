@@ -20,6 +20,7 @@ from .features import FeatureSpec
 DEFAULT_MODEL = "live_mer_student"
 HEAD_KINDS = ("regression", "softmax", "shares", "tags")
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+PROVIDER_CHOICES = ("auto", *PROVIDERS)  # what users may ask for: auto picks CUDA when it is usable
 
 
 class ModelError(RuntimeError):

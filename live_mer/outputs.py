@@ -34,7 +34,6 @@ from typing import Mapping
 from .estimate import Estimate
 from .shaping import AttackRelease, LabelHold, Smoothing
 
-VALUE_OUTPUTS = ("valence", "arousal", "quadrant", "moods", "tags", "level", "onset")
 LABEL_OUTPUTS = ("quadrant", "chord", "key")
 OUTPUTS = ("va", "valence", "arousal", "quadrant", "moods", "tags", "chord", "key", "level", "onset", "status")
 LEVEL_FLOOR_DB = -60.0  # "unipolar" level maps [-60, 0] dBFS to [0, 1]

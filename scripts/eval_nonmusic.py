@@ -19,6 +19,7 @@ from live_mer.analyzer import Analyzer
 from live_mer.fileanalysis import AudioFileError, analyze_stream, iter_blocks, open_audio
 from live_mer.model import DEFAULT_MODEL, load_model
 from nonmusic import coloured_noise
+from paths import DATA
 
 SR = 22050
 
@@ -44,7 +45,7 @@ def summary(estimates) -> tuple[float, str, float, float, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=DEFAULT_MODEL)
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=DATA)
     args = ap.parse_args()
     model = load_model(args.model, provider="cpu")
     rows = []

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("LIVE_MER_DATA", ROOT.parent / "shared" / "data"))
+from paths import CACHE, DATA  # scripts/paths.py: standard library only, so it imports in .venv-vibenet
+
 QUADRANT_VA = {"Q1": (1, 1), "Q2": (-1, 1), "Q3": (-1, -1), "Q4": (1, -1)}
 
 
@@ -46,8 +44,8 @@ def main() -> int:
            "4q_valence_sign_acc": float(np.mean(va_true[:, 0] == va_pred[:, 0])),
            "4q_arousal_sign_acc": float(np.mean(va_true[:, 1] == va_pred[:, 1])),
            "clips": len(rows), "model": "vibenet 0.1.0 (EfficientNet, whole file, offline)"}
-    path = ROOT / ".cache" / "vibenet_4q.json"
-    path.parent.mkdir(exist_ok=True)
+    path = CACHE / "vibenet_4q.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
     return 0

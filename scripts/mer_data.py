@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -20,10 +19,8 @@ import numpy as np
 
 from live_mer.features import FeatureSpec, Frontend
 from live_mer.fileanalysis import iter_blocks, open_audio
+from paths import CACHE, DATA
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("LIVE_MER_DATA", ROOT.parent / "shared" / "data"))
-CACHE = Path(os.environ.get("LIVE_MER_CACHE", ROOT / ".cache"))
 GEMS = ("amazement", "solemnity", "tenderness", "nostalgia", "calmness", "power", "joyful_activation", "tension",
         "sadness")
 QUADRANTS = ("Q1", "Q2", "Q3", "Q4")

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from mer_data import CACHE, GEMS, Clip
+from live_mer.features import FeatureSpec
+from mer_data import GEMS, Clip
+from paths import CACHE
 
 MUSICNN = CACHE / "teacher" / "musicnn"
 # Embeddings with a 2 s patch hop (Emotify, VGMIDI: long clips, embedded faster); same model and patches.
 MUSICNN_HOP2 = CACHE / "teacher" / "musicnn_hop2"
 GRID_S, CONTEXT_S = 2.0, 8.0
-FRAME_RATE = 22050 / 512
+FRAME_RATE = FeatureSpec().frame_rate  # the feature cache's frame rate (22050 / 512)
 
 
 def musicnn_path(clip: Clip):

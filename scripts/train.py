@@ -38,8 +38,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "teachers"))
 
-from mer_data import (CACHE, DATA, GEMS, QUADRANT_VA, QUADRANTS, ROOT, feature_cache, folds,  # noqa: E402
-                      load_4q, load_emotify, padded_frames, padded_windows, windows_of)
+from mer_data import (GEMS, QUADRANT_VA, QUADRANTS, feature_cache, folds, load_4q, load_emotify,  # noqa: E402
+                      padded_frames, padded_windows, windows_of)
+from paths import CACHE, DATA, ROOT  # noqa: E402
 
 from live_mer.analyzer import Analyzer  # noqa: E402
 from live_mer.export import (FrameBranch, PooledStudentWeights, build_pooled_student, frame_branch_pools,  # noqa: E402

@@ -39,22 +39,23 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from harmony_eval.clips import chord_training_clips  # noqa: E402
-from harmony_eval.synth import CHORD_PROGRAMS, BASS_PROGRAMS, INTERVALS, PITCH, make_pieces  # noqa: E402
+from harmony_eval.synth import CHORD_PROGRAMS, BASS_PROGRAMS, make_pieces  # noqa: E402
 from live_mer.features import FeatureSpec, Frontend  # noqa: E402
-from live_mer.harmony import EMISSION_PATH, EXT_NO_CHORD, QUALITIES, context_means  # noqa: E402
+from live_mer.harmony import (EMISSION_PATH, EXT_NO_CHORD, PITCH_CLASSES, QUALITIES, QUALITY_INTERVALS,  # noqa: E402
+                              context_means)
+from paths import CACHE as CACHE_ROOT, ROOT  # noqa: E402
 
 TRAIN_SEEDS = (1, 2)  # plain pieces, pieces with a lead line
 # Chord and bass instruments disjoint from the evaluation pieces' (synth.CHORD_PROGRAMS / BASS_PROGRAMS).
 TRAIN_PROGRAMS = (2, 3, 6, 7, 11, 17, 18, 20, 27, 28, 29, 46, 50, 52, 56, 62, 80, 82, 91, 92, 94, 95)
 TRAIN_BASS_PROGRAMS = (35, 36, 37, 87)
-CACHE = ROOT / ".cache" / "chord_train"
+CACHE = CACHE_ROOT / "chord_train"
 REAL_GROUP = 100_000  # group ids of real clips start here
 REAL_WEIGHT = 3  # a real frame counts this many times in an epoch (chosen with eval_harmony.py --tune-emission)
 BLOCK = 2048
@@ -101,9 +102,9 @@ def parse_label(label: str) -> int:
     root, quality = label.split("/")[0].split(":")
     quality = CHORDIA_QUALITIES.get(quality, quality)
     root = SHARPS.get(root, root)
-    if quality not in QUALITIES or root not in PITCH:
+    if quality not in QUALITIES or root not in PITCH_CLASSES:
         return -1
-    return QUALITIES.index(quality) * 12 + PITCH.index(root)
+    return QUALITIES.index(quality) * 12 + PITCH_CLASSES.index(root)
 
 
 def chordia_labels(clips: list[Path]) -> dict[Path, list]:
@@ -170,7 +171,7 @@ def additive_stream(rng, sr: int, n_segments: int = 12) -> tuple[np.ndarray, lis
             root = int(rng.integers(12))
             state = q * 12 + root
             base = 48 + (root - 48) % 12 + 12 * int(rng.integers(0, 2))
-            notes = [base + i for i in INTERVALS[QUALITIES[q]]]
+            notes = [base + i for i in QUALITY_INTERVALS[q]]
             for _ in range(int(rng.integers(0, len(notes)))):  # inversion
                 notes = notes[1:] + [notes[0] + 12]
             if rng.random() < 0.7:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import pytest
 from tiny_model import make_tiny_model
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("LIVE_MER_DATA", ROOT.parent / "shared" / "data"))
+sys.path.insert(0, str(ROOT / "scripts"))  # the scripts' own modules (paths, train, harmony_eval, ...)
+from paths import DATA as SHARED_DATA  # noqa: E402  (the training data: $LIVE_MER_DATA or ../shared/data)
 
 
 def need_or_skip(condition: bool, reason: str) -> None:

@@ -5,10 +5,10 @@ clips on which the whole-file key was tuned (eval_harmony.py --tune-file-key).""
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
-DATA = Path(os.environ.get("LIVE_MER_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+from paths import DATA  # scripts/ is on sys.path wherever harmony_eval is imported
+
 CC_MUSIC = ("147793__setuniman__sweet-waltz-0i-22mi.ogg",
             "442789__lena-orsa__happy-music-pistachio-ice-cream-ragtime.ogg",
             "Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_(string_orchestra).ogg",

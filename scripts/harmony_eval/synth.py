@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from live_mer.harmony import PITCH_CLASSES as PITCH, QUALITIES, QUALITY_INTERVALS
+from paths import CACHE
+
 SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
-PITCH = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 # GM programs (0-based) for the chord part: pianos, e-pianos, organs, guitars, strings, brass, pads, synth lead
 CHORD_PROGRAMS = (0, 1, 4, 5, 16, 19, 24, 25, 26, 48, 49, 61, 81, 88, 89, 90)
 BASS_PROGRAMS = (32, 33, 34, 38, 39)
-INTERVALS = {"maj": (0, 4, 7), "min": (0, 3, 7), "7": (0, 4, 7, 10), "maj7": (0, 4, 7, 11), "min7": (0, 3, 7, 10),
-             "dim": (0, 3, 6), "aug": (0, 4, 8), "sus2": (0, 2, 7), "sus4": (0, 5, 7)}
+INTERVALS = dict(zip(QUALITIES, QUALITY_INTERVALS))  # quality -> semitones above the root
 # Chords outside the diatonic progressions, sprinkled in when ``colour_rate`` > 0 (training data).
 COLOUR_QUALITIES = ("dim", "aug", "sus2", "sus4", "7", "maj", "min")
 # Diatonic chords as (degree semitones above tonic, triad quality, seventh quality), per mode.
@@ -181,7 +182,7 @@ def make_pieces(n: int, seconds: float = 60.0, seed: int = 0, cache: Path | None
     ``colour_rate`` > 0 (a share of chords of any quality on any root, aug and sus included) and
     ``melody`` (a lead line with passing tones; sometimes no bass).
     """
-    cache = cache or Path(__file__).resolve().parents[2] / ".cache" / "harmony_eval" / "synth"
+    cache = cache or CACHE / "harmony_eval" / "synth"
     cache.mkdir(parents=True, exist_ok=True)
     pieces = []
     for i in range(n):

@@ -42,9 +42,10 @@ warnings.filterwarnings("ignore", category=UserWarning)  # tf.compat.v1.layers d
 
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-DATA = Path(os.environ.get("LIVE_MER_DATA", ROOT.parent / "shared" / "data"))
-CACHE = Path(os.environ.get("LIVE_MER_CACHE", ROOT / ".cache"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # scripts/, for paths (standard library only)
+
+from paths import CACHE, DATA  # noqa: E402
+
 OUT = CACHE / "teacher" / "musicnn"
 VGMIDI_AUDIO = CACHE / "vgmidi_audio"
 MODEL = "MSD_musicnn"
@@ -109,7 +110,6 @@ class Musicnn:
         from musicnn import models
 
         tf.compat.v1.disable_eager_execution()
-        self.tf = tf
         self.graph = tf.Graph()
         with self.graph.as_default():
             # Same scope and names as musicnn.extractor, so the checkpoint's variable names match.

@@ -34,11 +34,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mer_data import CACHE, DATA, Clip  # noqa: E402
+from mer_data import Clip  # noqa: E402
+from paths import CACHE, DATA  # noqa: E402
 
 VGMIDI = DATA / "vgmidi"
 AUDIO = CACHE / "vgmidi_audio"
-MANIFEST = AUDIO / "manifest.json"
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 SAMPLE_RATE = 22050
 DEFAULT_TEMPO = 500_000  # µs per quarter note, the MIDI default (120 bpm)
