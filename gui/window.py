@@ -26,7 +26,7 @@ from .widgets import Banner, ChordKeyPanel, LevelMeter, MoodBars
 
 HISTORY_CHOICES = (30, 60, 120)
 TOP_TAG_BARS = 5  # the most probable mood tags shown as bars
-STATUS_PARTS = ("input", "model", "latency", "overflows", "osc")  # the status line, in order
+STATUS_PARTS = ("input", "model", "analysis", "overflows", "osc")  # the status line, in order
 STATUS_SPACING = 12  # px between them
 STATUS_MARGINS = 20  # px: the window's margins left and right
 PREPARING = ("Preparing the analysis: the first start after an install or update compiles it (10\u201320 s); "
@@ -293,6 +293,10 @@ class MainWindow(QtWidgets.QMainWindow):
             label.setTextFormat(QtCore.Qt.TextFormat.RichText)
             label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
             self.status_labels[name] = label
+        self.status_labels["analysis"].setToolTip(
+            "How long the analysis of the last hop took: its cost, not how far the outputs lag behind the\n"
+            "music (the level follows within a hop, arousal and the quadrant within about 3-5 s: README,\n"
+            "\u201cHow quickly it reacts\u201d).")
         self._status_arrangement: list[list[str]] = []
         self._arrange_status()
 
@@ -710,7 +714,7 @@ class MainWindow(QtWidgets.QMainWindow):
         est = self.last_estimate
         if est is not None and self._running_ui:
             color = theme.OK if est.latency_ms < 50 else theme.WARN
-            labels["latency"].setText(f"latency <b style='color:{color}'>{est.latency_ms:.1f} ms</b>")
+            labels["analysis"].setText(f"analysis <b style='color:{color}'>{est.latency_ms:.1f} ms</b>")
             dropped = s.engine.dropped_s if s.engine is not None else 0.0
             if time.perf_counter() - self._started_wall < self.WARMUP_S:
                 self._dropped_base = dropped  # the first seconds include one-off warm-up (JIT, first inference)
@@ -719,7 +723,7 @@ class MainWindow(QtWidgets.QMainWindow):
             extra = f" · dropped {dropped:.1f} s" if dropped else ""
             labels["overflows"].setText(f"overflows <b style='color:{color}'>{est.overflows}</b>{extra}")
         else:
-            labels["latency"].setText("latency –")
+            labels["analysis"].setText("analysis –")
             labels["overflows"].setText("overflows –")
         stats = s.osc_stats()
         if not stats:

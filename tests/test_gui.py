@@ -186,9 +186,10 @@ def test_file_estimates_update_plots_labels_and_osc(qapp, make_window, progressi
     assert w.meter.target_db == pytest.approx(np.clip(last.loudness_db, w.meter.FLOOR_DB, 0.0))
     assert w.meter.hold_db > w.meter.FLOOR_DB and not w.meter.clipping
 
-    # Status: input, model, latency, and OSC that really arrived.
+    # Status: input, model, analysis time, and OSC that really arrived.
     status = {k: v.text() for k, v in w.status_labels.items()}
     assert "tiny" in status["model"] and "CPU" in status["model"]
+    assert status["analysis"].startswith("analysis")  # the processing time, not called a latency
     assert receiver.wait_for(len(recorded))
     w._update_status()
     assert f"127.0.0.1:{receiver.port}" in w.status_labels["osc"].text()

@@ -79,3 +79,20 @@ def test_speech_is_not_a_confident_emotion(shipped, shared_data, name):
     va = np.array([[e["valence"], e["arousal"]] for e in result["timeline"]])
     # 0.27-0.34 since synthetic speech is among the non-music training clips (before: up to 0.648)
     assert q.max(axis=1).mean() < 0.5 and (np.abs(va).mean(axis=0) < 0.3).all()
+
+
+def test_the_outputs_follow_a_change_in_the_music(shipped):
+    """scripts/bench_reaction.py's measurement, on the demo's first section change (serene -> exuberant,
+    louder): the sent level is half way there within two hops and arousal within the 6-s window (measured
+    for this change: 0.4 s and 3.0 s; README, *How quickly it reacts*)."""
+    from bench_reaction import crossing, shaped_frames
+    from live_mer.demo import SECTIONS
+
+    t, frames = shaped_frames(shipped, loops=1)
+    change = SECTIONS[1].start
+    for name, within in (("level_db", 2 * shipped.card.hop_seconds), ("arousal", 6.0)):
+        v = np.array([getattr(f, name) for f in frames])
+        before = v[(t >= change - 5) & (t < change)].mean()
+        after = v[(t >= change + 12) & (t < change + 20)].mean()
+        assert after > before + (3.0 if name == "level_db" else 0.15)
+        assert crossing(t, v, change, before, after, 0.5) <= within, name
