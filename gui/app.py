@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provider", choices=PROVIDER_CHOICES, help="onnxruntime execution provider")
     p.add_argument("--osc", action="append", metavar="HOST:PORT", help="OSC destination (repeatable)")
     p.add_argument("--prefix", help="OSC address prefix (default /mer)")
+    p.add_argument("--hop", type=float, metavar="S", help="seconds between estimates (default: the model's, "
+                                                         "0.51 s); 0.1 makes level, onset and chords follow sooner")
     p.add_argument("--smoothing", type=float, help="smoothing of the estimates, seconds (what the monitor shows "
                                                     "and OSC receives; OSC outputs are also shaped, see --config)")
     p.add_argument("--preset", help=f"start with a preset: {', '.join(PRESETS)}, or a [presets.<name>] "
@@ -77,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     if not 10 <= args.history <= 600:
         print("error: --history must be in 10..600 seconds", file=sys.stderr)
         return 2
+    if args.hop is not None and not (args.hop == 0 or 0.02 <= args.hop <= 30):
+        print("error: --hop must be 0 (the model's own hop) or 0.02..30 seconds", file=sys.stderr)
+        return 2
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
@@ -108,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     theme.apply(app)
 
     session = Session(model=args.model or cfg.model.name, provider=args.provider or cfg.model.provider,
-                      prefix=args.prefix or cfg.osc.prefix, output_settings=cfg.outputs)
+                      prefix=args.prefix or cfg.osc.prefix, output_settings=cfg.outputs,
+                      hop_s=args.hop if args.hop is not None else cfg.analysis.hop_s)
     choice, note = _source(args, cfg)
     osc_configs = () if args.osc else cfg.osc.all_destinations()
     osc = ", ".join(args.osc) if args.osc else ", ".join(d.label for d in osc_configs)

@@ -110,12 +110,15 @@ class Session:
         OSC output shaping and mutes (default: live_mer's defaults).
     extra_sinks : list of callables
         More sinks for every engine (tests record estimates with one); they must not block.
+    hop_s : float
+        Seconds between estimates (0: the model's own hop); see :class:`~live_mer.analyzer.Analyzer`.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, provider: str = "auto", prefix: str = DEFAULT_PREFIX,
                  output_settings: OutputSettings | None = None,
-                 extra_sinks: list[Callable[[Estimate], None]] | None = None):
+                 extra_sinks: list[Callable[[Estimate], None]] | None = None, hop_s: float = 0.0):
         self.model_name = model
+        self.hop_s = hop_s
         self.provider = provider
         self.prefix = prefix
         self.output_settings = output_settings or OutputSettings()
@@ -151,6 +154,15 @@ class Session:
         self._preparing.start()
 
     @property
+    def hop_seconds(self) -> float:
+        """Seconds between estimates of the running engine (else of the next one; 0.5 before a model)."""
+        if self.engine is not None:
+            return self.engine.analyzer.hop_seconds
+        if self.model is None:
+            return 0.5
+        return self.hop_s or self.model.card.hop_seconds
+
+    @property
     def ready(self) -> bool:
         """False while :meth:`prepare` is still compiling (a start now would wait for it)."""
         return self._preparing is None or not self._preparing.is_alive()
@@ -179,8 +191,12 @@ class Session:
             self._stop_engine()
             model = self.load()
             source = choice.open()
-            analyzer = Analyzer(model, source.samplerate, smoothing_s=smoothing_s)
-            self._set_osc(destinations, model)
+            try:  # a smoothing or hop the analyzer refuses, a bad destination: the opened input is let go
+                analyzer = Analyzer(model, source.samplerate, smoothing_s=smoothing_s, hop_s=self.hop_s)
+                self._set_osc(destinations, model)
+            except Exception:
+                source.stop()
+                raise
             self.latest.drain()  # nothing from an older stream may reach the display after this
             engine = Engine(source, analyzer, [self._slot, self.latest, *self.extra_sinks])
             try:

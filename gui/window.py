@@ -630,8 +630,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._update_status()
 
     def _hop(self) -> float:
-        model = self.session.model
-        return model.card.hop_seconds if model is not None else 0.25
+        return self.session.hop_seconds
 
     def _take(self, estimates: list[Estimate]) -> None:
         for est in estimates:

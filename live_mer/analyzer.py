@@ -47,6 +47,18 @@ def _scan(x, limit, clip_level, clean):
     return invalid, float(peak), clipped
 
 
+def hop_frames(card, hop_s: float) -> int:
+    """Feature frames per estimate for ``hop_s`` seconds (0: the card's own hop); raises ValueError naming
+    the allowed range."""
+    if hop_s == 0:
+        return card.hop_frames
+    frame_s = 1.0 / card.spec.frame_rate
+    if not frame_s * 0.999 <= hop_s <= card.window_seconds:  # NaN fails too
+        raise ValueError(f"hop {hop_s!r} s is not allowed: 0 for the model's own ({card.hop_seconds:.2f} s), "
+                         f"else {frame_s:.3f}..{card.window_seconds:.2f} s")
+    return max(1, int(round(hop_s / frame_s)))
+
+
 class Analyzer:
     """Streaming emotion, chord and key analysis of one audio stream.
 
@@ -60,13 +72,18 @@ class Analyzer:
     smoothing_s : float
         Time constant of the one-pole smoothing applied to valence, arousal and head outputs
         (0 disables it).
+    hop_s : float
+        Seconds between estimates: 0 (the default) for the model's own hop (its card), else from one
+        feature frame (about 23 ms) to the window, rounded to whole frames. The model reads the same
+        window whatever the hop; a shorter hop makes the level, onset, chord and key outputs follow the
+        music sooner and costs one model run per estimate (README, *How quickly it reacts*).
     """
 
-    def __init__(self, model: StudentModel, input_rate: int, smoothing_s: float = 1.0):
+    def __init__(self, model: StudentModel, input_rate: int, smoothing_s: float = 1.0, hop_s: float = 0.0):
         self.model = model
         card = model.card
         self.frontend = Frontend(card.spec, input_rate)
-        self.window_frames, self.hop_frames = card.window_frames, card.hop_frames
+        self.window_frames, self.hop_frames = card.window_frames, hop_frames(card, hop_s)
         self._cat_heads = [h for h in card.heads if h.name != "va"]
         self.set_smoothing(smoothing_s)
         self._silence = self.frontend.silence_row()
@@ -77,12 +94,16 @@ class Analyzer:
         """Change the smoothing time constant (seconds, 0 = off) without restarting the stream."""
         if not 0 <= smoothing_s <= 60:
             raise ValueError(f"smoothing_s must be 0..60 s, got {smoothing_s}")
-        hop = self.model.card.hop_seconds
-        self._alpha = 1.0 if smoothing_s == 0 else 1.0 - float(np.exp(-hop / smoothing_s))
+        self._alpha = 1.0 if smoothing_s == 0 else 1.0 - float(np.exp(-self.hop_seconds / smoothing_s))
 
     @property
     def input_rate(self) -> int:
         return self.frontend.input_rate
+
+    @property
+    def hop_seconds(self) -> float:
+        """Seconds between estimates."""
+        return self.hop_frames / self.model.card.spec.frame_rate
 
     def warm_up(self) -> float:
         """Run every kernel and the model once on a second of quiet noise, then start the stream afresh;

@@ -1,6 +1,6 @@
 """How quickly the outputs follow the music: step responses at the built-in demo's section changes.
 
-    python scripts/bench_reaction.py [--model live_mer_student] [--loops 2]
+    python scripts/bench_reaction.py [--model live_mer_student] [--loops 2] [--hop S]
 
 The demo piece (live_mer.demo) changes mood, tempo, loudness and key at known moments: serene (Q4,
 C major) -> exuberant (Q1, D major) -> tense (Q2, E minor) -> sad (Q3, A minor) -> serene again. It is
@@ -40,10 +40,10 @@ STAY_S = 2.0  # a label counts as arrived when it stays this long
 MIN_MOVE = {"level_db": 3.0, "arousal": 0.15, "valence": 0.15}  # smaller moves are not timed
 
 
-def shaped_frames(model, loops: int):
+def shaped_frames(model, loops: int, hop_s: float = 0.0):
     """(times, frames) of the shaped outputs, one per analysis hop, over ``loops`` plays of the demo."""
     audio = np.tile(render_demo(SR), loops)
-    analyzer = Analyzer(model, SR)
+    analyzer = Analyzer(model, SR, smoothing_s=0.0, hop_s=hop_s)
     shaper = Shaper(OutputSettings())
     times, frames = [], []
     for i in range(0, len(audio), BLOCK):
@@ -89,11 +89,13 @@ def main() -> int:
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--loops", type=int, default=2, help="plays of the demo (>= 2: the change back to the "
                                                         "first section is measured too)")
+    p.add_argument("--hop", type=float, default=0.0, help="seconds between estimates (as `listen --hop`; "
+                                                          "default: the model's)")
     args = p.parse_args()
     if args.loops < 2:
         p.error("--loops must be at least 2")
     model = load_model(args.model, provider="cpu")
-    t, frames = shaped_frames(model, args.loops)
+    t, frames = shaped_frames(model, args.loops, args.hop)
     hop = float(np.median(np.diff(t)))
     series = {"level_db": np.array([f.level_db for f in frames]),
               "arousal": np.array([f.arousal for f in frames]),

@@ -38,6 +38,33 @@ def test_one_estimate_per_hop(tiny_model):
     assert ests[-1].heads["quadrant"].keys() == {"Q1", "Q2", "Q3", "Q4"}
 
 
+def test_a_shorter_hop_gives_the_same_estimates_more_often(tiny_model):
+    """``hop_s``: the model reads the same window whatever the hop, so with one estimate per feature frame
+    every ``hop_frames``-th estimate is the default's (the onset, a mean over the hop, excepted); the
+    smoothing keeps its time constant in seconds."""
+    sr = 22050
+    card = tiny_model.card
+    frame_s = 1.0 / card.spec.frame_rate
+    x = np.concatenate([triad(57, True, 4.0, sr), tone([330], 3.0, sr, amp=0.5)])
+    default = feed(Analyzer(tiny_model, sr, smoothing_s=0), x, 1000)
+    every_frame = Analyzer(tiny_model, sr, smoothing_s=0, hop_s=frame_s)
+    assert every_frame.hop_frames == 1 and every_frame.hop_seconds == pytest.approx(frame_s)
+    fast = feed(every_frame, x, 1000)
+    assert len(fast) // card.hop_frames == len(default)
+    np.testing.assert_allclose(np.diff([e.t for e in fast]), frame_s, atol=1e-6)
+    for d, f in zip(default, fast[card.hop_frames - 1::card.hop_frames], strict=True):
+        assert f.t == pytest.approx(d.t)
+        assert (f.quadrant, f.chord, f.key) == (d.quadrant, d.chord, d.key)
+        assert (f.valence, f.arousal, f.loudness_db) == pytest.approx((d.valence, d.arousal, d.loudness_db), abs=1e-5)
+        assert dict(f.heads["quadrant"]) == pytest.approx(dict(d.heads["quadrant"]), abs=1e-5)
+    assert Analyzer(tiny_model, sr, hop_s=3.01 * frame_s).hop_frames == 3  # whole frames
+    for bad in (-0.1, 0.001, card.window_seconds + 1, float("nan")):
+        with pytest.raises(ValueError, match="0 for the model's own"):
+            Analyzer(tiny_model, sr, hop_s=bad)
+    slow, quick = (Analyzer(tiny_model, sr, smoothing_s=2.0, hop_s=h) for h in (0, frame_s))
+    assert 1 - slow._alpha == pytest.approx((1 - quick._alpha) ** card.hop_frames)  # the same decay per second
+
+
 def test_arousal_follows_loudness_with_the_test_model(tiny_model):
     sr = 22050
     a = Analyzer(tiny_model, sr, smoothing_s=0)

@@ -66,6 +66,23 @@ def test_listen_demo_runs_and_stops_at_duration(tiny_model_path):
         assert r.returncode == 2 and f"--duration {float(bad)} is not allowed" in r.stderr, r.stderr
 
 
+def test_a_shorter_hop_sends_estimates_more_often(tiny_model_path, song):
+    """--hop 0.1: bundles about every 0.1 s (4 frames, 0.093 s) instead of once per model hop."""
+    rx = Receiver()
+    try:
+        r = live_mer("listen", "--file", song, "--hop", "0.1", "--osc", f"127.0.0.1:{rx.port}", "--model",
+                     tiny_model_path, "--quiet")
+        assert r.returncode == 0, r.stderr
+        assert "hop 0.09 s" in r.stderr
+        assert rx.wait_for(50)
+        frames = rx.bundles()[:-1]  # (the last is /status/stopped)
+        assert 55 <= len(frames) <= 70  # 6 s / 0.093 s
+        levels = [messages(b)["/mer/level"].params[0] for b in frames]
+        assert all(np.isfinite(levels))
+    finally:
+        rx.close()
+
+
 def test_sending_to_a_port_nobody_listens_on_says_so(tiny_model_path):
     port = free_udp_port()  # closed: the kernel refuses the datagrams, the run goes on
     r = live_mer("listen", "--demo", "--duration", "5", "--osc", f"127.0.0.1:{port}", "--model", tiny_model_path)
@@ -184,6 +201,7 @@ def test_config_example_round_trips_and_bad_keys_are_named(tmp_path, tiny_model_
     ("[record]\npath = 'x.txt'\n", "record.path"),
     ("[[osc.destination]]\nhost = '192.168.1.300'\nport = 9000\n", "not an IPv4 address"),
     ("[[osc.destination]]\nhost = ''\nport = 9000\n", "not a host name or IP address"),
+    ("[analysis]\nhop_s = -0.5\n", "analysis.hop_s"),
 ])
 def test_config_errors_name_the_key(tmp_path, text, needle):
     path = tmp_path / "c.toml"
@@ -337,6 +355,8 @@ def test_the_example_configuration_lists_every_key():
 @pytest.mark.parametrize("args,needle", [
     (("listen", "--file", "/nonexistent/set.flac"), "/nonexistent/set.flac: no such file"),
     (("listen", "--demo", "--prefix", "mer"), "OSC pattern characters (#*,?[]{})"),
+    (("listen", "--demo", "--hop", "0.001"), "analysis.hop_s"),
+    (("listen", "--demo", "--hop", "20"), "analysis.hop_s (--hop): hop 20.0 s is not allowed"),
 ])
 def test_bad_command_lines_are_clear_errors(tiny_model_path, args, needle):
     r = live_mer(*args, "--model", tiny_model_path, "--duration", "1")

@@ -85,9 +85,11 @@ def make_window(qapp, tiny_model_path):
     """Build monitor windows on the tiny test model; every estimate is also recorded independently."""
     windows = []
 
-    def make(source: SourceChoice | None = None, model: str | None = None, osc: str = "", **kwargs) -> MainWindow:
+    def make(source: SourceChoice | None = None, model: str | None = None, osc: str = "", hop_s: float = 0.0,
+             **kwargs) -> MainWindow:
         recorded: list[Estimate] = []
-        session = Session(model=str(model or tiny_model_path), provider="cpu", extra_sinks=[recorded.append])
+        session = Session(model=str(model or tiny_model_path), provider="cpu", extra_sinks=[recorded.append],
+                          hop_s=hop_s)
         window = MainWindow(session, source, osc=osc, **kwargs)
         window.recorded = recorded
         window.resize(1280, 800)
@@ -412,6 +414,17 @@ def test_stop_while_preparing_cancels_the_start(qapp, make_window, slow_compile)
     spin(qapp, lambda: False, timeout=0.5)
     assert not w.session.running and w.estimates_shown == 0
     assert w.start() and spin(qapp, lambda: w.estimates_shown > 0)  # and a later Start works at once
+
+
+def test_a_shorter_hop_reaches_the_window(qapp, make_window, progression):
+    w = make_window(SourceChoice(FILE, str(progression), realtime=False, loop=False), hop_s=0.1)
+    assert w.start() and spin(qapp, lambda: not w.session.running and w.estimates_shown > 0)
+    times = [e.t for e in w.recorded]
+    assert np.median(np.diff(times)) == pytest.approx(w.session.hop_seconds) and w.session.hop_seconds < 0.1
+    assert len(times) >= 55  # 6 s of audio
+    bad = make_window(SourceChoice(DEMO), hop_s=25.0)  # longer than the model's window
+    assert bad.start() is False and bad.banner.text.startswith("Invalid setting: hop 25.0 s is not allowed")
+    assert not bad.session.running
 
 
 def test_kiosk_mode_hides_controls_and_goes_full_screen(make_window):

@@ -84,7 +84,7 @@ def test_speech_is_not_a_confident_emotion(shipped, shared_data, name):
 def test_the_outputs_follow_a_change_in_the_music(shipped):
     """scripts/bench_reaction.py's measurement, on the demo's first section change (serene -> exuberant,
     louder): the sent level is half way there within two hops and arousal within the 6-s window (measured
-    for this change: 0.4 s and 3.0 s; README, *How quickly it reacts*)."""
+    for this change: 0.4 s and 2.5 s; README, *How quickly it reacts*)."""
     from bench_reaction import crossing, shaped_frames
     from live_mer.demo import SECTIONS
 
