@@ -9,6 +9,7 @@ import sys
 
 from live_mer import __version__
 from live_mer import config as configmod
+from live_mer.analyzer import hop_frames
 from live_mer.model import DEFAULT_MODEL, PROVIDER_CHOICES, ModelError
 
 from .presets import PRESETS, from_config
@@ -139,8 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as exc:
         window.banner.show_message(f"Model not loaded: {exc}", "error")
     else:
+        try:  # a hop this model's window does not allow: said now, and no start that would fail
+            hop_frames(session.model.card, session.hop_s)
+            hop_ok = True
+        except ValueError as exc:
+            window.banner.show_message(f"--hop / analysis.hop_s: {exc}", "error")
+            hop_ok = False
         session.prepare()  # compiles in the background: the window is drawn and answers meanwhile
-        if not args.no_start:
+        if hop_ok and not args.no_start:
             QtCore.QTimer.singleShot(0, window.start)  # after the window is on screen
     # Ctrl-C in the terminal closes the window cleanly (the display timer lets Python see the signal).
     previous = signal.signal(signal.SIGINT, lambda *_: window.close())

@@ -313,7 +313,8 @@ class VAPlane(pg.PlotWidget):
     few times per second, which reads far better across a room.
     """
 
-    TRAIL = 48  # estimates in the trail (12 s at a 0.25 s hop)
+    TRAIL = 48  # points in the trail ...
+    TRAIL_S = 24.0  # ... spread over about this many seconds (at the model's 0.51-s hop: every estimate)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent, background=theme.PANEL)

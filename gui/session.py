@@ -8,12 +8,13 @@ waits for the UI.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from live_mer.analyzer import Analyzer
+from live_mer.analyzer import Analyzer, hop_frames
 from live_mer.engine import Engine, LatestEstimates
 from live_mer.estimate import Estimate
 from live_mer.model import DEFAULT_MODEL, StudentModel, load_model
@@ -22,6 +23,7 @@ from live_mer.outputs import OutputSettings
 from live_mer.sources import DemoSource, DeviceSource, FileSource
 
 DEMO, FILE, DEVICE = "demo", "file", "device"
+log = logging.getLogger(__name__)
 PREPARE_RATE = 48000  # Hz; any rate compiles the same kernels (Numba specialises on types, not values)
 
 
@@ -150,7 +152,14 @@ class Session:
         if self._preparing is not None or self.model is None:
             return
         analyzer = Analyzer(self.model, PREPARE_RATE)
-        self._preparing = threading.Thread(target=analyzer.warm_up, name="live_mer-prepare", daemon=True)
+
+        def compile_kernels() -> None:
+            try:
+                analyzer.warm_up()
+            except Exception:  # the start runs the warm-up again and reports the error in the window
+                log.exception("preparing the analysis failed")
+
+        self._preparing = threading.Thread(target=compile_kernels, name="live_mer-prepare", daemon=True)
         self._preparing.start()
 
     @property
@@ -159,8 +168,12 @@ class Session:
         if self.engine is not None:
             return self.engine.analyzer.hop_seconds
         if self.model is None:
-            return 0.5
-        return self.hop_s or self.model.card.hop_seconds
+            return self.hop_s or 0.5
+        card = self.model.card
+        try:
+            return hop_frames(card, self.hop_s) / card.spec.frame_rate
+        except ValueError:  # refused at the start, in the window
+            return card.hop_seconds
 
     @property
     def ready(self) -> bool:

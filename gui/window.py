@@ -25,17 +25,20 @@ from .session import DEMO, DEVICE, FILE, Destination, Session, SourceChoice, par
 from .widgets import Banner, ChordKeyPanel, LevelMeter, MoodBars
 
 HISTORY_CHOICES = (30, 60, 120)
+MAX_HISTORY_S = 600  # the longest timeline (--history, presets)
 TOP_TAG_BARS = 5  # the most probable mood tags shown as bars
 STATUS_PARTS = ("input", "model", "analysis", "overflows", "osc")  # the status line, in order
 STATUS_SPACING = 12  # px between them
 STATUS_MARGINS = 20  # px: the window's margins left and right
+STATUS_SLACK = 40  # px of spare room before the status line goes back to fewer rows
 PREPARING = ("Preparing the analysis: the first start after an install or update compiles it (10\u201320 s); "
              "it starts by itself when ready.")
 _PICK_FILE = "pick-file"
 # What a failed start can raise, and how the banner introduces it.
 _START_ERRORS = ((ModelError, "Model not loaded"), (SourceError, "Input not available"),
                  (AudioFileError, "Cannot play file"), (DestinationError, "OSC destination"),
-                 (OSError, "System error"), (ValueError, "Invalid setting"))
+                 (OSError, "System error"), (ValueError, "Invalid setting"),
+                 (Exception, "Cannot start the analysis"))  # anything else: said in the window, never a crash
 
 
 def input_devices(rescan: bool = False) -> tuple[list[dict], str]:
@@ -125,7 +128,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session = session
         self.presets = dict(PRESETS if presets is None else presets)
         self._osc_configs = {c.label: c for c in osc_configs}
-        self.history = History()
+        # Rows for the longest timeline (600 s) at the session's hop (a shorter hop keeps more estimates).
+        self.history = History(max(4096, int(1.25 * MAX_HISTORY_S / session.hop_s)) if session.hop_s else 4096)
         self.last_estimate: Estimate | None = None
         self.estimates_shown = 0
         self.now = 0.0  # display clock, in stream seconds (continues across restarts)
@@ -304,16 +308,24 @@ class MainWindow(QtWidgets.QMainWindow):
         """Lay the status line's parts out in rows as wide as the window (as many as they need, in
         order), each part's share of its row in proportion to its text, so that nothing is cut off."""
         labels = self.status_labels
-        room = self.width() - STATUS_MARGINS
         need = {name: label.sizeHint().width() + STATUS_SPACING for name, label in labels.items()}
-        rows: list[list[str]] = [[]]
-        used = 0
-        for name in labels:
-            if rows[-1] and used + need[name] > room:
-                rows.append([])
-                used = 0
-            rows[-1].append(name)
-            used += need[name]
+
+        def flow(room: int) -> list[list[str]]:
+            rows: list[list[str]] = [[]]
+            used = 0
+            for name in labels:
+                if rows[-1] and used + need[name] > room:
+                    rows.append([])
+                    used = 0
+                rows[-1].append(name)
+                used += need[name]
+            return rows
+
+        rows = flow(self.width() - STATUS_MARGINS)
+        if len(rows) < len(self._status_arrangement):
+            # Fewer rows only with room to spare: numbers that change width ("9.8 ms", "12.3 ms") must
+            # not make the line (and every plot above it) jump between one and two rows.
+            rows = flow(self.width() - STATUS_MARGINS - STATUS_SLACK)
         if rows != self._status_arrangement:
             self._status_arrangement = rows
             while self.status_box.count():
@@ -643,7 +655,10 @@ class MainWindow(QtWidgets.QMainWindow):
             self.now = self._latest_t  # faster-than-real-time input (or a late drain): jump to the data
         self.timeline.set_data(self.history, self.now)
         quad = dict(last.heads.get("quadrant", {}))
-        self.va_plane.set_estimates(self.history.tail(VAPlane.TRAIL), last.quadrant, quad)
+        # The trail covers the same seconds at any hop: every step-th estimate, the newest included.
+        step = max(1, round(VAPlane.TRAIL_S / VAPlane.TRAIL / self._hop()))
+        trail = self.history.tail(VAPlane.TRAIL * step)[::-1][::step][::-1]
+        self.va_plane.set_estimates(trail, last.quadrant, quad)
         self.mood.set_values(dict(last.heads.get("gems", {})))
         tags = last.heads.get("tags", {})
         self.tag_bars.set_values(dict(sorted(tags.items(), key=lambda kv: kv[1], reverse=True)[:TOP_TAG_BARS]))
@@ -733,7 +748,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # --------------------------------------------------------------------------------- closing
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
-        # Stop the display first so no tick runs against a stopped session, then the engine and OSC.
+        # Stop the display first so no tick runs against a stopped session, then the engine and OSC. The
+        # window goes at once: closing may wait for a first compile that is still running.
+        self.hide()
         self.timer.stop()
         self._smoothing_timer.stop()
         self.session.close()

@@ -16,21 +16,22 @@ start=$(date +%s)
 log "setting up .venv (train extra) and .venv-teacher (musicnn)"
 bash scripts/setup.sh train
 bash scripts/teachers/setup_env.sh
-mkdir -p .cache/teacher
+cache="${LIVE_MER_CACHE:-.cache}"  # as scripts/paths.py decides
+mkdir -p "$cache/teacher"
 
 embed() { .venv-teacher/bin/python scripts/teachers/embed_musicnn.py "$@"; }
-log "rendering VGMIDI and computing musicnn embeddings (two jobs; logs in .cache/teacher/reproduce_*.log)"
+log "rendering VGMIDI and computing musicnn embeddings (two jobs; logs in $cache/teacher/reproduce_*.log)"
 ( .venv/bin/python scripts/teachers/render_vgmidi.py &&
-  embed --datasets vgmidi --variants original --hop 2 --out .cache/teacher/musicnn_hop2
-) > .cache/teacher/reproduce_vgmidi.log 2>&1 &
+  embed --datasets vgmidi --variants original --hop 2 --out "$cache/teacher/musicnn_hop2"
+) > "$cache/teacher/reproduce_vgmidi.log" 2>&1 &
 vgmidi=$!
 ( embed --datasets 4q &&
-  embed --datasets emotify --hop 2 --out .cache/teacher/musicnn_hop2
-) > .cache/teacher/reproduce_4q_emotify.log 2>&1 &
+  embed --datasets emotify --hop 2 --out "$cache/teacher/musicnn_hop2"
+) > "$cache/teacher/reproduce_4q_emotify.log" 2>&1 &
 audio=$!
 status=0
-wait "$vgmidi" || { status=$?; echo "reproduce: VGMIDI render/embedding failed; see .cache/teacher/reproduce_vgmidi.log" >&2; }
-wait "$audio" || { status=$?; echo "reproduce: 4Q/Emotify embedding failed; see .cache/teacher/reproduce_4q_emotify.log" >&2; }
+wait "$vgmidi" || { status=$?; echo "reproduce: VGMIDI render/embedding failed; see $cache/teacher/reproduce_vgmidi.log" >&2; }
+wait "$audio" || { status=$?; echo "reproduce: 4Q/Emotify embedding failed; see $cache/teacher/reproduce_4q_emotify.log" >&2; }
 [ "$status" -eq 0 ] || exit "$status"
 log "teacher inputs ready after $(( ($(date +%s) - start) / 60 )) min; training"
 

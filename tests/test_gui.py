@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:  # `gui` is a top-level package beside live_mer, n
 
 from gui import app as gui_app  # noqa: E402
 from gui import theme  # noqa: E402
-from gui.plots import History  # noqa: E402
+from gui.plots import History, VAPlane  # noqa: E402
 from gui.presets import PRESETS, from_config  # noqa: E402
 from gui.session import DEMO, DEVICE, FILE, Session, SourceChoice  # noqa: E402
 from gui.widgets import LevelMeter, MoodBars, chord_display, key_display  # noqa: E402
@@ -365,6 +365,44 @@ def test_sound_card_input_and_device_loss(qapp, make_window):
     assert "LOST" not in w.status_labels["input"].text() and "1 loss" in w.status_labels["input"].text()
 
 
+def test_the_status_line_does_not_jump_between_rows_as_numbers_change(qapp, make_window):
+    w = make_window(SourceChoice(DEMO))
+    w.controls.hide()
+    w.timer.stop()
+    labels = w.status_labels
+    labels["analysis"].setText("analysis 1.2 ms")
+    spin(qapp, lambda: False, timeout=0.1)
+    one_row = sum(label.sizeHint().width() for label in labels.values()) + 12 * 5 + 20
+    w.resize(one_row + 5, 700)  # just wide enough for one row
+    spin(qapp, lambda: False, timeout=0.2)
+    w._arrange_status()
+    assert w.status_rows == 1
+    labels["analysis"].setText("analysis 12.3 ms")  # a little wider: it no longer fits
+    w._arrange_status()
+    assert w.status_rows == 2
+    labels["analysis"].setText("analysis 1.2 ms")  # fits again, but without room to spare: stays
+    w._arrange_status()
+    assert w.status_rows == 2
+    w.resize(one_row + 60, 700)  # room to spare: one row again
+    spin(qapp, lambda: False, timeout=0.2)
+    w._arrange_status()
+    assert w.status_rows == 1
+
+
+def test_an_unexpected_start_error_is_shown_not_raised(qapp, make_window, monkeypatch):
+    def broken(self):
+        raise RuntimeError("the kernels could not be compiled")
+
+    monkeypatch.setattr(Analyzer, "warm_up", broken)
+    w = make_window(SourceChoice(DEMO))
+    w.session.load()
+    w.session.prepare()  # fails in the background: logged, and the start says why
+    assert spin(qapp, lambda: w.session.ready)
+    assert w.start() is False
+    assert w.banner.text == "Cannot start the analysis: the kernels could not be compiled"
+    assert not w.session.running and w.start_button.text() == "Start"
+
+
 @pytest.fixture
 def slow_compile(monkeypatch):
     """The analyzer's warm-up waits until the test sets the returned event: a cold Numba cache, whose
@@ -401,6 +439,25 @@ def test_first_start_waits_for_the_compile_without_freezing_the_window(qapp, mak
     assert w.banner.text == note  # what the banner said before comes back
 
 
+def test_closing_during_the_first_compile_hides_the_window_at_once(qapp, make_window, slow_compile):
+    w = make_window(SourceChoice(DEMO))
+    w.session.load()
+    w.session.prepare()
+    assert w.start() is True
+    seen = {}
+
+    def later():  # while close() waits for the compile
+        time.sleep(0.5)
+        seen["visible"] = w.isVisible()
+        slow_compile.set()
+
+    helper = threading.Thread(target=later)
+    helper.start()
+    w.close()
+    helper.join()
+    assert seen["visible"] is False and w.session.ready and not w.session.running
+
+
 def test_stop_while_preparing_cancels_the_start(qapp, make_window, slow_compile):
     w = make_window(SourceChoice(DEMO))
     w.session.load()
@@ -422,9 +479,27 @@ def test_a_shorter_hop_reaches_the_window(qapp, make_window, progression):
     times = [e.t for e in w.recorded]
     assert np.median(np.diff(times)) == pytest.approx(w.session.hop_seconds) and w.session.hop_seconds < 0.1
     assert len(times) >= 55  # 6 s of audio
+    assert w.history.capacity * w.session.hop_seconds >= 600  # the longest timeline at this hop
+    step = round(VAPlane.TRAIL_S / VAPlane.TRAIL / w.session.hop_seconds)  # the trail spans seconds, not estimates
+    assert step > 1 and len(w.va_plane.trail.data) == len(range(len(times) - 1, -1, -step))
     bad = make_window(SourceChoice(DEMO), hop_s=25.0)  # longer than the model's window
     assert bad.start() is False and bad.banner.text.startswith("Invalid setting: hop 25.0 s is not allowed")
     assert not bad.session.running
+
+
+def test_the_program_refuses_a_hop_the_model_does_not_allow(qapp, tiny_model_path, monkeypatch):
+    seen = {}
+
+    def inspect_and_close():
+        window = next(x for x in qapp.topLevelWidgets() if isinstance(x, MainWindow) and x.isVisible())
+        seen["banner"], seen["running"] = window.banner.text, window.running or window._pending_start
+        window.close()
+
+    monkeypatch.setattr(sys, "argv", ["gui"])
+    QtCore.QTimer.singleShot(500, inspect_and_close)
+    assert gui_app.main(["--model", str(tiny_model_path), "--demo", "--hop", "25"]) == 0
+    assert seen["banner"].startswith("--hop / analysis.hop_s: hop 25.0 s is not allowed") and not seen["running"]
+    assert gui_app.main(["--model", str(tiny_model_path), "--demo", "--hop", "-1"]) == 2
 
 
 def test_kiosk_mode_hides_controls_and_goes_full_screen(make_window):
