@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--osc", action="append", metavar="HOST:PORT", help="OSC destination (repeatable)")
     p.add_argument("--prefix", help="OSC address prefix (default /mer)")
     p.add_argument("--hop", type=float, metavar="S", help="seconds between estimates (default: the model's, "
-                                                         "0.51 s); 0.1 makes level, onset and chords follow sooner")
+                                                         "0.51 s), rounded to whole 23-ms feature frames; 0.1: the level follows about 4x, chords 2x sooner")
     p.add_argument("--smoothing", type=float, help="smoothing of the estimates, seconds (what the monitor shows "
                                                     "and OSC receives; OSC outputs are also shaped, see --config)")
     p.add_argument("--preset", help=f"start with a preset: {', '.join(PRESETS)}, or a [presets.<name>] "
@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --history must be in 10..600 seconds", file=sys.stderr)
         return 2
     if args.hop is not None and not (args.hop == 0 or 0.02 <= args.hop <= 30):
-        print("error: --hop must be 0 (the model's own hop) or 0.02..30 seconds", file=sys.stderr)
+        print(f"error: --hop {args.hop} is not allowed: 0 (the model's own hop) or seconds, at least one feature "
+              "frame (0.0233 s for the shipped model)", file=sys.stderr)
         return 2
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))

@@ -728,7 +728,8 @@ class MainWindow(QtWidgets.QMainWindow):
         est = self.last_estimate
         if est is not None and self._running_ui:
             color = theme.OK if est.latency_ms < 50 else theme.WARN
-            labels["analysis"].setText(f"analysis <b style='color:{color}'>{est.latency_ms:.1f} ms</b>")
+            labels["analysis"].setText(f"analysis <b style='color:{color}'>{est.latency_ms:.1f} ms</b>"
+                                       f" every {self._hop():.2f} s")
             dropped = s.engine.dropped_s if s.engine is not None else 0.0
             if time.perf_counter() - self._started_wall < self.WARMUP_S:
                 self._dropped_base = dropped  # the first seconds include one-off warm-up (JIT, first inference)

@@ -7,6 +7,7 @@ It is not thread-safe; one thread feeds it.
 
 from __future__ import annotations
 
+import math
 import time
 from types import MappingProxyType
 
@@ -53,9 +54,11 @@ def hop_frames(card, hop_s: float) -> int:
     if hop_s == 0:
         return card.hop_frames
     frame_s = 1.0 / card.spec.frame_rate
-    if not frame_s * 0.999 <= hop_s <= card.window_seconds:  # NaN fails too
-        raise ValueError(f"hop {hop_s!r} s is not allowed: 0 for the model's own ({card.hop_seconds:.2f} s), "
-                         f"else {frame_s:.3f}..{card.window_seconds:.2f} s")
+    lowest, highest = math.ceil(frame_s * 1e4) / 1e4, math.floor(card.window_seconds * 100) / 100  # printed
+    if not frame_s * 0.999 <= hop_s <= card.window_seconds:  # (NaN fails too) the printed limits pass
+        raise ValueError(f"hop {hop_s!r} s is not allowed: 0 for the model's own ({card.hop_seconds:.3f} s), "
+                         f"else {lowest:g}..{highest:g} s (it is rounded to whole feature frames of "
+                         f"{frame_s * 1000:.1f} ms)")
     return max(1, int(round(hop_s / frame_s)))
 
 

@@ -89,6 +89,9 @@ def cmd_listen(args) -> int:
     if args.duration is not None and not args.duration > 0:  # -1 or nan used to exit at once, "successfully"
         raise configmod.ConfigError(f"--duration {args.duration} is not allowed: seconds > 0 (leave it out to run "
                                     "until Ctrl-C)")
+    if args.hop is not None and not (args.hop == 0 or 0.02 <= args.hop <= 30):  # the model narrows it, below
+        raise configmod.ConfigError(f"--hop {args.hop} is not allowed: 0 (the model's own hop) or seconds, "
+                                    "at least one feature frame (0.0233 s for the shipped model)")
     cfg = configmod.load(args.config) if args.config else configmod.Config()
     if args.device is not None or args.file is not None or args.demo:
         # A source chosen on the command line replaces the file's choice entirely.
@@ -109,7 +112,8 @@ def cmd_listen(args) -> int:
     try:  # before the sound card is opened
         hop_frames(model.card, cfg.analysis.hop_s)
     except ValueError as exc:
-        raise configmod.ConfigError(f"analysis.hop_s (--hop): {exc}") from None
+        origin = "--hop" if args.hop is not None else f"{args.config}: analysis.hop_s"
+        raise configmod.ConfigError(f"{origin}: {exc}") from None
     source = _open_source(cfg.source)
     analyzer = Analyzer(model, source.samplerate, smoothing_s=cfg.analysis.smoothing_s, hop_s=cfg.analysis.hop_s)
     osc = OscSender(cfg.osc.all_destinations(), prefix=cfg.osc.prefix, model_name=model.card.name,
@@ -141,7 +145,7 @@ def cmd_listen(args) -> int:
     dests = ", ".join(d.label + (f" @{d.rate_hz:g} Hz" if d.rate_hz else "") for d in cfg.osc.all_destinations())
     print(f"live_mer {__version__}: {source.name} @ {source.samplerate} Hz, {source.channels} ch -> "
           f"model {model.card.name} ({model.provider}, window {model.card.window_seconds:.1f} s, "
-          f"hop {analyzer.hop_seconds:.2f} s) -> OSC {cfg.osc.prefix} to {dests or 'nowhere'}"
+          f"hop {analyzer.hop_seconds:.3f} s) -> OSC {cfg.osc.prefix} to {dests or 'nowhere'}"
           + (f", preset {cfg.preset}" if cfg.preset else ""), file=sys.stderr)
     print("Ctrl-C stops.", file=sys.stderr)
     stop = threading.Event()
@@ -256,6 +260,11 @@ def cmd_config(args) -> int:
         cfg = configmod.load(args.check)
         if cfg.source.file and not Path(cfg.source.file).is_file():  # what listen would refuse at start
             raise configmod.ConfigError(f"{args.check}: source.file {cfg.source.file} does not exist")
+        if cfg.analysis.hop_s:  # the allowed hops depend on the model's frames and window
+            try:
+                hop_frames(load_model(cfg.model.name, provider="cpu").card, cfg.analysis.hop_s)
+            except ValueError as exc:
+                raise configmod.ConfigError(f"{args.check}: analysis.hop_s: {exc}") from None
         print(f"{args.check}: OK")
         return 0
     print("use --example or --check FILE", file=sys.stderr)
@@ -289,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--smoothing", type=float, help="smoothing of the raw estimates, seconds (OSC is "
                         "shaped per output, see the configuration)")
     listen.add_argument("--hop", type=float, metavar="S", help="seconds between estimates (default: the model's, "
-                        "0.51 s); 0.1 makes level, onset and chords follow the music about 4x sooner")
+                        "0.51 s), rounded to whole 23-ms feature frames; 0.1: the level follows about 4x, chords 2x sooner")
     listen.set_defaults(func=cmd_listen)
 
     dev = sub.add_parser("devices", help="list audio input devices")

@@ -103,7 +103,8 @@ class Config:
         if not 0.1 <= a.max_backlog_s <= 30:
             bad("analysis.max_backlog_s", a.max_backlog_s, "0.1..30 seconds")
         if not (a.hop_s == 0 or 0.02 <= a.hop_s <= 30):  # the model's window bounds it further, at start
-            bad("analysis.hop_s", a.hop_s, "0 (the model's own hop) or 0.02..30 seconds")
+            bad("analysis.hop_s", a.hop_s, "0 (the model's own hop) or seconds, at least one feature frame (0.0233 s "
+                "for the shipped model; `config --check` checks it against the model)")
         try:
             check_prefix(o.prefix)
         except ValueError as exc:
@@ -296,7 +297,7 @@ threads = 1          # onnxruntime threads; 1 leaves the other cores to your vis
 [analysis]
 smoothing_s = 0.0    # smoothing of the raw estimates (terminal, recording); OSC is shaped per output below
 max_backlog_s = 1.0  # if the computer falls this far behind, skip old audio to stay live
-hop_s = 0.0          # seconds between estimates: 0 = the model's (0.51 s); 0.1 = level, onset and chords 4x sooner
+hop_s = 0.0          # seconds between estimates: 0 = the model's (0.51 s); 0.1: level ~4x, chords ~2x sooner
 
 [osc]
 prefix = "/mer"

@@ -73,7 +73,7 @@ def test_a_shorter_hop_sends_estimates_more_often(tiny_model_path, song):
         r = live_mer("listen", "--file", song, "--hop", "0.1", "--osc", f"127.0.0.1:{rx.port}", "--model",
                      tiny_model_path, "--quiet")
         assert r.returncode == 0, r.stderr
-        assert "hop 0.09 s" in r.stderr
+        assert "hop 0.093 s" in r.stderr
         assert rx.wait_for(50)
         frames = rx.bundles()[:-1]  # (the last is /status/stopped)
         assert 55 <= len(frames) <= 70  # 6 s / 0.093 s
@@ -81,6 +81,20 @@ def test_a_shorter_hop_sends_estimates_more_often(tiny_model_path, song):
         assert all(np.isfinite(levels))
     finally:
         rx.close()
+
+
+def test_a_hop_the_model_refuses_is_found_by_config_check_and_named_as_the_files(tmp_path):
+    """The allowed hops depend on the model (one feature frame .. its window): `config --check` loads the
+    model to check them, `listen` names the file's key, and the lowest hop the message prints is accepted."""
+    path = tmp_path / "show.toml"
+    path.write_text("[analysis]\nhop_s = 10.0\n")
+    r = live_mer("config", "--check", path)
+    assert r.returncode == 2 and f"{path}: analysis.hop_s: hop 10.0 s is not allowed" in r.stderr, r.stderr
+    r = live_mer("listen", "--demo", "--config", path, "--duration", "1")
+    assert r.returncode == 2 and f"{path}: analysis.hop_s: hop 10.0 s" in r.stderr and "--hop" not in r.stderr
+    lowest = r.stderr.split("else ")[1].split("..")[0]
+    r = live_mer("listen", "--demo", "--hop", lowest, "--duration", "1", "--quiet")
+    assert r.returncode == 0 and "hop 0.023 s" in r.stderr, r.stderr
 
 
 def test_sending_to_a_port_nobody_listens_on_says_so(tiny_model_path):
@@ -355,8 +369,8 @@ def test_the_example_configuration_lists_every_key():
 @pytest.mark.parametrize("args,needle", [
     (("listen", "--file", "/nonexistent/set.flac"), "/nonexistent/set.flac: no such file"),
     (("listen", "--demo", "--prefix", "mer"), "OSC pattern characters (#*,?[]{})"),
-    (("listen", "--demo", "--hop", "0.001"), "analysis.hop_s"),
-    (("listen", "--demo", "--hop", "20"), "analysis.hop_s (--hop): hop 20.0 s is not allowed"),
+    (("listen", "--demo", "--hop", "0.001"), "--hop 0.001 is not allowed"),
+    (("listen", "--demo", "--hop", "20"), "--hop: hop 20.0 s is not allowed"),
 ])
 def test_bad_command_lines_are_clear_errors(tiny_model_path, args, needle):
     r = live_mer(*args, "--model", tiny_model_path, "--duration", "1")
