@@ -80,9 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 10 <= args.history <= 600:
         print("error: --history must be in 10..600 seconds", file=sys.stderr)
         return 2
-    if args.hop is not None and not (args.hop == 0 or 0.02 <= args.hop <= 30):
-        print(f"error: --hop {args.hop} is not allowed: 0 (the model's own hop) or seconds, at least one feature "
-              "frame (0.0233 s for the shipped model)", file=sys.stderr)
+    if args.hop is not None and not configmod.hop_plausible(args.hop):
+        print(f"error: --hop {args.hop} is not allowed: {configmod.HOP_ALLOWED}", file=sys.stderr)
         return 2
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))

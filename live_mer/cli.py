@@ -89,9 +89,8 @@ def cmd_listen(args) -> int:
     if args.duration is not None and not args.duration > 0:  # -1 or nan used to exit at once, "successfully"
         raise configmod.ConfigError(f"--duration {args.duration} is not allowed: seconds > 0 (leave it out to run "
                                     "until Ctrl-C)")
-    if args.hop is not None and not (args.hop == 0 or 0.02 <= args.hop <= 30):  # the model narrows it, below
-        raise configmod.ConfigError(f"--hop {args.hop} is not allowed: 0 (the model's own hop) or seconds, "
-                                    "at least one feature frame (0.0233 s for the shipped model)")
+    if args.hop is not None and not configmod.hop_plausible(args.hop):  # the model narrows it, below
+        raise configmod.ConfigError(f"--hop {args.hop} is not allowed: {configmod.HOP_ALLOWED}")
     cfg = configmod.load(args.config) if args.config else configmod.Config()
     if args.device is not None or args.file is not None or args.demo:
         # A source chosen on the command line replaces the file's choice entirely.

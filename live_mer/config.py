@@ -40,6 +40,15 @@ class ModelConfig:
     threads: int = 1  # onnxruntime intra-op threads
 
 
+HOP_ALLOWED = "0 (the model's own hop) or seconds, at least one feature frame (0.0233 s for the shipped model)"
+
+
+def hop_plausible(hop_s: float) -> bool:
+    """A hop worth trying before the model is known (``analyzer.hop_frames`` checks it against the model:
+    one feature frame .. its window)."""
+    return hop_s == 0 or 0.02 <= hop_s <= 30  # NaN fails
+
+
 @dataclass(frozen=True)
 class AnalysisConfig:
     smoothing_s: float = 0.0  # one-pole smoothing of the estimates themselves; OSC has its own shaping
@@ -102,9 +111,8 @@ class Config:
             bad("analysis.smoothing_s", a.smoothing_s, "0..60 seconds")
         if not 0.1 <= a.max_backlog_s <= 30:
             bad("analysis.max_backlog_s", a.max_backlog_s, "0.1..30 seconds")
-        if not (a.hop_s == 0 or 0.02 <= a.hop_s <= 30):  # the model's window bounds it further, at start
-            bad("analysis.hop_s", a.hop_s, "0 (the model's own hop) or seconds, at least one feature frame (0.0233 s "
-                "for the shipped model; `config --check` checks it against the model)")
+        if not hop_plausible(a.hop_s):
+            bad("analysis.hop_s", a.hop_s, HOP_ALLOWED + "; `config --check` checks it against the model")
         try:
             check_prefix(o.prefix)
         except ValueError as exc:
