@@ -75,9 +75,15 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 
 def models_dir() -> Path:
-    """Where named models live: ``$LIVE_MER_MODELS`` or the repository's ``models/`` folder."""
+    """Where named models live: ``$LIVE_MER_MODELS``; else the copy of ``models/`` installed inside the
+    package (a wheel or a plain ``pip install .``: ``live_mer/shipped_models``, see pyproject.toml); else the
+    repository's ``models/`` folder (a checkout or an editable install)."""
     env = os.environ.get("LIVE_MER_MODELS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    installed = here / "shipped_models"
+    return installed if installed.is_dir() else here.parent / "models"
 
 
 def resolve(model: str | os.PathLike) -> tuple[Path, Path]:

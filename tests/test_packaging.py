@@ -1,0 +1,54 @@
+"""A wheel (what `pip install .` or a package index installs) carries everything the program needs: it is
+built from the files a release would hold, installed on its own, and run away from this checkout."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from conftest import triad
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_an_installed_wheel_carries_the_model_and_analyses_a_file(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("live_mer", "gui", "models"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+                    "-w", str(dist), str(src)], check=True, cwd=tmp_path)
+    (wheel,) = dist.glob("live_mer-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "live_mer/shipped_models/live_mer_student.onnx" in names
+    assert "live_mer/shipped_models/live_mer_student.json" in names
+    assert "live_mer/data/chord_emission.npz" in names
+
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site),
+                    str(wheel)], check=True)
+    music = tmp_path / "music.wav"
+    sr = 22050
+    sf.write(music, np.concatenate([triad(57, True, 4.0, sr), triad(60, False, 4.0, sr)]), sr)
+    env = {k: v for k, v in os.environ.items() if k not in ("LIVE_MER_MODELS", "PYTHONPATH")}
+    env.update(PYTHONPATH=str(site), NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    where = subprocess.run([sys.executable, "-c", "import live_mer, live_mer.model as m; "
+                            "print(live_mer.__file__); print(m.models_dir())"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
+    assert all(Path(p).is_relative_to(site) for p in where), where  # the installed copy, not this checkout
+    out = tmp_path / "result.json"
+    run = subprocess.run([sys.executable, "-m", "live_mer", "analyze", str(music), "--json", str(out), "--jobs", "1"],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    (result,) = json.loads(out.read_text())
+    assert result["model"] == "live_mer_student"
+    assert len(result["timeline"]) > 0 and result["summary"]["key"]
