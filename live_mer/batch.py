@@ -98,7 +98,7 @@ def summary_row(result: dict) -> dict:
     if tags:  # the three most probable mood tags (the per-tag values stay in the JSON)
         row["top_tags"] = "; ".join(sorted(tags, key=tags.get, reverse=True)[:TOP_TAGS])
     row.update(key=s.get("key", ""), camelot=s.get("key_camelot", ""), open_key=s.get("key_open", ""),
-               key_confidence=round(s.get("key_confidence", 0.0), 4), error="")
+               key_confidence=round(s.get("key_confidence", 0.0), 4), error="", warning=result.get("warning", ""))
     return row
 
 
@@ -191,6 +191,8 @@ def run_batch(paths: list[str | Path], model_arg: str, out_dir: str | Path | Non
                 report.failed += 1
                 where = "" if result["path"] in result["error"] else f"{result['path']}: "
                 print(f"\nerror: {where}{result['error']}", file=sys.stderr)
+            elif "warning" in result:
+                print(f"\nwarning: {result['path']}: {result['warning']}", file=sys.stderr)
             bar.step(Path(result["path"]).name)
     report.seconds = time.monotonic() - t0
     return report

@@ -5,12 +5,13 @@ Contract (stable; other tools read it), one object per file::
     {"path": str, "duration": float seconds, "sample_rate": int, "model": str,
      "summary": {"valence", "arousal", "quadrant", "quadrant_probs": {Q1..Q4}, "<head>": {name: mean},
                  "key", "key_camelot", "key_open", "key_confidence"},
-     "timeline": [Estimate.to_dict(), ...]}
+     "timeline": [Estimate.to_dict(), ...],
+     "warning": str}  # only when something was analysed but looks wrong (a truncated file)
 
 valence/arousal are in [-1, 1]; the summary's ``key`` is the file's key, judged on the whole file
 (:class:`~live_mer.harmony.StreamKey`), while each timeline entry carries the live, causal key of that
 moment. The timeline has one entry per model hop, ``t`` in seconds from the
-start of the file at the end of the analysed (causal) window.
+start of the file at the end of the analysed (causal) window; ``duration`` is the audio decoded.
 """
 
 from __future__ import annotations
@@ -109,10 +110,15 @@ def analyze_file(path: str | Path, model: StudentModel, smoothing_s: float = 1.0
     with open_audio(path) as f:
         analyzer = Analyzer(model, f.samplerate, smoothing_s=smoothing_s)
         estimates = analyze_stream(analyzer, iter_blocks(f))
-        duration = f.frames / f.samplerate
         rate = f.samplerate
+        stated = f.frames / rate
+        duration = f.tell() / rate  # what was decoded: a cut-off MP3's header still states the whole length
     if not estimates:  # not an empty "result" with quadrant "" that a library scan would take as analysed
         raise AudioFileError(f"{path}: too short to analyse ({duration:.2f} s; the first estimate needs "
                              f"{model.card.hop_seconds:.2f} s of audio)")
-    return {"path": str(path), "duration": round(duration, 4), "sample_rate": rate, "model": model.card.name,
-            "summary": summarize(estimates, analyzer.stream_key()), "timeline": [e.to_dict() for e in estimates]}
+    result = {"path": str(path), "duration": round(duration, 4), "sample_rate": rate, "model": model.card.name,
+              "summary": summarize(estimates, analyzer.stream_key()), "timeline": [e.to_dict() for e in estimates]}
+    if stated - duration > 1.0:
+        result["warning"] = (f"decoded {duration:.2f} s of the {stated:.2f} s its header states (a truncated file?); "
+                             "analysed as far as it goes")
+    return result

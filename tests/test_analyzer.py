@@ -227,6 +227,22 @@ def test_truncated_file_is_analysed_as_far_as_it_goes_or_reported(tiny_model, tm
         assert 0 < len(r["timeline"]) and r["duration"] > 0
 
 
+def test_a_cut_off_mp3_reports_what_was_decoded_not_what_its_header_states(tiny_model, tmp_path):
+    sr = 22050
+    full = tmp_path / "full.mp3"
+    sf.write(full, triad(57, True, 20.0, sr), sr, format="MP3")
+    cut = tmp_path / "cut.mp3"
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    with sf.SoundFile(cut) as f:
+        assert f.frames / sr > 19  # the header still states the whole length
+    r = analyze_file(cut, tiny_model)
+    assert 5.0 < r["duration"] < 8.0  # about a third of 20 s
+    assert r["timeline"][-1]["t"] <= r["duration"] + 0.1
+    assert "truncated" in r["warning"] and "20.00 s" in r["warning"]
+    assert "warning" not in analyze_file(full, tiny_model)
+
+
 def test_set_smoothing_takes_effect_mid_stream(tiny_model):
     sr = 22050
     a = Analyzer(tiny_model, sr, smoothing_s=30.0)

@@ -99,3 +99,18 @@ def test_outputs_and_options_are_checked_before_any_analysis(library, tmp_path, 
     sf.write(tmp_path / "low.wav", np.zeros(12000, np.float32), 4000)
     r = run(tmp_path / "low.wav", "--model", tiny_model_path)
     assert r.returncode == 1 and f"error: {tmp_path / 'low.wav'}: input sample rate 4000 Hz" in r.stderr
+
+
+def test_a_cut_off_file_is_analysed_with_a_warning(tmp_path, tiny_model_path):
+    sr = 22050
+    full = tmp_path / "full.mp3"
+    sf.write(full, triad(57, True, 20, sr), sr, format="MP3")
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 3])
+    r = run(cut, "--json", tmp_path / "all.json", "--csv", tmp_path / "all.csv", "--model", tiny_model_path)
+    assert r.returncode == 0, r.stderr
+    assert "warning: " in r.stderr and "cut.mp3" in r.stderr and "truncated" in r.stderr
+    (result,) = json.loads((tmp_path / "all.json").read_text())
+    assert result["duration"] < 8 and "truncated" in result["warning"]
+    (row,) = csv.DictReader(open(tmp_path / "all.csv"))
+    assert row["warning"] == result["warning"] and not row["error"]
