@@ -42,7 +42,12 @@ def open_audio(path: str | Path) -> sf.SoundFile:
     try:
         f = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioFileError(f"{path}: cannot decode audio ({exc})") from None
+        reason = str(exc)
+        if "not a regular file" in reason or "not recognised" in reason:
+            # libsndfile says "File does not exist or is not a regular file (possibly a pipe?)" of an existing
+            # file it cannot make sense of (random bytes named .mp3): say what it means
+            reason = "not a wav, flac, ogg/opus, mp3, aiff or other format it reads, or a damaged file"
+        raise AudioFileError(f"{path}: cannot decode audio ({reason})") from None
     if f.frames == 0:
         f.close()
         raise AudioFileError(f"{path}: contains no audio frames")

@@ -206,6 +206,11 @@ def test_bad_files_give_clear_errors(tiny_model, tmp_path):
     junk.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
     with pytest.raises(AudioFileError, match="cannot decode"):
         analyze_file(junk, tiny_model)
+    noise = tmp_path / "noise.mp3"  # libsndfile's own words for this: "File does not exist ... (possibly a pipe?)"
+    noise.write_bytes(np.random.default_rng(0).bytes(100_000))
+    with pytest.raises(AudioFileError, match="noise.mp3: cannot decode audio") as err:
+        analyze_file(noise, tiny_model)
+    assert "does not exist" not in str(err.value) and "format" in str(err.value)
     empty = tmp_path / "empty.wav"
     sf.write(empty, np.zeros(0, np.float32), 22050)
     with pytest.raises(AudioFileError, match="no audio"):
