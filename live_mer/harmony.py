@@ -261,7 +261,7 @@ def peak_chroma(power, prev_power, smooth, bin_hz, k_lo, k_hi, k_bass, k_tune, t
     Speed (about 60 peaks per frame of music): the peak search first collects candidate bins without
     branching, then examines only those; per-peak arithmetic is float32, the pitch comes from a per-bin
     table plus a short series, and the pitch phasor from :func:`_cis_2pi` rather than libm's sin/cos
-    (outputs within 5e-5 of the float64 original; see README, *Chords and keys*).
+    (outputs within 5e-5 of the float64 original; see docs/chords_and_keys.md, *Speed*).
     """
     bin_pitch, scratch_bin, scratch_pc, scratch_w, scratch_mag, scratch_low = buffers
     n_bins = power.shape[0]
@@ -743,8 +743,8 @@ class HarmonyParams:
     chord_lookahead_seconds: float = 0.2  # fixed lag of the smoother: labels are final this much later
     chord_hysteresis: float = 0.1  # a new label's posterior must lead the held one's by this
     chord_key_prior: float = 0.5  # exponent of the key-conditioned chord prior (0 = chords ignore the key)
-    # The key settings below were chosen on the harmony tuning sets (feature version 8; README, "The live
-    # key's settings"): the best real-music live key that kept the synthetic modulations' key accuracy.
+    # The key settings below were chosen on the harmony tuning sets (feature version 8; docs/chords_and_keys.md,
+    # "The live key's settings"): the best real-music live key that kept the synthetic modulations' key accuracy.
     key_profile: str = "edma"  # one of KEY_PROFILES: "krumhansl", "temperley", "edma"
     key_stay_seconds: float = 600.0  # expected time between key changes (key HMM self-transition)
     key_chord_weight: float = 1.0  # per second: weight of the chord log-likelihood in the key evidence
@@ -852,7 +852,7 @@ def _accumulate_key_evidence(chroma, bass, chord, bass_weight, acc_chroma, acc_c
 
 
 # The whole-file key (StreamKey): the best of 126 settings on 211 real clips outside the harmony evaluation
-# (scripts/eval_harmony.py --tune-file-key), see README "Chords and keys".
+# (scripts/eval_harmony.py --tune-file-key), see docs/chords_and_keys.md, "The file's key".
 STREAM_KEY_PROFILE = "edma"
 STREAM_KEY_PROFILE_WEIGHT = 3.0
 STREAM_KEY_BASS_WEIGHT = 2.0

@@ -139,7 +139,7 @@ def valence_arousal_target(dataset: str, pred: dict[str, np.ndarray]) -> np.ndar
     (arousal of a rock band vs a solo piano). The 4Q teacher's quadrant probabilities imply a valence
     and arousal on the same +-0.5 sign scale the 4Q ground truth uses: 4Q and Emotify clips use that,
     VGMIDI its own (out-of-fold) teacher. (Emotify used to take the mean of both teachers: in 5-fold CV
-    that cost the student 0.023 of 4Q valence sign accuracy, see the README.)
+    that cost the student 0.023 of 4Q valence sign accuracy, see docs/model.md, Earlier models.)
     """
     if dataset == "vgmidi":
         return pred["va"]

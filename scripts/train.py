@@ -845,13 +845,13 @@ def main() -> int:
     p.add_argument("--no-vgmidi", action="store_true", help="4Q and Emotify only (no rendered VGMIDI needed)")
     p.add_argument("--level-augmentation-db", type=float, default=LEVEL_AUGMENTATION_DB, metavar="DB",
                    help=f"hear each training window at a random level down to -DB dB, so quiet inputs read like "
-                        f"loud ones (default and shipped: {LEVEL_AUGMENTATION_DB:g}; 0 = off; see README 'The model')")
+                        f"loud ones (default and shipped: {LEVEL_AUGMENTATION_DB:g}; 0 = off; see docs/model.md 'Input level')")
     p.add_argument("--run-batches", action="store_true",
                    help="train on batches of runs of consecutive windows of a clip, one input level per run, instead "
-                        "of 512 random windows (see README 'The model')")
+                        "of 512 random windows (see docs/model.md 'Run batches and a learned per-frame branch')")
     p.add_argument("--frame-branch", type=int, default=FRAME_BRANCH, metavar="UNITS",
                    help=f"units of a learned per-frame embedding pooled beside the window statistics; implies "
-                        f"--run-batches (default and shipped: {FRAME_BRANCH} = statistics only; see README 'The model')")
+                        f"--run-batches (default and shipped: {FRAME_BRANCH} = statistics only; see docs/model.md 'Run batches and a learned per-frame branch')")
     args = p.parse_args()
     args.run_batches = args.run_batches or args.frame_branch > 0
     if not (DATA / "4q" / "labels.csv").exists():
