@@ -54,4 +54,18 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -m pip --version >/dev/null 2
     exit 1
   }
 fi
+# pip only when something changed: a set-up venv starts without the network (a gig, an installation), and a
+# runtime swapped for onnxruntime-gpu (README, GPU) is not put back. The stamp holds pyproject.toml's hash.
+stamp_of() { echo ".venv/.setup-$1"; }
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ -f "$(stamp_of "$what")" ] && [ "$(cat "$(stamp_of "$what")")" = "$want" ] && .venv/bin/python -c "import live_mer" 2>/dev/null; then
+  exit 0
+fi
+gpu=$(.venv/bin/python -m pip list --format=freeze 2>/dev/null | grep -i '^onnxruntime-gpu==' || true)
 .venv/bin/python -m pip install -q -e "$extra"
+if [ -n "$gpu" ]; then  # pip put the CPU onnxruntime beside the GPU one (both write one module): take it out again
+  .venv/bin/python -m pip uninstall -q -y onnxruntime
+  .venv/bin/python -m pip install -q --force-reinstall --no-deps "$gpu"
+fi
+echo "$want" > "$(stamp_of "$what")"
+[ "$what" = run ] || echo "$want" > "$(stamp_of run)"  # test and train install everything run needs

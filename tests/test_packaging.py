@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from conftest import triad
+from conftest import need_or_skip, triad
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,3 +52,13 @@ def test_an_installed_wheel_carries_the_model_and_analyses_a_file(tmp_path):
     (result,) = json.loads(out.read_text())
     assert result["model"] == "live_mer_student"
     assert len(result["timeline"]) > 0 and result["summary"]["key"]
+
+
+def test_a_set_up_checkout_starts_without_the_network():
+    """run.sh runs setup.sh before every start; once set up, that must not need pip (no network at a gig)."""
+    stamp = ROOT / ".venv" / ".setup-run"
+    need_or_skip(stamp.is_file(), "no .venv set up by scripts/setup.sh")
+    env = dict(os.environ, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(ROOT / "no-such-folder"))
+    done = subprocess.run(["bash", "scripts/setup.sh", "run"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr  # an editable reinstall would need setuptools from the index
