@@ -11,6 +11,7 @@ from live_mer import __version__
 from live_mer import config as configmod
 from live_mer.analyzer import hop_frames
 from live_mer.model import DEFAULT_MODEL, PROVIDER_CHOICES, ModelError
+from live_mer.sources import exit_after_audio_hang
 
 from .presets import PRESETS, from_config
 from .session import DEMO, DEVICE, FILE, Session, SourceChoice
@@ -152,10 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C in the terminal closes the window cleanly (the display timer lets Python see the signal).
     previous = signal.signal(signal.SIGINT, lambda *_: window.close())
     try:
-        return app.exec()
+        status = app.exec()
     finally:
         signal.signal(signal.SIGINT, previous)
         session.close()
+    if session.audio_hung:
+        exit_after_audio_hang(status)
+    return status
 
 
 if __name__ == "__main__":

@@ -127,6 +127,7 @@ class Session:
         self.extra_sinks = list(extra_sinks or [])
         self.model: StudentModel | None = None
         self.source = None
+        self.audio_hung = False
         self.engine: Engine | None = None
         self.latest = LatestEstimates()
         self.osc: OscSender | None = None
@@ -259,6 +260,8 @@ class Session:
             self.engine.stop()
         elif self.source is not None:
             self.source.stop()
+        # a PortAudio call that never returned: this process cannot use PortAudio again, nor shut it down
+        self.audio_hung = self.audio_hung or bool(getattr(self.source, "stuck", False))
 
     def close(self) -> None:
         """Stop everything and close the OSC sockets (idempotent). A compile that :meth:`prepare` began is

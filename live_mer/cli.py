@@ -24,7 +24,8 @@ from .fileanalysis import AudioFileError
 from .model import DEFAULT_MODEL, PROVIDER_CHOICES, ModelError, load_model
 from .osc import DestinationError, OscSender
 from .recorder import Recorder
-from .sources import DemoSource, DeviceSource, FileSource, SourceError, describe_devices, list_input_devices
+from .sources import (DemoSource, DeviceSource, FileSource, SourceError, describe_devices, exit_after_audio_hang,
+                      list_input_devices)
 
 log = logging.getLogger("live_mer")
 
@@ -91,6 +92,8 @@ def cmd_listen(args) -> int:
                                     "until Ctrl-C)")
     if args.hop is not None and not configmod.hop_plausible(args.hop):  # the model narrows it, below
         raise configmod.ConfigError(f"--hop {args.hop} is not allowed: {configmod.HOP_ALLOWED}")
+    for dest in args.osc or ():  # named as the flag, not as the file's osc.destinations
+        configmod.check_destination(dest, "--osc")
     cfg = configmod.load(args.config) if args.config else configmod.Config()
     if args.device is not None or args.file is not None or args.demo:
         # A source chosen on the command line replaces the file's choice entirely.
@@ -185,10 +188,13 @@ def cmd_listen(args) -> int:
     if cfg.record.path:
         print(f"recorded {recorder.written} estimates to {recorder.path}"
               + (f" ({recorder.error})" if recorder.error else ""), file=sys.stderr)
+    status = 0
     if engine.error is not None:
         print(f"error: analysis stopped: {engine.error}", file=sys.stderr)
-        return 1
-    return 0
+        status = 1
+    if getattr(source, "stuck", False):
+        exit_after_audio_hang(status)
+    return status
 
 
 def cmd_devices(args) -> int:

@@ -7,6 +7,7 @@ key; the tests load it back.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -15,11 +16,30 @@ from typing import Mapping
 
 from .model import DEFAULT_MODEL, PROVIDER_CHOICES
 from .osc import DEFAULT_PREFIX, DestinationConfig, DestinationError, check_prefix, parse_destination
-from .outputs import DEFAULT_SHAPES, OUTPUTS, OutputSettings, OutputShape
+from .outputs import DEFAULT_SHAPES, LABEL_OUTPUTS, OUTPUTS, OutputSettings, OutputShape, shape_keys
 
 
 class ConfigError(ValueError):
     """A configuration file or value that is not valid; the message names the key."""
+
+
+def check_destination(text: str, key: str) -> None:
+    """A quick-form destination ``HOST:PORT``; ``key`` names where it came from (``--osc`` or the file's)."""
+    try:
+        parse_destination(text)
+    except DestinationError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def _is_loopback(host: str) -> bool:
+    """This machine by a loopback name or address (or 0.0.0.0 / ::, which bind or reach it too)."""
+    if host == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified
 
 
 @dataclass(frozen=True)
@@ -118,14 +138,20 @@ class Config:
         except ValueError as exc:
             raise ConfigError(f"osc.prefix: {exc}") from None
         for d in o.destinations:
-            try:
-                parse_destination(d)
-            except DestinationError as exc:
-                raise ConfigError(f"osc.destinations: {exc}") from None
+            check_destination(d, "osc.destinations")
         if self.preset and self.preset not in self.presets:
             bad("preset", self.preset, f"one of the [presets.*] names: {', '.join(self.presets) or 'none defined'}")
-        if not 0 < self.control.port < 65536:
-            bad("control.port", self.control.port, "1..65535")
+        c = self.control
+        if not 0 < c.port < 65536:
+            bad("control.port", c.port, "1..65535")
+        if c.enabled:
+            named = [("osc.destinations", DestinationConfig.parse(d)) for d in o.destinations]
+            named += [(f"osc.destination[{i}]", d) for i, d in enumerate(o.destination)]
+            for key, d in named:
+                if d.port == c.port and (d.host == c.host or (_is_loopback(d.host) and _is_loopback(c.host))):
+                    raise ConfigError(f"{key} {d.label} is the control port (control.host {c.host!r}, control.port "
+                                      f"{c.port}; --osc, --control on the command line): what is sent there would "
+                                      "arrive as control messages; give one of them another port")
         if self.record.path and Path(self.record.path).suffix.lower() not in (".csv", ".jsonl"):
             bad("record.path", self.record.path, "a file name ending in .csv or .jsonl")
         return self
@@ -190,7 +216,13 @@ def _output_settings(data, name: str, base: OutputSettings, preset: str = "") ->
                     raise ConfigError(f"{name}.muted: unknown output {m!r}; outputs: {', '.join(OUTPUTS)}, all")
             settings = replace(settings, muted=frozenset(OUTPUTS if "all" in muted else muted))
         elif key in DEFAULT_SHAPES:
-            shape = _table(OutputShape, value, f"{name}.{key}", **settings.shape(key).__dict__)
+            takes = shape_keys(key)
+            other = tuple(f.name for f in fields(OutputShape) if f.name not in takes)
+            for k in other:
+                if isinstance(value, dict) and k in value:
+                    kind = "a label" if key in LABEL_OUTPUTS else "a value"
+                    raise ConfigError(f"{name}.{key}.{k}: {key} is {kind}; it takes {'/'.join(takes)} only")
+            shape = _table(OutputShape, value, f"{name}.{key}", skip=other, **settings.shape(key).__dict__)
             settings = settings.with_shape(key, **shape.__dict__)
         else:
             raise ConfigError(f"unknown key '{name}.{key}'; allowed in [{name}]: muted, "
@@ -324,7 +356,8 @@ destinations = ["127.0.0.1:9000"]   # quick form: HOST:PORT, one bundle per anal
 # offset_ms = 80.0         # > 0 delays this destination (match a lagging video chain)
 # outputs = ["va", "quadrant", "chord", "key", "level", "onset"]   # default: all
 
-# Per-output shaping: attack/release in ms for values; hold (ms) + hysteresis for labels.
+# Per-output shaping: attack/release in ms for values; hold (ms) + hysteresis for labels (chord, key); quadrant
+# takes both. A key an output does not take is an error.
 [outputs]
 muted = []           # outputs not sent: va valence arousal quadrant moods tags chord key level onset status
 

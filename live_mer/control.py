@@ -4,7 +4,7 @@ Messages (``<p>`` is the OSC prefix, ``/mer`` by default):
 
 ====================================  ===================================================
 ``<p>/control/preset s``              switch to a preset from the configuration ("" = back to ``[outputs]``)
-``<p>/control/smoothing s f f``       output, attack ms, release ms (0..600000)
+``<p>/control/smoothing s f f``       smoothed output (not chord, key), attack ms, release ms (0..600000)
 ``<p>/control/hold s f f``            label output (quadrant, chord, key), hold ms, hysteresis 0..1
 ``<p>/control/mute s i``              output (or ``all``), 1 = mute, 0 = unmute
 ``<p>/control/query``                 replies ``<p>/state/preset s``, ``<p>/state/muted s...``,
@@ -33,10 +33,9 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import BlockingOSCUDPServer
 
 from .osc import DEFAULT_PREFIX
-from .outputs import DEFAULT_SHAPES, LABEL_OUTPUTS, OUTPUTS, OutputSettings
+from .outputs import LABEL_OUTPUTS, OUTPUTS, SMOOTHED_OUTPUTS, OutputSettings
 
 log = logging.getLogger("live_mer")
-SMOOTHED = tuple(n for n in DEFAULT_SHAPES if n not in ("chord", "key"))  # chord and key are labels only
 
 
 class ControlError(ValueError):
@@ -81,7 +80,7 @@ class Controller:
             self.set_settings(self.presets[name] if name else self.base)
         elif cmd == "/control/smoothing":
             output, attack, release = self._args(args, (str, float, float), address)
-            self._check_output(output, SMOOTHED, address)
+            self._check_output(output, SMOOTHED_OUTPUTS, address)
             self._check_range(address, "attack_ms", attack, 0, 600_000)
             self._check_range(address, "release_ms", release, 0, 600_000)
             self.set_settings(settings.with_shape(output, attack_ms=float(attack), release_ms=float(release)))
@@ -101,7 +100,7 @@ class Controller:
             self._args(args, (), address)
             reply = [(f"{p}/state/preset", [settings.preset]), (f"{p}/state/muted", sorted(settings.muted))]
             reply += [(f"{p}/state/smoothing", [n, settings.shape(n).attack_ms, settings.shape(n).release_ms])
-                      for n in SMOOTHED]
+                      for n in SMOOTHED_OUTPUTS]
             reply += [(f"{p}/state/hold", [n, settings.shape(n).hold_ms, settings.shape(n).hysteresis])
                       for n in LABEL_OUTPUTS]
             self.accepted += 1

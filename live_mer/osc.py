@@ -19,7 +19,7 @@ key      <p>/key/change              sss    key, Camelot, Open Key: once, when <
 level    <p>/level                   f      loudness dBFS, or [0, 1] over -60..0 dB when unipolar
 onset    <p>/onset                   f      onset strength
 status   <p>/status                  iifs   overflows (total), clipped samples (hop), processing ms (its cost), model
-status   <p>/status/input            iff    input ok (0 while the device is lost), peak (1 = full scale), peak dBFS
+status   <p>/status/input            iff    input ok (0: device lost), peak (1 = full scale), peak dBFS (floor -120)
 status   <p>/status/provider         s      onnxruntime provider in use
 status   <p>/status/stopped          (none) the stream stopped (end of file, Ctrl-C, Stop); estimates resume after it
 ======== =========================== ====== ===================================================
@@ -32,8 +32,9 @@ message is its own datagram (for receivers that do not understand bundles); with
 is the send time plus ``offset_ms`` when that is negative.
 
 ``rate_hz = 0`` sends one bundle per analysis hop; ``1..60`` sends at that rate, the shaped values
-moving smoothly between hops (see :class:`live_mer.outputs.Shaper`). A positive ``offset_ms`` delays a
-destination (to line up with a video chain that lags the audio).
+moving smoothly between hops (see :class:`live_mer.outputs.Shaper`), and the status messages only with
+the first frame of each new estimate (in the array layout: in every frame). A positive ``offset_ms``
+delays a destination (to line up with a video chain that lags the audio).
 
 Sending never blocks the analyzer: estimates are handed to a sender thread; sockets are non-blocking
 and connected, so a closed port answers ECONNREFUSED on a later send, which is counted and ignored.
@@ -70,6 +71,7 @@ RESOLVE_RETRY_S = 5.0
 # A UDP port nobody listens on fails every other send (the kernel reports one datagram's refusal on the
 # next send): a refusing destination counts as listening again after this many clean sends in a row.
 RECOVERED_AFTER = 3
+SILENCE_DB = -120.0  # peak dBFS of silence: the floor of /mer/level too (features: 10 log10(power + 1e-12))
 log = logging.getLogger("live_mer")
 
 
@@ -217,7 +219,7 @@ def encode(frame: Frame, cfg: DestinationConfig, prefix: str, model_name: str, p
     if "onset" in sel:
         out.append(("onset", f"{prefix}/onset", [frame.onset]))
     if "status" in sel and (fresh or array):
-        peak_db = 20.0 * math.log10(est.peak) if est.peak > 1e-10 else -200.0
+        peak_db = 20.0 * math.log10(est.peak) if est.peak > 10 ** (SILENCE_DB / 20) else SILENCE_DB
         out.append(("status", f"{prefix}/status", [est.overflows, est.clipped, est.latency_ms, model_name]))
         out.append(("status", f"{prefix}/status/input", [int(est.input_ok), est.peak, peak_db]))
         out.append(("status", f"{prefix}/status/provider", [provider]))

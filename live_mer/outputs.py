@@ -21,7 +21,9 @@ status     none    overflows, clipping, input peak, processing latency, model, p
 "values" outputs follow their targets with attack/release smoothing (``attack_ms``/``release_ms``);
 "label" outputs hold a label until a challenger wins for ``hold_ms`` by ``hysteresis``; a held chord or key
 goes out with what the estimates last said about it (its confidence, extended chord, Open Key), and the
-key-change event follows the held key.
+key-change event follows the held key. ``quadrant`` takes both: its probabilities are smoothed (and then
+scaled to sum to 1), its label held. :func:`shape_keys` says which keys an output takes; the configuration
+and the control port refuse the others.
 """
 
 from __future__ import annotations
@@ -34,14 +36,15 @@ from typing import Mapping
 from .estimate import Estimate
 from .shaping import AttackRelease, LabelHold, Smoothing
 
-LABEL_OUTPUTS = ("quadrant", "chord", "key")
+LABEL_OUTPUTS = ("quadrant", "chord", "key")  # held: hold_ms, hysteresis
+SMOOTHED_OUTPUTS = ("valence", "arousal", "quadrant", "moods", "tags", "level", "onset")  # attack_ms, release_ms
 OUTPUTS = ("va", "valence", "arousal", "quadrant", "moods", "tags", "chord", "key", "level", "onset", "status")
 LEVEL_FLOOR_DB = -60.0  # "unipolar" level maps [-60, 0] dBFS to [0, 1]
 
 
 @dataclass(frozen=True)
 class OutputShape:
-    """Shaping of one output; fields that do not apply to it are ignored."""
+    """Shaping of one output; only the fields :func:`shape_keys` names for it are used."""
 
     attack_ms: float = 0.0
     release_ms: float = 0.0
@@ -53,6 +56,12 @@ class OutputShape:
         LabelHold(self.hold_ms, self.hysteresis)
         for name in ("attack_ms", "release_ms", "hold_ms", "hysteresis"):
             object.__setattr__(self, name, float(getattr(self, name)))
+
+
+def shape_keys(name: str) -> tuple[str, ...]:
+    """The shaping keys output ``name`` honours: attack/release if smoothed, hold/hysteresis if held."""
+    return (("attack_ms", "release_ms") if name in SMOOTHED_OUTPUTS else ()) + \
+        (("hold_ms", "hysteresis") if name in LABEL_OUTPUTS else ())
 
 
 DEFAULT_SHAPES: Mapping[str, OutputShape] = MappingProxyType({
@@ -158,6 +167,10 @@ class Shaper:
         arousal = self._follow("arousal", "arousal", est.arousal, dt)
         probs_raw = est.heads.get("quadrant", {})
         probs = tuple(self._follow(f"q.{q}", "quadrant", p, dt) for q, p in probs_raw.items())
+        # Attack and release differ, so the smoothed probabilities drift off a sum of 1: scale them back.
+        total = sum(probs)
+        if total > 0:
+            probs = tuple(p / total for p in probs)
         names = list(probs_raw)
         quadrant = est.quadrant
         if names:

@@ -1,17 +1,23 @@
 """Record every estimate to CSV or JSONL while streaming, from a writer thread.
 
-The analyzer thread only puts the estimate on a bounded queue (dropped and counted when full); a
-write error (disk full, file removed) stops the recorder with a logged error and never the analysis.
-An existing recording is never lost: new rows are appended (an installation restarted by its service
-continues its log); a CSV whose columns differ (another model) is left alone and the rows go to the
-first free ``<name>-2.csv``, ``<name>-3.csv``...
+The analyzer thread only puts the estimate on a bounded queue (dropped and counted when full), so the
+analysis never waits for the disk. Each row goes to the file at once and whole: a write error (disk
+full, I/O error) cuts the unfinished row back off, logs one error, drops the estimates and tries again
+every ``retry_s`` seconds; once the file can be written again the recording continues where it was and
+logs how many estimates were lost. An existing recording is never lost: new rows are appended (an
+installation restarted by its service continues its log); a CSV whose columns differ (another model,
+or a recording by an older version without the ``input_ok`` column) is left alone and the rows go to
+the first free ``<name>-2.csv``, ``<name>-3.csv``...
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -21,108 +27,176 @@ from .estimate import Estimate
 
 log = logging.getLogger("live_mer")
 
+RETRY_S = 5.0  # seconds between attempts to write again after a write error
+
 
 def flat_row(est: Estimate, wall: float) -> dict:
-    """One flat record: scalar fields, every head value as ``<head>.<name>``."""
+    """One flat record: scalar fields, every head value as ``<head>.<name>``, and the input's health.
+
+    ``input_ok`` tells a lost input device (fed silence: loudness -120, peak 0) from a silent room.
+    """
     row = {"wall_time": round(wall, 3)}
     for k, v in est.to_dict().items():
         if isinstance(v, dict):
             row.update({f"{k}.{name}": value for name, value in v.items()})
         else:
             row[k] = v
-    row.update(peak=est.peak, clipped=est.clipped, nonfinite=est.nonfinite, overflows=est.overflows,
-               latency_ms=round(est.latency_ms, 3))
+    row.update(input_ok=est.input_ok, peak=est.peak, clipped=est.clipped, nonfinite=est.nonfinite,
+               overflows=est.overflows, latency_ms=round(est.latency_ms, 3))
     return row
 
 
-class Recorder:
-    """A sink writing estimates to ``path`` (``.csv`` or ``.jsonl``, or ``fmt``); call :meth:`close` at the end."""
+def csv_line(values) -> str:
+    """One CSV row as text, so that it can be written (and cut back) as a whole."""
+    buf = io.StringIO()
+    csv.writer(buf).writerow(values)
+    return buf.getvalue()
 
-    def __init__(self, path: str | Path, fmt: str | None = None, max_queue: int = 10_000):
+
+class Recorder:
+    """A sink writing estimates to ``path`` (``.csv`` or ``.jsonl``, or ``fmt``); call :meth:`close` at the end.
+
+    ``written`` counts the rows complete in the file, ``dropped`` the estimates that are not there.
+    """
+
+    def __init__(self, path: str | Path, fmt: str | None = None, max_queue: int = 10_000,
+                 retry_s: float = RETRY_S):
         self.path = Path(path)
         self.format = fmt or self.path.suffix.lower().lstrip(".")
         if self.format not in ("csv", "jsonl"):
             raise ValueError(f"record file {self.path} must end in .csv or .jsonl")
         self.path.parent.mkdir(parents=True, exist_ok=True)  # "logs/show.csv": the folder is made
-        self._fh = self._open(self.path)
-        self._queue: queue.Queue = queue.Queue(max_queue)
+        open(self.path, "ab").close()  # a place that cannot be written at all fails now, at the start
+        self.retry_s = retry_s
         self.written = 0
-        self.dropped = 0
-        self.error: str = ""
-        self._writer = None
+        self._queue_full = 0  # counted by the analyzer thread, everything else by the writer thread
+        self._unwritable = 0
+        self._lost_now = 0  # estimates lost since the current write error began: logged when it ends
+        self._last_error = ""
+        self._columns: list[str] = []
+        self._fh = None  # raw (unbuffered) file; None before the first row and after a write error
+        self._end = 0  # size of the file after its last complete row: where a failed row is cut back to
+        self._retry_at = 0.0
+        self._queue: queue.Queue = queue.Queue(max_queue)
         self._thread = threading.Thread(target=self._run, name="live_mer-recorder", daemon=True)
         self._thread.start()
 
+    @property
+    def dropped(self) -> int:
+        """Estimates not recorded: the queue was full, or the file could not be written."""
+        return self._queue_full + self._unwritable
+
+    @property
+    def error(self) -> str:
+        """For the summary at the end: how many estimates are missing and why ("" when none is)."""
+        if not self.dropped:
+            return ""
+        return f"{self.dropped} estimates not recorded: {self._last_error or 'the writer fell behind'}"
+
     def __call__(self, est: Estimate) -> None:
-        if self.error:
-            return
         try:
             self._queue.put_nowait((est, time.time()))
         except queue.Full:
-            self.dropped += 1
+            self._queue_full += 1
 
-    @staticmethod
-    def _open(path: Path):
-        fh = open(path, "a", newline="", buffering=1 << 16)
-        if path.is_file() and path.stat().st_size:
-            with open(path, "rb") as old:
-                old.seek(-1, 2)
-                if old.read(1) != b"\n":  # a run killed mid-row: the new rows start on a line of their own
-                    fh.write("\n")
-        return fh
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._fh is None and time.monotonic() < self._retry_at:  # after a write error: wait
+                self._drop()
+                continue
+            try:
+                self._record(*item)
+            except OSError as exc:
+                self._fail(exc)
+        self._close_file()
 
-    def _start_csv(self, names: list[str]) -> None:
-        """Continue an existing CSV with the same columns, else start one (a new name if taken)."""
+    def _record(self, est: Estimate, wall: float) -> None:
+        row = flat_row(est, wall)
+        if self._fh is None:
+            self._open(list(row))
+        if self.format == "jsonl":
+            self._append(json.dumps(row) + "\n")
+        else:
+            self._append(csv_line(row.get(name, "") for name in self._columns))
+        self.written += 1
+        if self._lost_now:
+            log.warning("recording to %s resumed; %d estimates were lost while it could not be written",
+                        self.path, self._lost_now)
+            self._lost_now = 0
+
+    def _open(self, names: list[str]) -> None:
+        """Open the recording for appending: at the first row, and again after a write error.
+
+        New rows start on a line of their own after a row cut off (a run killed mid-row, or a failed row
+        the file system could not cut back); a CSV gets its header unless it has it already.
+        """
+        needs_header = self.format == "csv" and self._choose_csv(names)
+        self._fh = open(self.path, "ab", buffering=0)
+        self._end = os.fstat(self._fh.fileno()).st_size
+        if self._ends_mid_row():
+            self._append("\n")
+        if needs_header:
+            self._append(csv_line(names))
+
+    def _choose_csv(self, names: list[str]) -> bool:
+        """Continue an existing CSV with the same columns, else start one (a new name if taken).
+
+        Returns whether the file needs the header.
+        """
         first, k = self.path, 1
         while True:
             header = None
             if self.path.is_file():  # not a pipe or device (/dev/stdout): those are only written
-                with open(self.path, newline="", errors="replace") as fh:
+                with open(self.path, newline="", encoding="utf-8", errors="replace") as fh:
                     header = next(csv.reader([fh.readline(1 << 16)]), None) or None  # empty file: None
             if header is None or header == names:
-                break
-            self._fh.close()
+                self._columns = names
+                return header is None
             k += 1
             new = first.with_name(f"{first.stem}-{k}{first.suffix}")
-            log.warning("%s has other columns (another model?); recording to %s instead", self.path, new)
+            log.warning("%s has other columns (another model, or recorded by an older version?); "
+                        "recording to %s instead", self.path, new)
             self.path = new
-            self._fh = self._open(new)
-        self._writer = csv.DictWriter(self._fh, fieldnames=names, extrasaction="ignore")
-        if header is None:
-            self._writer.writeheader()
 
-    def _write(self, est: Estimate, wall: float) -> None:
-        row = flat_row(est, wall)
-        if self.format == "jsonl":
-            self._fh.write(json.dumps(row) + "\n")
-        else:
-            if self._writer is None:
-                self._start_csv(list(row))
-            self._writer.writerow(row)
-        self.written += 1
+    def _ends_mid_row(self) -> bool:
+        if not (self._end and self.path.is_file()):
+            return False
+        with open(self.path, "rb") as fh:
+            fh.seek(-1, 2)
+            return fh.read(1) != b"\n"
 
-    def _run(self) -> None:
-        last_flush = time.monotonic()
-        while True:
-            item = self._queue.get()
-            if item is None:
-                break
-            try:
-                self._write(*item)
-                if time.monotonic() - last_flush > 1.0:
-                    self._fh.flush()
-                    last_flush = time.monotonic()
-            except (OSError, ValueError) as exc:
-                self.error = f"recording to {self.path} stopped: {exc}"
-                log.error(self.error)
-                break
-        try:
-            self._fh.close()
-        except OSError as exc:
-            self.error = self.error or f"recording to {self.path}: closing failed: {exc}"
+    def _append(self, text: str) -> None:
+        """Write one whole line now: a failure is noticed at its row, and ``_end`` stays the file's end."""
+        data = text.encode()
+        rest = memoryview(data)
+        while rest:  # a raw write may write only part
+            rest = rest[self._fh.write(rest):]
+        self._end += len(data)
+
+    def _fail(self, exc: OSError) -> None:
+        """Drop this estimate, cut its unfinished row back off, and wait ``retry_s`` before writing again."""
+        if not self._lost_now:
+            log.error("record.path %s: cannot write (%s); estimates are dropped until it can be written again "
+                      "(retrying every %g s)", self.path, exc.strerror or exc, self.retry_s)
+        self._last_error = str(exc.strerror or exc)
+        self._drop()
+        if self._fh is not None:  # else opening failed: nothing was written
+            with contextlib.suppress(OSError):  # a device or pipe: the next row starts on a fresh line instead
+                os.ftruncate(self._fh.fileno(), self._end)
+            self._close_file()
+        self._retry_at = time.monotonic() + self.retry_s
+
+    def _drop(self) -> None:
+        self._unwritable += 1
+        self._lost_now += 1
+
+    def _close_file(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()
+            self._fh = None
 
     def close(self) -> None:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(5.0)
-

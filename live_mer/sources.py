@@ -7,9 +7,13 @@ Every source has ``name``, ``samplerate``, ``channels``, ``ring``, ``start()``, 
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import sys
 import threading
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -88,6 +92,21 @@ def refresh_devices() -> bool:
     return True
 
 
+class AudioSystemError(SourceError):
+    """The audio system stopped responding: a PortAudio call on the input has not returned. Only a new
+    process gets a working PortAudio again, so the analysis stops with this error (a non-zero exit that a
+    service manager restarts on)."""
+
+
+def exit_after_audio_hang(status: int) -> NoReturn:
+    """End the process now, with ``status`` (1 if 0), after a PortAudio call never returned: PortAudio's
+    exit handler would wait on that call for ever, and a service manager restarts on the exit status."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status or 1)
+
+
 class DeviceSource:
     """A sound card input through ``sounddevice.InputStream``, reopened by itself when the device is lost.
 
@@ -95,11 +114,20 @@ class DeviceSource:
     (input overflow/underflow) and dropped blocks are counted, never logged from the callback.
     The analyzer thread calls :meth:`check` a few times a second: a stream that stopped or delivered
     nothing for ``stall_s`` is closed and reopened on the device with the same name, with backoff
-    (0.5 s doubling to 8 s), without restarting anything else.
+    (0.5 s doubling to 8 s), without restarting anything else. The device counts as back once it
+    delivers audio again, not when it merely opens (a suspended source opens and stays silent).
+
+    After :meth:`start`, every PortAudio call (closing a lost stream, listing devices, reopening,
+    stopping) runs on this source's own worker thread, never the analyzer's: a sound server that dies
+    can leave such a call waiting for ever (PulseAudio's ALSA plugin did), and the estimates must keep
+    coming meanwhile. A call that has not returned after ``stuck_s`` makes :meth:`check` raise
+    :class:`AudioSystemError`; :meth:`stop` waits ``close_wait_s`` at most and then sets ``stuck``.
     """
 
     stall_s = 1.0
     backoff_s = (0.5, 1.0, 2.0, 4.0, 8.0)
+    stuck_s = 10.0
+    close_wait_s = 3.0
 
     def __init__(self, device: str | int | None = None, samplerate: int | None = None, channels: int | None = None,
                  blocksize: int = 0, ring_seconds: float = 4.0):
@@ -115,14 +143,20 @@ class DeviceSource:
         self.status_flags = 0
         self.error: Exception | None = None
         self.finished = False
-        self.lost = False  # True between losing the device and reopening it
+        self.lost = False  # True between losing the device and hearing it again
         self.losses = 0
         self.reopen_error = ""
+        self.stuck = False  # a PortAudio call never returned: this process's PortAudio is unusable
         self._stream = None
         self._seen_written = 0
         self._seen_at = 0.0
         self._attempt = 0
         self._retry_at = 0.0
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._pending = False  # a job is queued or running on the worker
+        self._busy_since: float | None = None  # when the running job started
+        self._stopping = False
 
     def _callback(self, indata, frames, time_info, status) -> None:
         if status:
@@ -134,6 +168,11 @@ class DeviceSource:
         return self.ring.overflows + self.status_flags
 
     def start(self) -> None:
+        """Open the stream (in the caller's thread, so that a device that cannot be opened is an error now)."""
+        self._stopping = False
+        self._open()
+
+    def _open(self) -> None:
         import sounddevice as sd
 
         global _open_streams
@@ -162,9 +201,50 @@ class DeviceSource:
             self._stream = None
             _open_streams -= 1
 
+    def _reopen(self) -> None:
+        try:
+            refresh_devices()
+            match = [d for d in list_input_devices() if d["name"] == self.name]
+            if not match:
+                raise SourceError(f"input device {self.name!r} is not present")
+            self.info = match[0]
+            self._open()
+        except SourceError as exc:
+            self.reopen_error = str(exc)
+
+    def _submit(self, job) -> None:
+        """Run ``job`` on the worker thread (started on first use); one job at a time from :meth:`check`."""
+        self._pending = True
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="live_mer-audio-device", daemon=True)
+            self._worker.start()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            self._busy_since = time.monotonic()
+            try:
+                job()
+            except Exception as exc:  # the worker must outlive any one failure
+                self.reopen_error = str(exc)
+            finally:
+                self._busy_since = None
+                self._pending = False
+
     def check(self, now: float | None = None) -> str:
-        """Watchdog, called by the analyzer thread: returns "ok", "lost" or "recovered"."""
+        """Watchdog, called by the analyzer thread (never blocks): returns "ok", "lost" or "recovered".
+
+        Raises :class:`AudioSystemError` when a PortAudio call has been stuck for ``stuck_s``.
+        """
         now = time.monotonic() if now is None else now
+        if self._stopping:
+            return "lost" if self.lost else "ok"
+        busy = self._busy_since
+        if busy is not None and now - busy > self.stuck_s:
+            self.stuck = True
+            raise AudioSystemError(
+                f"the audio system stopped responding: a call to close or reopen input device {self.name!r} has "
+                f"not returned for {now - busy:.0f} s; restart live-mer (as a service, restart it on failure)")
         if not self.lost:
             written = self.ring._written
             if written != self._seen_written:
@@ -176,34 +256,47 @@ class DeviceSource:
             self.losses += 1
             self._attempt = 0
             self._retry_at = now + self.backoff_s[0]
-            self._close_stream()
+            self._submit(self._close_stream)
             log.warning("input device %r lost; reopening", self.name)
+            return "lost"
+        if self._pending:
+            return "lost"
+        if self._stream is not None:  # reopened: back once audio arrives
+            if self.ring._written != self._seen_written:
+                self._seen_written, self._seen_at = self.ring._written, now
+                self.lost = False
+                self.reopen_error = ""
+                log.warning("input device %r is back (after %d attempt(s))", self.name, self._attempt)
+                return "recovered"
+            if now - self._seen_at >= self.stall_s:
+                self.reopen_error = f"input device {self.name!r} opens but delivers no audio"
+                self._submit(self._close_stream)
             return "lost"
         if now < self._retry_at:
             return "lost"
         self._retry_at = now + self.backoff_s[min(self._attempt, len(self.backoff_s) - 1)]
         self._attempt += 1
-        try:
-            refresh_devices()
-            match = [d for d in list_input_devices() if d["name"] == self.name]
-            if not match:
-                raise SourceError(f"input device {self.name!r} is not present")
-            self.info = match[0]
-            self.start()
-        except SourceError as exc:
-            self.reopen_error = str(exc)
-            return "lost"
-        self.lost = False
-        self.reopen_error = ""
-        log.warning("input device %r is back (after %d attempt(s))", self.name, self._attempt)
-        return "recovered"
+        self._submit(self._reopen)
+        return "lost"
 
     @property
     def active(self) -> bool:
         return self._stream is not None and self._stream.active
 
     def stop(self) -> None:
-        self._close_stream()
+        """Close the stream on the worker, waiting ``close_wait_s`` at most (then ``stuck`` is set)."""
+        self._stopping = True
+        if self._worker is None and self._stream is None:
+            return
+        done = threading.Event()
+        self._submit(self._close_stream)
+        self._jobs.put(done.set)
+        self._jobs.put(None)  # the worker ends after these
+        self._worker = None
+        if not done.wait(self.close_wait_s):
+            self.stuck = True
+            log.warning("input device %r did not close within %.0f s: the audio system is not responding",
+                        self.name, self.close_wait_s)
 
 
 class _PlayerSource:

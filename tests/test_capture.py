@@ -115,3 +115,120 @@ def test_device_loss_and_return_without_restart(pulse, tiny_model):
         assert all(b > a for a, b in zip(ts, ts[1:]))  # one continuous timeline throughout
     finally:
         engine.stop()
+
+
+def _wait(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_suspended_input_is_one_loss_until_audio_flows_again(pulse, tiny_model, caplog):
+    """A suspended source still opens, but delivers nothing: that is not "back" (it used to flap between
+    "lost" and "is back" every 2 s, at a third of the estimate rate)."""
+    import subprocess
+
+    from pulse_rig import SINK
+
+    source = DeviceSource("pulse", samplerate=SR, channels=1)
+    latest = LatestEstimates(maxlen=100000)
+    engine = Engine(source, Analyzer(tiny_model, SR), [latest])
+    engine.start()
+    try:
+        time.sleep(1.0)
+        latest.drain()
+        caplog.clear()
+        subprocess.run(["pactl", "suspend-sink", SINK, "1"], check=True, timeout=10)
+        try:
+            assert _wait(lambda: engine.input_lost, 5), "the suspension was not noticed"
+            time.sleep(6.0)
+            during = latest.drain()
+            assert engine.input_lost and "delivers no audio" in source.reopen_error
+            assert not any("is back" in r.getMessage() for r in caplog.records)
+            hop = tiny_model.card.hop_seconds
+            assert len(during) >= 0.8 * 6.0 / hop and not any(e.input_ok for e in during[-5:])
+        finally:
+            subprocess.run(["pactl", "suspend-sink", SINK, "0"], check=True, timeout=10)
+        assert _wait(lambda: not engine.input_lost, 20), f"not back: {source.reopen_error}"
+        assert source.losses == 1
+        assert sum("is back" in r.getMessage() for r in caplog.records) == 1
+        play(triad(57, True, 2.0, SR, amp=0.3), SR).wait(timeout=20)
+        time.sleep(0.5)
+        assert max(e.loudness_db for e in latest.drain()) > -30
+    finally:
+        engine.stop()
+
+
+def test_a_hung_audio_system_never_stalls_the_analysis(pulse, tiny_model):
+    """A PortAudio call that never returns (seen when the sound server died) blocks only the source's
+    worker: estimates keep coming, then the engine stops with an error a service manager can act on, and
+    stopping does not hang."""
+    import threading
+
+    from live_mer.sources import AudioSystemError
+    from pulse_rig import load_sink, unload_sink
+
+    source = DeviceSource("pulse", samplerate=SR, channels=1)
+    source.stuck_s = 3.0
+    source.close_wait_s = 1.0
+    latest = LatestEstimates(maxlen=100000)
+    engine = Engine(source, Analyzer(tiny_model, SR), [latest])
+    engine.start()
+    release = threading.Event()
+    stream = source._stream
+    real_abort = stream.abort
+    stream.abort = lambda: (release.wait(), real_abort())  # the call that never comes back
+    try:
+        time.sleep(1.0)
+        latest.drain()
+        unload_sink()
+        try:
+            assert _wait(lambda: engine.input_lost, 5), "the loss was not noticed"
+            time.sleep(2.0)  # the close is stuck by now
+            during = latest.drain()
+            assert len(during) >= 0.8 * 2.0 / tiny_model.card.hop_seconds  # the analysis did not wait
+            assert _wait(lambda: not engine.running, 5), "the stuck call was not reported"
+            assert isinstance(engine.error, AudioSystemError) and "stopped responding" in str(engine.error)
+            t0 = time.monotonic()
+            engine.stop()
+            assert time.monotonic() - t0 < 3.0 and source.stuck
+        finally:
+            load_sink()
+    finally:
+        release.set()
+        engine.stop()
+
+
+def test_listen_exits_with_an_error_when_the_audio_system_hangs(pulse):
+    """As a service: the process ends (status 1, the reason on stderr) instead of hanging for ever, so a
+    service manager can restart it; PortAudio's own exit handler would wait on the stuck call."""
+    import subprocess
+    import sys
+
+    from osc_receiver import Receiver
+    from pulse_rig import load_sink, unload_sink
+
+    receiver = Receiver()
+    hang = ("import threading, sounddevice as sd\n"
+            "from live_mer import cli, sources\n"
+            "sources.DeviceSource.stuck_s = 2.0\n"
+            "sources.DeviceSource.close_wait_s = 1.0\n"
+            "sd.InputStream.abort = lambda self: threading.Event().wait()\n"
+            "sd._terminate = lambda: threading.Event().wait()\n"  # a stuck PortAudio cannot terminate either
+            f"raise SystemExit(cli.main(['listen', '--device', 'pulse', '--quiet', '--osc', "
+            f"'127.0.0.1:{receiver.port}']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", hang], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert receiver.wait_for(3, timeout=90), "listen never sent OSC"
+        unload_sink()
+        try:
+            out, err = proc.communicate(timeout=30)
+        finally:
+            load_sink()
+    finally:
+        receiver.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert "lost" in err and "stopped responding" in err

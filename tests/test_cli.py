@@ -216,6 +216,19 @@ def test_config_example_round_trips_and_bad_keys_are_named(tmp_path, tiny_model_
     ("[[osc.destination]]\nhost = '192.168.1.300'\nport = 9000\n", "not an IPv4 address"),
     ("[[osc.destination]]\nhost = ''\nport = 9000\n", "not a host name or IP address"),
     ("[analysis]\nhop_s = -0.5\n", "analysis.hop_s"),
+    # shaping an output cannot apply (they used to be accepted and ignored)
+    ("[outputs.chord]\nattack_ms = 150.0\n",
+     "outputs.chord.attack_ms: chord is a label; it takes hold_ms/hysteresis only"),
+    ("[outputs.valence]\nhold_ms = 300.0\n",
+     "outputs.valence.hold_ms: valence is a value; it takes attack_ms/release_ms only"),
+    ("[presets.club.key]\nrelease_ms = 1.0\n", "presets.club.key.release_ms: key is a label"),
+    ("[outputs.level]\nhysteresis = 0.1\n", "outputs.level.hysteresis: level is a value"),
+    ("[outputs.chord]\nattack = 1.0\n", "allowed in [outputs.chord]: hold_ms, hysteresis"),
+    # a destination on the control port would feed the output back in as control messages
+    ("[osc]\ndestinations = ['127.0.0.1:9001']\n[control]\nenabled = true\n",
+     "osc.destinations 127.0.0.1:9001 is the control port (control.host '127.0.0.1', control.port 9001"),
+    ("[[osc.destination]]\nhost = 'localhost'\nport = 7000\n[control]\nenabled = true\nhost = '0.0.0.0'\nport = 7000\n",
+     "osc.destination[0] localhost:7000 is the control port"),
 ])
 def test_config_errors_name_the_key(tmp_path, text, needle):
     path = tmp_path / "c.toml"
@@ -235,6 +248,37 @@ def test_config_files_in_other_encodings_are_named(tmp_path, raw, needle):
         configmod.load(path)
     path.write_bytes(b"\xef\xbb\xbf[source]\ndemo = true\n")  # UTF-8 with the BOM Notepad writes: fine
     assert configmod.load(path).source.demo
+
+
+def test_shaping_keys_in_the_file_are_those_the_control_port_takes():
+    """The file accepts exactly the shaping the control port can set: smoothing (attack/release) on the
+    outputs /control/smoothing takes, hold/hysteresis on those /control/hold takes; quadrant takes both."""
+    from live_mer.control import Controller, ControlError
+    from live_mer.outputs import DEFAULT_SHAPES, OutputSettings
+
+    ctl = Controller(lambda: OutputSettings(), lambda s: None, {})
+    for name in DEFAULT_SHAPES:
+        for keys, address in ((("attack_ms", "release_ms"), "/mer/control/smoothing"),
+                              (("hold_ms", "hysteresis"), "/mer/control/hold")):
+            try:
+                ctl.handle(address, (name, 100.0, 0.5))
+                control = True
+            except ControlError:
+                control = False
+            try:
+                configmod.from_dict({"outputs": {name: dict.fromkeys(keys, 0.5)}})
+                config = True
+            except configmod.ConfigError:
+                config = False
+            assert config == control, (name, keys)
+    assert configmod.from_dict({"outputs": {"quadrant": {"attack_ms": 1.0, "hold_ms": 2.0}}})
+
+
+def test_destinations_beside_the_control_port_are_fine():
+    ok = {"osc": {"destinations": ["127.0.0.1:9001"]}, "control": {"enabled": False}}
+    assert configmod.from_dict(ok)  # no control port: nothing to collide with
+    assert configmod.from_dict({"osc": {"destinations": ["127.0.0.1:9002", "10.0.0.5:9001"]},
+                                "control": {"enabled": True}})  # another port; another machine
 
 
 def test_relative_paths_in_a_config_are_beside_the_file(tmp_path, monkeypatch):
@@ -274,6 +318,14 @@ def test_start_up_problems_of_an_installation_are_named_and_leave_nothing(tmp_pa
     cfg.write_text("[source]\nfile = 'gone.wav'\n")
     r = live_mer("config", "--check", cfg)
     assert r.returncode == 2 and "source.file" in r.stderr and "gone.wav does not exist" in r.stderr
+
+
+def test_config_check_refuses_a_destination_on_the_control_port(tmp_path):
+    path = tmp_path / "room.toml"
+    path.write_text("[osc]\ndestinations = ['127.0.0.1:9001']\n[control]\nenabled = true\n")
+    r = live_mer("config", "--check", path)
+    assert r.returncode == 2 and "osc.destinations 127.0.0.1:9001 is the control port" in r.stderr, r.stderr
+    assert "control.port 9001" in r.stderr
 
 
 def test_flags_override_the_file(tmp_path):
@@ -371,6 +423,10 @@ def test_the_example_configuration_lists_every_key():
     (("listen", "--demo", "--prefix", "mer"), "OSC pattern characters (#*,?[]{})"),
     (("listen", "--demo", "--hop", "0.001"), "--hop 0.001 is not allowed"),
     (("listen", "--demo", "--hop", "20"), "--hop: hop 20.0 s is not allowed"),
+    (("listen", "--demo", "--osc", "osc://1.2.3.4:9000"),
+     "error: --osc: OSC destination 'osc://1.2.3.4:9000': give HOST:PORT without a scheme"),
+    (("listen", "--demo", "--osc", "127.0.0.1:9301", "--control", "9301"),
+     "osc.destinations 127.0.0.1:9301 is the control port"),
 ])
 def test_bad_command_lines_are_clear_errors(tiny_model_path, args, needle):
     r = live_mer(*args, "--model", tiny_model_path, "--duration", "1")

@@ -575,3 +575,22 @@ def test_osc_status_says_nothing_listening_only_while_refused():
     assert "nothing listening" not in recovered and "50 sent" in recovered and theme.OK in recovered
     full = osc_status_html({**base, "sent": 50, "errors": 2, "last_error": "No buffer space", "refused": False})
     assert "No buffer space" in full and theme.WARN in full
+
+
+def test_a_hung_audio_device_is_remembered_for_the_exit(tiny_model_path):
+    """A source whose PortAudio call never returned (DeviceSource.stuck) makes the session say so, so the
+    app ends the process at once rather than in PortAudio's exit handler, which would wait for ever."""
+
+    class HungSource:
+        stuck = False
+
+        def stop(self):
+            self.stuck = True  # what DeviceSource.stop sets when its close does not return in time
+
+    session = Session(model=str(tiny_model_path))
+    session.source = HungSource()
+    session.stop()
+    assert session.audio_hung
+    session.source = None
+    session.stop()
+    assert session.audio_hung  # it stays: the process's PortAudio is still unusable

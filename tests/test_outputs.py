@@ -14,7 +14,7 @@ from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from live_mer.control import ControlServer, Controller
+from live_mer.control import ControlError, ControlServer, Controller
 from live_mer.estimate import Estimate
 from live_mer.osc import DestinationConfig, DestinationError, OscSender, encode
 from live_mer.outputs import OUTPUTS, OutputSettings, OutputShape, Shaper
@@ -70,6 +70,32 @@ def test_hysteresis_suppresses_flicker():
     out = [h.update("F:maj", 0.9, 0.1, t0 + i * 0.01) for i in range(50)]
     first = out.index("F:maj")
     assert 0.3 <= first * 0.01 <= 0.32
+
+
+def test_shaped_quadrant_probabilities_still_sum_to_one():
+    """Attack and release differ (300/600 ms), so the followers alone drift off a sum of 1 (to 1.15 here):
+    what is sent is scaled back."""
+    shaper = Shaper(OutputSettings())  # the default shaping
+    cfg = DestinationConfig("127.0.0.1", 9000, outputs=("quadrant",))
+    sums = []
+    for i in range(12):  # a hop every 0.5 s, the leading quadrant trading places
+        q = (0.7, 0.1, 0.1, 0.1) if i // 3 % 2 else (0.1, 0.7, 0.1, 0.1)
+        sent = dict(encode(shaper.step(est(q=q), i * 0.5), cfg, "/mer", "m", "p", True))
+        sums.append(sum(sent["/mer/quadrant/probs"]))
+    assert sums == pytest.approx([1.0] * 12, abs=1e-9)
+
+
+def test_control_addresses_follow_the_prefix():
+    ctl = Controller(lambda: OutputSettings(), lambda s: None, {}, prefix="/deck1")
+    assert ("/deck1/state/preset", [""]) in ctl.handle("/deck1/control/query", ())
+    with pytest.raises(ControlError, match="unknown control address '/mer/control/query'"):
+        ctl.handle("/mer/control/query", ())
+
+
+def test_silence_reads_the_same_floor_in_the_input_peak_and_the_level():
+    silence = replace(est(), peak=0.0, loudness_db=Estimate(t=0.0, valence=0.0, arousal=0.0).loudness_db)
+    sent = dict(encode(Shaper(RAW).step(silence, 0.0), DestinationConfig("127.0.0.1", 9000), "/mer", "m", "p", True))
+    assert sent["/mer/status/input"][2] == sent["/mer/level"][0] == -120.0
 
 
 def collect(rx, n, timeout=5):
@@ -488,12 +514,16 @@ def test_a_restarted_recording_appends_and_never_overwrites(tmp_path):
     assert len(lines) == 3 and json.loads(lines[2])["t"] == 0.0  # the new row on a line of its own
 
 
-def test_recorder_survives_a_full_disk():
+def test_recorder_survives_a_full_disk(caplog):
+    """A disk that stays full: every estimate is dropped and counted, one error is logged, nothing raises."""
     if not __import__("os").path.exists("/dev/full"):
         pytest.skip("/dev/full not available")
-    rec = Recorder("/dev/full", fmt="csv")  # every flush fails with ENOSPC
+    rec = Recorder("/dev/full", fmt="csv")  # every write fails with ENOSPC
     for i in range(2000):
         rec(est(t=i))
     rec.close()
-    assert "No space left" in rec.error
-    rec(est())  # further estimates are ignored, no exception
+    assert rec.written == 0 and rec.dropped == 2000
+    assert rec.error == "2000 estimates not recorded: No space left on device"
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "record.path /dev/full: cannot write" in errors[0].getMessage()
+    rec(est())  # after close: no exception
