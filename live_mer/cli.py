@@ -56,6 +56,12 @@ def _open_source(cfg: configmod.SourceConfig):
         return DemoSource()
 
 
+def _when(stream) -> str:
+    """A wall-clock prefix for a line that goes to a log file rather than a terminal (a service's log: the
+    logging module's warnings carry one too), so a line in the log says when it happened."""
+    return "" if stream.isatty() else time.strftime("%Y-%m-%d %H:%M:%S ")
+
+
 NOT_LISTENING = "connection refused: nothing is listening on that port yet; start the receiver"
 
 
@@ -145,10 +151,11 @@ def cmd_listen(args) -> int:
     engine = Engine(source, analyzer, sinks, max_backlog_s=cfg.analysis.max_backlog_s)
 
     dests = ", ".join(d.label + (f" @{d.rate_hz:g} Hz" if d.rate_hz else "") for d in cfg.osc.all_destinations())
-    print(f"live_mer {__version__}: {source.name} @ {source.samplerate} Hz, {source.channels} ch -> "
-          f"model {model.card.name} ({model.provider}, window {model.card.window_seconds:.1f} s, "
+    print(f"{_when(sys.stderr)}live_mer {__version__}: {source.name} @ {source.samplerate} Hz, {source.channels} ch "
+          f"-> model {model.card.name} ({model.provider}, window {model.card.window_seconds:.1f} s, "
           f"hop {analyzer.hop_seconds:.3f} s) -> OSC {cfg.osc.prefix} to {dests or 'nowhere'}"
-          + (f", preset {cfg.preset}" if cfg.preset else ""), file=sys.stderr)
+          + (f", preset {cfg.preset}" if cfg.preset else "")
+          + (f", recording to {cfg.record.path}" if cfg.record.path else ""), file=sys.stderr)
     print("Ctrl-C stops.", file=sys.stderr)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -171,11 +178,11 @@ def cmd_listen(args) -> int:
             if time.monotonic() - last_check >= 1.0:
                 last_check = time.monotonic()
                 for note in _receiver_notices(receivers, osc.stats()):
-                    print(("\n" if tty else "") + note, file=sys.stderr, flush=True)
+                    print(("\n" if tty else "") + _when(sys.stderr) + note, file=sys.stderr, flush=True)
             recent = latest.drain()
             if recent and not args.quiet and (tty or time.monotonic() - last_print >= 1.0):
                 last_print = time.monotonic()
-                print(("\r" + format_line(recent[-1])) if tty else format_line(recent[-1]),
+                print(("\r" + format_line(recent[-1])) if tty else _when(sys.stdout) + format_line(recent[-1]),
                       end="" if tty else "\n", flush=True)
     finally:
         engine.stop()
@@ -184,13 +191,15 @@ def cmd_listen(args) -> int:
     if tty and not args.quiet:
         print()
     sent = ", ".join(f"{s['destination']} sent {s['sent']} errors {s['errors']}" + _why(s) for s in osc.stats())
-    print(f"{engine.estimates} estimates; input overflows {source.overflows}; OSC {sent}", file=sys.stderr)
+    losses = getattr(source, "losses", 0)
+    print(f"{_when(sys.stderr)}{engine.estimates} estimates; input overflows {source.overflows}; "
+          + (f"input lost {losses} time(s); " if losses else "") + f"OSC {sent}", file=sys.stderr)
     if cfg.record.path:
-        print(f"recorded {recorder.written} estimates to {recorder.path}"
+        print(f"{_when(sys.stderr)}recorded {recorder.written} estimates to {recorder.path}"
               + (f" ({recorder.error})" if recorder.error else ""), file=sys.stderr)
     status = 0
     if engine.error is not None:
-        print(f"error: analysis stopped: {engine.error}", file=sys.stderr)
+        print(f"{_when(sys.stderr)}error: analysis stopped: {engine.error}", file=sys.stderr)
         status = 1
     if getattr(source, "stuck", False):
         exit_after_audio_hang(status)

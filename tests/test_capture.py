@@ -232,3 +232,4 @@ def test_listen_exits_with_an_error_when_the_audio_system_hangs(pulse):
             proc.kill()
     assert proc.returncode == 1, err
     assert "lost" in err and "stopped responding" in err
+    assert "input lost 1 time(s)" in err  # the summary a service's log ends with

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -61,6 +62,11 @@ def test_listen_demo_runs_and_stops_at_duration(tiny_model_path):
         assert rx.wait_for(5)
     finally:
         rx.close()
+    # Into a log file (no terminal), as a service runs it: the lines say when they happened.
+    stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
+    assert stamped.match(r.stderr.splitlines()[0]) and "live_mer" in r.stderr.splitlines()[0]
+    assert stamped.match([line for line in r.stderr.splitlines() if " estimates; " in line][-1])
+    assert r.stdout.strip() and all(stamped.match(line) for line in r.stdout.splitlines())
     for bad in ("-1", "nan", "0"):
         r = live_mer("listen", "--demo", "--duration", bad, "--model", tiny_model_path)
         assert r.returncode == 2 and f"--duration {float(bad)} is not allowed" in r.stderr, r.stderr
@@ -314,6 +320,7 @@ def test_start_up_problems_of_an_installation_are_named_and_leave_nothing(tmp_pa
     r = live_mer("listen", "--file", song, "--model", tiny_model_path, "--osc", "127.0.0.1:9",
                  "--record", tmp_path / "logs" / "night1" / "rec.jsonl", "--duration", "1.5", "--quiet")
     assert r.returncode == 0 and (tmp_path / "logs" / "night1" / "rec.jsonl").read_text().count("\n") >= 1, r.stderr
+    assert f"recording to {tmp_path / 'logs' / 'night1' / 'rec.jsonl'}" in r.stderr.splitlines()[0]  # the banner
     cfg = tmp_path / "room.toml"
     cfg.write_text("[source]\nfile = 'gone.wav'\n")
     r = live_mer("config", "--check", cfg)
