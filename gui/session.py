@@ -20,7 +20,7 @@ from live_mer.estimate import Estimate
 from live_mer.model import DEFAULT_MODEL, StudentModel, load_model
 from live_mer.osc import DEFAULT_PREFIX, DestinationConfig, OscSender, parse_destination
 from live_mer.outputs import OutputSettings
-from live_mer.sources import DemoSource, DeviceSource, FileSource
+from live_mer.sources import DemoSource, DeviceSource, FileSource, SourceError
 
 DEMO, FILE, DEVICE = "demo", "file", "device"
 log = logging.getLogger(__name__)
@@ -203,6 +203,9 @@ class Session:
         self._wait_prepared()
         with self._lock:
             self._stop_engine()
+            if self.audio_hung and choice.kind == DEVICE:  # PortAudio of this process is stuck in a call
+                raise SourceError("the audio system stopped responding: quit and start the monitor again to use a "
+                                  "sound card (a file or the demo still plays)")
             model = self.load()
             source = choice.open()
             try:  # a smoothing or hop the analyzer refuses, a bad destination: the opened input is let go

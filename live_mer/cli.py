@@ -40,6 +40,12 @@ def format_line(est: Estimate) -> str:
             f"ovf {est.overflows}  {est.latency_ms:4.1f} ms")
 
 
+def _when(stream) -> str:
+    """A wall-clock prefix for a line that goes to a log file rather than a terminal (a service's log: the
+    logging module's warnings carry one too), so a line in the log says when it happened."""
+    return "" if stream.isatty() else time.strftime("%Y-%m-%d %H:%M:%S ")
+
+
 def _open_source(cfg: configmod.SourceConfig):
     if cfg.demo:
         return DemoSource()
@@ -51,15 +57,9 @@ def _open_source(cfg: configmod.SourceConfig):
     try:
         return DeviceSource(None, **kwargs)
     except SourceError:
-        print("No input device found: playing the built-in demo piece (use --device to pick a sound card).",
-              file=sys.stderr)
+        print(f"{_when(sys.stderr)}No input device found: playing the built-in demo piece (use --device to pick a "
+              "sound card).", file=sys.stderr)
         return DemoSource()
-
-
-def _when(stream) -> str:
-    """A wall-clock prefix for a line that goes to a log file rather than a terminal (a service's log: the
-    logging module's warnings carry one too), so a line in the log says when it happened."""
-    return "" if stream.isatty() else time.strftime("%Y-%m-%d %H:%M:%S ")
 
 
 NOT_LISTENING = "connection refused: nothing is listening on that port yet; start the receiver"
@@ -135,8 +135,8 @@ def cmd_listen(args) -> int:
                                     cfg.osc.prefix, base=cfg.outputs)
             server = ControlServer(controller, cfg.control.host, cfg.control.port)
             closers.append(server.close)
-            print(f"control port: {server.address[0]}:{server.address[1]} (OSC {cfg.osc.prefix}/control/...)",
-                  file=sys.stderr)
+            print(f"{_when(sys.stderr)}control port: {server.address[0]}:{server.address[1]} "
+                  f"(OSC {cfg.osc.prefix}/control/...)", file=sys.stderr)
         if cfg.record.path:
             try:
                 recorder = Recorder(cfg.record.path)
@@ -156,7 +156,7 @@ def cmd_listen(args) -> int:
           f"hop {analyzer.hop_seconds:.3f} s) -> OSC {cfg.osc.prefix} to {dests or 'nowhere'}"
           + (f", preset {cfg.preset}" if cfg.preset else "")
           + (f", recording to {cfg.record.path}" if cfg.record.path else ""), file=sys.stderr)
-    print("Ctrl-C stops.", file=sys.stderr)
+    print(f"{_when(sys.stderr)}Ctrl-C stops.", file=sys.stderr)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -164,8 +164,8 @@ def cmd_listen(args) -> int:
     last_print = last_check = 0.0
     receivers: dict = {}
     # The first run after an install or update compiles the analysis kernels before the audio starts.
-    note = threading.Timer(1.5, lambda: print("preparing the analysis (the first run after an install or update "
-                                              "compiles it: 10-20 s)...", file=sys.stderr, flush=True))
+    note = threading.Timer(1.5, lambda: print(f"{_when(sys.stderr)}preparing the analysis (the first run after an "
+                                              "install or update compiles it: 10-20 s)...", file=sys.stderr, flush=True))
     note.start()
     try:
         engine.start()

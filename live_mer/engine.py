@@ -171,6 +171,6 @@ class Engine:
     def stop(self) -> None:
         """Stop the source and the analyzer thread (idempotent)."""
         self._stop.set()
-        self.source.stop()
-        if self._thread is not None:
+        if self._thread is not None:  # first: the analyzer thread's watchdog then hands the source no more work
             self._thread.join(timeout=5.0)
+        self.source.stop()

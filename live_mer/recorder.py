@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import logging
@@ -170,7 +171,10 @@ class Recorder:
         data = text.encode()
         rest = memoryview(data)
         while rest:  # a raw write may write only part
-            rest = rest[self._fh.write(rest):]
+            n = self._fh.write(rest)
+            if not n:
+                raise OSError(errno.EIO, "the file took no bytes")
+            rest = rest[n:]
         self._end += len(data)
 
     def _fail(self, exc: OSError) -> None:
@@ -182,7 +186,8 @@ class Recorder:
         self._drop()
         if self._fh is not None:  # else opening failed: nothing was written
             with contextlib.suppress(OSError):  # a device or pipe: the next row starts on a fresh line instead
-                os.ftruncate(self._fh.fileno(), self._end)
+                # never beyond the file's size: a log rotation may have emptied it under us (copytruncate)
+                os.ftruncate(self._fh.fileno(), min(self._end, os.fstat(self._fh.fileno()).st_size))
             self._close_file()
         self._retry_at = time.monotonic() + self.retry_s
 
@@ -198,5 +203,6 @@ class Recorder:
 
     def close(self) -> None:
         if self._thread.is_alive():
-            self._queue.put(None)
+            with contextlib.suppress(queue.Full):  # a writer stuck in a write (a hung network disk): do not wait
+                self._queue.put(None, timeout=5.0)
             self._thread.join(5.0)

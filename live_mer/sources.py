@@ -102,8 +102,11 @@ def exit_after_audio_hang(status: int) -> NoReturn:
     """End the process now, with ``status`` (1 if 0), after a PortAudio call never returned: PortAudio's
     exit handler would wait on that call for ever, and a service manager restarts on the exit status."""
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`| head`): exit all the same
+            pass
     os._exit(status or 1)
 
 
@@ -122,12 +125,13 @@ class DeviceSource:
     can leave such a call waiting for ever (PulseAudio's ALSA plugin did), and the estimates must keep
     coming meanwhile. A call that has not returned after ``stuck_s`` makes :meth:`check` raise
     :class:`AudioSystemError`; :meth:`stop` waits ``close_wait_s`` at most and then sets ``stuck``.
+    A source is started once and stopped once (stopping again only waits for the first stop).
     """
 
     stall_s = 1.0
     backoff_s = (0.5, 1.0, 2.0, 4.0, 8.0)
     stuck_s = 10.0
-    close_wait_s = 3.0
+    close_wait_s = 10.0  # as long as a call may take before it counts as stuck: a slow reopen is not a hang
 
     def __init__(self, device: str | int | None = None, samplerate: int | None = None, channels: int | None = None,
                  blocksize: int = 0, ring_seconds: float = 4.0):
@@ -156,7 +160,8 @@ class DeviceSource:
         self._worker: threading.Thread | None = None
         self._pending = False  # a job is queued or running on the worker
         self._busy_since: float | None = None  # when the running job started
-        self._stopping = False
+        self._lock = threading.Lock()  # guards _stream handovers, _submit and the start of stop()
+        self._stopped: threading.Event | None = None  # set by the worker once stop()'s close has run
 
     def _callback(self, indata, frames, time_info, status) -> None:
         if status:
@@ -169,7 +174,6 @@ class DeviceSource:
 
     def start(self) -> None:
         """Open the stream (in the caller's thread, so that a device that cannot be opened is an error now)."""
-        self._stopping = False
         self._open()
 
     def _open(self) -> None:
@@ -192,13 +196,14 @@ class DeviceSource:
 
     def _close_stream(self) -> None:
         global _open_streams
-        if self._stream is not None:
+        with self._lock:
+            stream, self._stream = self._stream, None
+        if stream is not None:
             try:
-                self._stream.abort()
-                self._stream.close()
+                stream.abort()
+                stream.close()
             except Exception:  # a vanished device may fail to close; it is gone either way
                 pass
-            self._stream = None
             _open_streams -= 1
 
     def _reopen(self) -> None:
@@ -213,12 +218,15 @@ class DeviceSource:
             self.reopen_error = str(exc)
 
     def _submit(self, job) -> None:
-        """Run ``job`` on the worker thread (started on first use); one job at a time from :meth:`check`."""
-        self._pending = True
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._work, name="live_mer-audio-device", daemon=True)
-            self._worker.start()
-        self._jobs.put(job)
+        """Run ``job`` on the worker thread (started on first use), unless the source is stopping."""
+        with self._lock:
+            if self._stopped is not None:
+                return
+            self._pending = True
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="live_mer-audio-device", daemon=True)
+                self._worker.start()
+            self._jobs.put(job)
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -237,7 +245,7 @@ class DeviceSource:
         Raises :class:`AudioSystemError` when a PortAudio call has been stuck for ``stuck_s``.
         """
         now = time.monotonic() if now is None else now
-        if self._stopping:
+        if self._stopped is not None:
             return "lost" if self.lost else "ok"
         busy = self._busy_since
         if busy is not None and now - busy > self.stuck_s:
@@ -250,7 +258,8 @@ class DeviceSource:
             if written != self._seen_written:
                 self._seen_written, self._seen_at = written, now
                 return "ok"
-            if self._stream is not None and self._stream.active and now - self._seen_at < self.stall_s:
+            stream = self._stream
+            if stream is not None and stream.active and now - self._seen_at < self.stall_s:
                 return "ok"
             self.lost = True
             self.losses += 1
@@ -281,21 +290,25 @@ class DeviceSource:
 
     @property
     def active(self) -> bool:
-        return self._stream is not None and self._stream.active
+        stream = self._stream
+        return stream is not None and stream.active
 
     def stop(self) -> None:
         """Close the stream on the worker, waiting ``close_wait_s`` at most (then ``stuck`` is set)."""
-        self._stopping = True
-        if self._worker is None and self._stream is None:
+        with self._lock:
+            first = self._stopped is None
+            if first:
+                self._stopped = threading.Event()
+                if self._worker is None:
+                    self._worker = threading.Thread(target=self._work, name="live_mer-audio-device", daemon=True)
+                    self._worker.start()
+                for job in (self._close_stream, self._stopped.set, None):  # None: the worker ends
+                    self._jobs.put(job)
+        if not first and self.stuck:
             return
-        done = threading.Event()
-        self._submit(self._close_stream)
-        self._jobs.put(done.set)
-        self._jobs.put(None)  # the worker ends after these
-        self._worker = None
-        if not done.wait(self.close_wait_s):
+        if not self._stopped.wait(self.close_wait_s) and first:
             self.stuck = True
-            log.warning("input device %r did not close within %.0f s: the audio system is not responding",
+            log.warning("input device %r did not close within %.1f s: the audio system is not responding",
                         self.name, self.close_wait_s)
 
 

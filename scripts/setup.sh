@@ -58,7 +58,12 @@ fi
 # runtime swapped for onnxruntime-gpu (README, GPU) is not put back. The stamp holds pyproject.toml's hash.
 stamp_of() { echo ".venv/.setup-$1"; }
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-if [ -f "$(stamp_of "$what")" ] && [ "$(cat "$(stamp_of "$what")")" = "$want" ] && .venv/bin/python -c "import live_mer" 2>/dev/null; then
+installed() {  # the package and its runtime dependencies are installed in .venv (-P: not this folder's copy)
+  .venv/bin/python -P -c 'import importlib.util as u, sys
+sys.exit(any(u.find_spec(m) is None for m in ("live_mer", "numpy", "numba", "librosa", "soxr", "soundfile",
+                                              "sounddevice", "onnxruntime", "pythonosc")))' 2>/dev/null
+}
+if [ -f "$(stamp_of "$what")" ] && [ "$(cat "$(stamp_of "$what")")" = "$want" ] && [ -x .venv/bin/live-mer ] && installed; then
   exit 0
 fi
 gpu=$(.venv/bin/python -m pip list --format=freeze 2>/dev/null | grep -i '^onnxruntime-gpu==' || true)

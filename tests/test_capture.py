@@ -233,3 +233,41 @@ def test_listen_exits_with_an_error_when_the_audio_system_hangs(pulse):
     assert proc.returncode == 1, err
     assert "lost" in err and "stopped responding" in err
     assert "input lost 1 time(s)" in err  # the summary a service's log ends with
+
+
+def test_stopping_twice_after_a_stuck_close_closes_once(pulse):
+    """The monitor stops an engine more than once (Stop, the next start, quitting): after a close that did
+    not return in time, a second stop waits for nothing, and the stream is closed exactly once."""
+    import threading
+
+    from live_mer import sources
+
+    release = threading.Event()
+    closed = []
+
+    class StuckStream:
+        active = True
+
+        def abort(self):
+            release.wait()
+
+        def close(self):
+            closed.append(1)
+
+    source = DeviceSource("pulse", samplerate=SR, channels=1)
+    source.close_wait_s = 0.5
+    before = sources._open_streams
+    source._stream = StuckStream()
+    sources._open_streams += 1  # as _open counts it
+    t0 = time.monotonic()
+    source.stop()
+    assert source.stuck and 0.4 < time.monotonic() - t0 < 2.0
+    t0 = time.monotonic()
+    source.stop()  # returns at once: it is known to be stuck
+    assert time.monotonic() - t0 < 0.2
+    release.set()
+    assert _wait(lambda: closed, 2.0)
+    time.sleep(0.2)
+    assert closed == [1] and sources._open_streams == before
+    assert source.check() == "ok"  # a stopped source hands its worker nothing more
+    assert not source._worker.is_alive()  # one worker, ended after the close

@@ -37,7 +37,7 @@ from gui.window import PREPARING, MainWindow, osc_status_html  # noqa: E402
 from live_mer import config as configmod  # noqa: E402
 from live_mer.analyzer import Analyzer  # noqa: E402
 from live_mer.estimate import Estimate  # noqa: E402
-from live_mer.sources import DeviceSource  # noqa: E402
+from live_mer.sources import DeviceSource, SourceError  # noqa: E402
 from osc_receiver import Receiver  # noqa: E402
 from pulse_rig import load_sink, play, pulse_available, unload_sink  # noqa: E402
 
@@ -594,3 +594,5 @@ def test_a_hung_audio_device_is_remembered_for_the_exit(tiny_model_path):
     session.source = None
     session.stop()
     assert session.audio_hung  # it stays: the process's PortAudio is still unusable
+    with pytest.raises(SourceError, match="stopped responding"):  # no new PortAudio call on a stuck PortAudio
+        session.start(SourceChoice(DEVICE, ""), 0.0, ())

@@ -26,7 +26,7 @@ def test_an_installed_wheel_carries_the_model_and_analyses_a_file(tmp_path):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     dist = tmp_path / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-                    "-w", str(dist), str(src)], check=True, cwd=tmp_path)
+                    "-w", str(dist), str(src)], check=True, cwd=tmp_path, timeout=600)
     (wheel,) = dist.glob("live_mer-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "live_mer/shipped_models/live_mer_student.onnx" in names
@@ -35,7 +35,7 @@ def test_an_installed_wheel_carries_the_model_and_analyses_a_file(tmp_path):
 
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site),
-                    str(wheel)], check=True)
+                    str(wheel)], check=True, timeout=600)
     music = tmp_path / "music.wav"
     sr = 22050
     sf.write(music, np.concatenate([triad(57, True, 4.0, sr), triad(60, False, 4.0, sr)]), sr)
