@@ -92,15 +92,13 @@ def _receiver_notices(refused: dict, stats: list[dict]) -> list[str]:
     return notes
 
 
-def cmd_listen(args) -> int:
-    if args.duration is not None and not args.duration > 0:  # -1 or nan used to exit at once, "successfully"
-        raise configmod.ConfigError(f"--duration {args.duration} is not allowed: seconds > 0 (leave it out to run "
-                                    "until Ctrl-C)")
-    if args.hop is not None and not configmod.hop_plausible(args.hop):  # the model narrows it, below
-        raise configmod.ConfigError(f"--hop {args.hop} is not allowed: {configmod.HOP_ALLOWED}")
-    for dest in args.osc or ():  # named as the flag, not as the file's osc.destinations
-        configmod.check_destination(dest, "--osc")
-    cfg = configmod.load(args.config) if args.config else configmod.Config()
+# configuration keys that listen's flags set, for errors about a flag's value
+FLAG_OF_KEY = {"source.samplerate": "--samplerate", "source.channels": "--channels", "analysis.smoothing_s":
+               "--smoothing", "osc.prefix": "--prefix", "record.path": "--record", "control.port": "--control",
+               "preset": "--preset"}
+
+
+def _apply_flags(cfg: configmod.Config, args) -> configmod.Config:
     if args.device is not None or args.file is not None or args.demo:
         # A source chosen on the command line replaces the file's choice entirely.
         cfg = configmod.override(cfg, "source", device=args.device or "", file=args.file or "", demo=args.demo)
@@ -115,6 +113,33 @@ def cmd_listen(args) -> int:
         cfg = configmod.override(cfg, "control", enabled=True, port=args.control)
     if args.preset is not None:
         cfg = dataclasses.replace(cfg, preset=args.preset).validate()
+    return cfg
+
+
+def _as_flag(exc: configmod.ConfigError) -> configmod.ConfigError:
+    """``record.path = 'x.txt' is not allowed: ...`` -> ``--record 'x.txt' is not allowed: ...``."""
+    text = str(exc)
+    for key, flag in FLAG_OF_KEY.items():
+        if text.startswith(key + " = "):
+            return configmod.ConfigError(f"{flag} {text[len(key) + 3:]}")
+        if text.startswith(key + ":") or text.startswith(key + " "):
+            return configmod.ConfigError(flag + text[len(key):])
+    return exc
+
+
+def cmd_listen(args) -> int:
+    if args.duration is not None and not args.duration > 0:  # -1 or nan used to exit at once, "successfully"
+        raise configmod.ConfigError(f"--duration {args.duration} is not allowed: seconds > 0 (leave it out to run "
+                                    "until Ctrl-C)")
+    if args.hop is not None and not configmod.hop_plausible(args.hop):  # the model narrows it, below
+        raise configmod.ConfigError(f"--hop {args.hop} is not allowed: {configmod.HOP_ALLOWED}")
+    for dest in args.osc or ():  # named as the flag, not as the file's osc.destinations
+        configmod.check_destination(dest, "--osc")
+    cfg = configmod.load(args.config) if args.config else configmod.Config()
+    try:  # the file is valid by now: what fails below came from a flag, and is reported under its name
+        cfg = _apply_flags(cfg, args)
+    except configmod.ConfigError as exc:
+        raise _as_flag(exc) from None
 
     model = load_model(cfg.model.name, provider=cfg.model.provider, threads=cfg.model.threads)
     try:  # before the sound card is opened
@@ -141,7 +166,8 @@ def cmd_listen(args) -> int:
             try:
                 recorder = Recorder(cfg.record.path)
             except OSError as exc:
-                raise OSError(f"record.path {cfg.record.path}: cannot write there ({exc.strerror})") from None
+                origin = "--record" if args.record else "record.path"
+                raise OSError(f"{origin} {cfg.record.path}: cannot write there ({exc.strerror})") from None
             sinks.append(recorder)
             closers.append(recorder.close)
     except (OSError, ValueError) as exc:
