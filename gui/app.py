@@ -94,6 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     except configmod.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:  # the flags' values, checked as listen checks them (the window would clamp or only say so at Start)
+        for dest in args.osc or ():
+            configmod.check_destination(dest, "--osc")
+        configmod.override(cfg, "analysis", smoothing_s=args.smoothing)
+        configmod.override(cfg, "osc", prefix=args.prefix)
+    except configmod.ConfigError as exc:
+        print(f"error: {configmod.named_as_flag(exc)}", file=sys.stderr)
+        return 2
     presets = {**PRESETS, **from_config(cfg.presets)}
     preset = args.preset if args.preset is not None else cfg.preset
     if preset and preset not in presets:

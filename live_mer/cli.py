@@ -92,12 +92,6 @@ def _receiver_notices(refused: dict, stats: list[dict]) -> list[str]:
     return notes
 
 
-# configuration keys that listen's flags set, for errors about a flag's value
-FLAG_OF_KEY = {"source.samplerate": "--samplerate", "source.channels": "--channels", "analysis.smoothing_s":
-               "--smoothing", "osc.prefix": "--prefix", "record.path": "--record", "control.port": "--control",
-               "preset": "--preset"}
-
-
 def _apply_flags(cfg: configmod.Config, args) -> configmod.Config:
     if args.device is not None or args.file is not None or args.demo:
         # A source chosen on the command line replaces the file's choice entirely.
@@ -116,17 +110,6 @@ def _apply_flags(cfg: configmod.Config, args) -> configmod.Config:
     return cfg
 
 
-def _as_flag(exc: configmod.ConfigError) -> configmod.ConfigError:
-    """``record.path = 'x.txt' is not allowed: ...`` -> ``--record 'x.txt' is not allowed: ...``."""
-    text = str(exc)
-    for key, flag in FLAG_OF_KEY.items():
-        if text.startswith(key + " = "):
-            return configmod.ConfigError(f"{flag} {text[len(key) + 3:]}")
-        if text.startswith(key + ":") or text.startswith(key + " "):
-            return configmod.ConfigError(flag + text[len(key):])
-    return exc
-
-
 def cmd_listen(args) -> int:
     if args.duration is not None and not args.duration > 0:  # -1 or nan used to exit at once, "successfully"
         raise configmod.ConfigError(f"--duration {args.duration} is not allowed: seconds > 0 (leave it out to run "
@@ -139,7 +122,7 @@ def cmd_listen(args) -> int:
     try:  # the file is valid by now: what fails below came from a flag, and is reported under its name
         cfg = _apply_flags(cfg, args)
     except configmod.ConfigError as exc:
-        raise _as_flag(exc) from None
+        raise configmod.named_as_flag(exc) from None
 
     model = load_model(cfg.model.name, provider=cfg.model.provider, threads=cfg.model.threads)
     try:  # before the sound card is opened

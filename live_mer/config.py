@@ -23,6 +23,24 @@ class ConfigError(ValueError):
     """A configuration file or value that is not valid; the message names the key."""
 
 
+# the keys that command-line flags set (listen's and the monitor's), for errors about a flag's value
+FLAG_OF_KEY = {"source.samplerate": "--samplerate", "source.channels": "--channels", "analysis.smoothing_s":
+               "--smoothing", "osc.prefix": "--prefix", "record.path": "--record", "control.port": "--control",
+               "preset": "--preset"}
+
+
+def named_as_flag(exc: ConfigError) -> ConfigError:
+    """An error about a value a flag set, named as the flag: ``record.path = 'x.txt' is not allowed: ...``
+    -> ``--record 'x.txt' is not allowed: ...``."""
+    text = str(exc)
+    for key, flag in FLAG_OF_KEY.items():
+        if text.startswith(key + " = "):
+            return ConfigError(f"{flag} {text[len(key) + 3:]}")
+        if text.startswith(key + ":") or text.startswith(key + " "):
+            return ConfigError(flag + text[len(key):])
+    return exc
+
+
 def check_destination(text: str, key: str) -> None:
     """A quick-form destination ``HOST:PORT``; ``key`` names where it came from (``--osc`` or the file's)."""
     try:

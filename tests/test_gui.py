@@ -596,3 +596,13 @@ def test_a_hung_audio_device_is_remembered_for_the_exit(tiny_model_path):
     assert session.audio_hung  # it stays: the process's PortAudio is still unusable
     with pytest.raises(SourceError, match="stopped responding"):  # no new PortAudio call on a stuck PortAudio
         session.start(SourceChoice(DEVICE, ""), 0.0, ())
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--smoothing", "-1"], "error: --smoothing -1.0 is not allowed: 0..60 seconds"),  # the spin box clamped it
+    (["--prefix", "bad prefix"], "error: --prefix: OSC prefix 'bad prefix' must start with '/'"),
+    (["--osc", "osc://1.2.3.4:9000"], "error: --osc: OSC destination 'osc://1.2.3.4:9000': give HOST:PORT"),
+])
+def test_bad_flags_are_refused_before_the_window_opens(tiny_model_path, capsys, args, needle):
+    assert gui_app.main(["--model", str(tiny_model_path), "--demo", *args]) == 2
+    assert needle in capsys.readouterr().err
