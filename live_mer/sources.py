@@ -223,10 +223,13 @@ class DeviceSource:
             if self._stopped is not None:
                 return
             self._pending = True
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="live_mer-audio-device", daemon=True)
-                self._worker.start()
+            self._ensure_worker()
             self._jobs.put(job)
+
+    def _ensure_worker(self) -> None:  # with self._lock held
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="live_mer-audio-device", daemon=True)
+            self._worker.start()
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -299,9 +302,7 @@ class DeviceSource:
             first = self._stopped is None
             if first:
                 self._stopped = threading.Event()
-                if self._worker is None:
-                    self._worker = threading.Thread(target=self._work, name="live_mer-audio-device", daemon=True)
-                    self._worker.start()
+                self._ensure_worker()
                 for job in (self._close_stream, self._stopped.set, None):  # None: the worker ends
                     self._jobs.put(job)
         if not first and self.stuck:
