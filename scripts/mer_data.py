@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -35,18 +36,43 @@ class Clip:
     dataset: str
     clip_id: str
     path: Path
-    group: str  # the unit that must not straddle folds: artist (4Q), track (Emotify)
+    group: str  # the unit that must not straddle folds: artist (4Q), track (Emotify), game (VGMIDI); see folds()
     quadrant: int | None = None
     gems: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
 
 
+# An act's backing band or orchestra, or a "+ 2", is the same act: "Charlie Poole & the North Carolina
+# Ramblers" and "Charlie Poole", "Eddie Heywood and His Orchestra" and "Eddie Heywood" must share a fold.
+_ACT_SUFFIX = re.compile(r"\s+(?:(?:&|and|with)\s+(?:his|her|the)\b.*|\+\s*\d+)$")
+# Credited so differently that no rule joins them.
+ARTIST_ALIASES = {"alvin & the chipmunks": "the chipmunks"}
+# The same recording under two clip ids (found by correlating the clips' waveforms, r 0.93-0.98, on
+# 2026-12-03): each set must share a fold, with every other clip of the acts involved.
+SAME_RECORDING = (
+    ("4q", "MT0000523076", "MT0000941301"),  # "Trav'lin' Light", Eddie Heywood (and His Orchestra)
+    ("4q", "MT0002161109", "MT0033415296"),  # "That Old Black Magic", credited to Elmer Bernstein and to
+                                             # Sam Butera & the Witnesses (phase-inverted, 14 s apart)
+    ("emotify", "170", "176"),
+    ("emotify", "172", "175"),
+    ("emotify", "359", "366"),
+)
+
+
+def artist_group(artist: str) -> str:
+    """The fold group of a 4Q artist credit: lower case, the backing band or orchestra dropped, aliases
+    joined (``"Bob Marley & the Wailers"`` and ``"Bob Marley"`` are one group)."""
+    name = " ".join(artist.lower().split())
+    name = ARTIST_ALIASES.get(name, name)
+    return _ACT_SUFFIX.sub("", name)
+
+
 def load_4q(data: Path = DATA) -> list[Clip]:
-    """4Q audio emotion dataset: quadrant labels, grouped by artist."""
+    """4Q audio emotion dataset: quadrant labels, grouped by artist (:func:`artist_group`)."""
     clips = []
     with open(data / "4q" / "labels.csv", newline="") as fh:
         for row in csv.DictReader(fh):
-            clips.append(Clip("4q", row["song"], data / row["path"], "4q:" + row["artist"].strip().lower(),
+            clips.append(Clip("4q", row["song"], data / row["path"], "4q:" + artist_group(row["artist"]),
                               quadrant=QUADRANTS.index(row["quadrant"]), extra={"moods": row["moods"]}))
     return clips
 
@@ -68,17 +94,37 @@ def load_emotify(data: Path = DATA) -> list[Clip]:
     return clips
 
 
+def fold_groups(clips: list[Clip]) -> list[str]:
+    """Each clip's fold group: its own ``group``, with the groups of every :data:`SAME_RECORDING` set
+    joined (so the two acts credited with one recording, and all their clips, share a fold)."""
+    parent = {c.group: c.group for c in clips}
+
+    def root(g: str) -> str:
+        while parent[g] != g:
+            g = parent[g]
+        return g
+
+    by_id = {(c.dataset, c.clip_id): c.group for c in clips}
+    for dataset, *ids in SAME_RECORDING:
+        present = [by_id[(dataset, i)] for i in ids if (dataset, i) in by_id]
+        for g in present[1:]:
+            a, b = sorted((root(present[0]), root(g)))
+            parent[b] = a
+    return [root(c.group) for c in clips]
+
+
 def folds(clips: list[Clip], n_folds: int = 5, seed: int = 0) -> np.ndarray:
-    """Fold index per clip: groups never straddle folds; 4Q is stratified by quadrant."""
+    """Fold index per clip: groups (:func:`fold_groups`) never straddle folds; 4Q is stratified by quadrant."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     out = np.full(len(clips), -1)
     by_dataset = defaultdict(list)
     for i, c in enumerate(clips):
         by_dataset[c.dataset].append(i)
+    group_of = fold_groups(clips)
     for idx in by_dataset.values():
         y = [clips[i].quadrant if clips[i].quadrant is not None else 0 for i in idx]
-        groups = [clips[i].group for i in idx]
+        groups = [group_of[i] for i in idx]
         splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
         for k, (_, test) in enumerate(splitter.split(np.zeros(len(idx)), y, groups)):
             out[np.asarray(idx)[test]] = k

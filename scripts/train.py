@@ -631,10 +631,10 @@ def prepare(spec: FeatureSpec, args):
     # instrument version of a piece shares that render's timeline, so it shares its teacher descriptors.
     embedded = np.array([musicnn_path(c).exists() for c in clips])
     source = list(range(len(clips)))
-    by_piece = {c.group: i for i, c in enumerate(clips) if c.dataset == "vgmidi" and embedded[i]}
+    by_piece = {c.extra["piece"]: i for i, c in enumerate(clips) if c.dataset == "vgmidi" and embedded[i]}
     for i, c in enumerate(clips):
-        if not embedded[i] and c.dataset == "vgmidi" and c.group in by_piece:
-            source[i] = by_piece[c.group]
+        if not embedded[i] and c.dataset == "vgmidi" and c.extra["piece"] in by_piece:
+            source[i] = by_piece[c.extra["piece"]]
     missing = [c for i, c in enumerate(clips) if not embedded[source[i]]]
     if missing:
         raise SystemExit(f"{len(missing)} of {len(clips)} clips have no musicnn embeddings yet (e.g. "
@@ -701,8 +701,10 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
     if segs is not None:
         table["teachers"] = teacher_oof_table(segs, clips, fold)
     table["protocol"] = (
-        f"{args.folds}-fold cross-validation, folds grouped by artist (4Q, stratified by quadrant), track (Emotify) "
-        f"and piece (VGMIDI, all instrument renders of a piece in one fold), seed {SEED}. Students (each the average of "
+        f"{args.folds}-fold cross-validation, folds grouped by artist (4Q, stratified by quadrant; an act with or without "
+        f"its band or orchestra is one artist), track (Emotify) and game (VGMIDI: every render of a piece and every "
+        f"piece of a game in one fold); the same recording under two ids (2 pairs in 4Q, 3 in Emotify) in one fold; "
+        f"seed {SEED}. Students (each the average of "
         f"{ENSEMBLE} MLPs trained with seeds {SEED}..{SEED + ENSEMBLE - 1}): every window "
         f"the live Analyzer runs ({WINDOW_S:g} s, every {HOP_S:g} s, causal, no smoothing) of every test clip, "
         "from the same frame features; clip metrics on the mean of a clip's windows; VGMIDI per measure with the "

@@ -142,7 +142,7 @@ def test_variants_are_deterministic_and_distinct(vgmidi):
     assert len({tuple(vgmidi.variants_for(f"p{i}")) for i in range(40)}) > 1  # not one fixed choice
 
 
-def test_variants_of_a_piece_share_a_group(vgmidi, tmp_path):
+def test_variants_of_a_piece_share_a_game_group(vgmidi, tmp_path):
     import soundfile as sf
 
     piece = "S_C_G_Title"
@@ -159,7 +159,8 @@ def test_variants_of_a_piece_share_a_group(vgmidi, tmp_path):
         sf.write(str(p), np.zeros(int(7.0 * 8000), np.float32), 8000, format="FLAC")  # 7 s: measure 4 clipped
     clips = vgmidi.load_vgmidi(data=data, audio_dir=audio)
     assert [c.clip_id for c in clips] == [f"{piece}@{v}" for v in variants]
-    assert {c.group for c in clips} == {f"vgmidi:{piece}"}
+    assert {c.group for c in clips} == {"vgmidi:G"}  # the game: all renders, and the game's other pieces
+    assert vgmidi.game_of("Final Fantasy_PS1_Final Fantasy VII_One Winged Angel") == "Final Fantasy VII"
     assert all(c.dataset == "vgmidi" and c.path.exists() for c in clips)
     m = clips[0].extra["measures"]
     np.testing.assert_allclose(m[:, :2], [[0, 2], [2, 4], [4, 6], [6, 7]])

@@ -346,3 +346,22 @@ def test_a_chord_emission_from_another_version_is_refused(tmp_path):
     np.savez(tmp_path / "old.npz", **weights, log_prior=np.zeros(10, np.float32))
     with pytest.raises(ValueError, match="old.npz.*chord_w1 should have 48 inputs"):
         load_emission(tmp_path / "old.npz")
+
+
+def test_folds_keep_an_act_and_a_recording_in_one_fold():
+    """An act with or without its band is one group; a recording under two ids joins its two acts' groups;
+    no group straddles folds."""
+    assert mer_data.artist_group("Charlie Poole & the North Carolina Ramblers") == mer_data.artist_group("Charlie Poole")
+    assert mer_data.artist_group("Eddie Heywood and His Orchestra") == mer_data.artist_group(" eddie  HEYWOOD")
+    assert mer_data.artist_group("The Sir Douglas Quintet + 2") == mer_data.artist_group("The Sir Douglas Quintet")
+    assert mer_data.artist_group("Alvin & the Chipmunks") == mer_data.artist_group("The Chipmunks")
+    assert mer_data.artist_group("Simon & Garfunkel") != mer_data.artist_group("Simon")
+    a, b = mer_data.SAME_RECORDING[1][1:]  # credited to two different acts
+    clips = [mer_data.Clip("4q", a, Path("x"), "4q:elmer bernstein", quadrant=0),
+             mer_data.Clip("4q", b, Path("x"), "4q:sam butera", quadrant=0),
+             mer_data.Clip("4q", "other", Path("x"), "4q:sam butera", quadrant=1)]
+    clips += [mer_data.Clip("4q", f"c{i}", Path("x"), f"4q:act{i}", quadrant=i % 4) for i in range(40)]
+    groups = mer_data.fold_groups(clips)
+    assert groups[0] == groups[1] == groups[2] and len(set(groups)) == 41
+    fold = mer_data.folds(clips, 5, 1)
+    assert fold[0] == fold[1] == fold[2] and set(fold) == set(range(5))

@@ -65,6 +65,14 @@ def piece_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
 
 
+def game_of(piece: str) -> str:
+    """The game of a piece named ``<series>_<console>_<game>_<title>`` (the whole name if it has no game):
+    VGMIDI's folds group by game, since one game's pieces share a composer and often a tune (Ocarina of
+    Time's "Medley of Time" holds its "Song of Storms"; "One Winged Angel" and its "Reborn Arrangement")."""
+    parts = piece.split("_", 3)
+    return parts[2] if len(parts) == 4 else piece
+
+
 def variants_for(piece: str, seed: int = VARIANT_SEED, k: int = N_VARIANTS) -> list[str]:
     """``["original", ...k program variants]`` for ``piece``, chosen deterministically from its name."""
     digest = hashlib.sha256(f"{seed}:{piece}".encode()).digest()
@@ -365,7 +373,8 @@ def label_timeline(ann: PieceAnnotation, mid, timeline: str = "annotation") -> n
 
 def load_vgmidi(data: Path = DATA, audio_dir: Path = AUDIO, timeline: str = "annotation",
                 only_rendered: bool = True) -> list[Clip]:
-    """VGMIDI clips: one per rendered (piece, instrument variant), grouped by piece.
+    """VGMIDI clips: one per rendered (piece, instrument variant), grouped by game (:func:`game_of`), so
+    every render of a piece and every arrangement of its tune share a fold.
 
     ``extra["measures"]`` is ``(n, 4)`` float64: start s, end s, mean valence, mean arousal (annotators'
     mean per measure, on ``timeline``, see :func:`label_timeline`; measures starting past the end of the
@@ -402,7 +411,7 @@ def load_vgmidi(data: Path = DATA, audio_dir: Path = AUDIO, timeline: str = "ann
             g = grid[keep].copy()
             g[:, 1] = np.minimum(g[:, 1], seconds)
             measures = np.concatenate([g, tab[keep, :2]], axis=1)
-            clips.append(Clip("vgmidi", f"{piece_slug(piece)}@{variant}", path, f"vgmidi:{piece_slug(piece)}",
+            clips.append(Clip("vgmidi", f"{piece_slug(piece)}@{variant}", path, f"vgmidi:{piece_slug(game_of(piece))}",
                               extra={"measures": measures, "measure_stats": tab[keep, 2:],
                                      "bars": bar_boundaries(mid), "variant": variant,
                                      "program": PROGRAMS.get(variant), "piece": piece, "midi": f,
