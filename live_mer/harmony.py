@@ -342,7 +342,9 @@ def peak_chroma(power, prev_power, smooth, bin_hz, k_lo, k_hi, k_bass, k_tune, t
         total += scratch_mag[i]
     tonality = in_tune / total if total > 0.0 else 0.0
     tuning_state[3] = tonality
-    if tonality < tonality_gate:
+    # Peaks that all sit exactly on their floor (a click track) have no magnitude to normalise by: no chroma,
+    # as below the gate (which a gate of 0 would not give them).
+    if tonality < tonality_gate or a_max == 0.0:
         n_peaks = 0
     for i in range(n_peaks):
         w = np.log(np.float32(1.0) + np.float32(compression) * scratch_w[i] / a_max)  # logf: log1p is slower
@@ -533,7 +535,7 @@ def _emission(chroma, bass, context, net, x, hidden, out):
 def _track(chroma, bass, net, family, profiles, chord_fit, p_stay, lag, hysteresis, key_prior, key_switch,
            key_chord_weight, key_profile_weight, key_margin, key_hold, key_alpha, key_ll, history, context, x,
            hidden, em_ring,
-           alpha_ring, alpha, beta, beta_next, gamma, mm, alpha_free, mm_free, prior, state_i, out_chord, out_conf,
+           alpha_ring, alpha, beta, gamma, mm, alpha_free, mm_free, prior, state_i, out_chord, out_conf,
            out_ext, out_ext_conf, out_key, out_key_conf, out_key_change):
     """Per frame: emission, forward step, fixed-lag backward pass, labels with hysteresis, key update.
 
@@ -604,15 +606,14 @@ def _track(chroma, bass, net, family, profiles, chord_fit, p_stay, lag, hysteres
             e = em_ring[(t - k) % ring]
             acc = 0.0
             for s in range(n_states):
-                beta_next[s] = e[s] * beta[s]
-                acc += beta_next[s]
-            norm = 0.0
+                b = e[s] * beta[s]
+                beta[s] = b
+                acc += b
+            # p_stay * b + move * acc summed over the states is acc (move = (1 - p_stay) / n_states): the
+            # normalised message is p_stay * b / acc + move, with no second sum.
+            scale = p_stay / acc
             for s in range(n_states):
-                beta[s] = p_stay * beta_next[s] + move * acc
-                norm += beta[s]
-            inv = 1.0 / norm
-            for s in range(n_states):
-                beta[s] *= inv
+                beta[s] = beta[s] * scale + move
         past = alpha_ring[(t - lag) % ring]
         total = 0.0
         for s in range(n_states):
@@ -793,7 +794,6 @@ class HarmonyTracker:
         self._alpha_ring = np.full((self.lag + 1, N_EXT), 1.0 / N_EXT)
         self._alpha = np.full(N_EXT, 1.0 / N_EXT)
         self._beta = np.empty(N_EXT)
-        self._beta_next = np.empty(N_EXT)
         self._gamma = np.empty(N_EXT)
         self._mm = np.empty(25)
         self._alpha_free = np.full(N_EXT, 1.0 / N_EXT)
@@ -817,7 +817,7 @@ class HarmonyTracker:
                p.chord_hysteresis, p.chord_key_prior, self._key_switch, p.key_chord_weight / self.frame_rate,
                p.key_profile_weight / self.frame_rate, p.key_switch_margin, self._key_hold, self._key_alpha,
                self._key_ll, self._history, self._context, self._x, self._hidden, self._em, self._alpha_ring,
-               self._alpha, self._beta, self._beta_next, self._gamma, self._mm, self._alpha_free, self._mm_free,
+               self._alpha, self._beta, self._gamma, self._mm, self._alpha_free, self._mm_free,
                self._prior, self._state_i,
                out.chord, out.chord_confidence, out.chord_ext, out.chord_ext_confidence, out.key, out.key_confidence,
                out.key_change)
