@@ -1,6 +1,6 @@
 """Batch analysis of a music library: files and folders, in parallel, resumable, with a summary CSV.
 
-For every audio file: ``<out>/<relative path>.json`` (see :func:`find_audio`) (the analyze JSON contract of
+For every audio file: ``<out>/<relative path>.json`` (see :func:`scan`) (the analyze JSON contract of
 :mod:`live_mer.fileanalysis`) and, with plots, ``<out>/<relative path>.png``; for the whole run:
 a summary CSV with one row per track. A file that fails is reported and skipped; the rest completes.
 """
@@ -23,8 +23,37 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".
 _model = None
 
 
+def _file_or_locked(path: Path) -> bool:
+    """A file (or a link to one), or one we may not even look at (in a folder we may list but not enter):
+    its analysis then says it cannot be read, rather than the scan crashing or passing over it."""
+    try:
+        return path.is_file()
+    except PermissionError:
+        return True
+
+
+def _audio_in(folder: Path, unreadable: list[tuple[Path, str]]) -> list[Path]:
+    """The audio files in ``folder`` and its subfolders (not through links to folders, as rglob did), sorted;
+    each folder that cannot be listed goes to ``unreadable`` with the reason (rglob passed over them
+    without a word, and a library with a locked folder looked completely analysed)."""
+    def skipped(exc: OSError) -> None:
+        unreadable.append((Path(exc.filename), exc.strerror))
+
+    files = []
+    for top, _, names in os.walk(folder, onerror=skipped):
+        files.extend(f for f in map(Path(top).joinpath, names)
+                     if f.suffix.lower() in AUDIO_EXTENSIONS and _file_or_locked(f))
+    return sorted(files)
+
+
 def find_audio(paths: list[str | Path]) -> list[tuple[Path, Path]]:
-    """(file, output name) for files given directly and audio files inside folders, each file once.
+    """(file, output name) for files given directly and audio files inside folders: :func:`scan`'s first half."""
+    return scan(paths)[0]
+
+
+def scan(paths: list[str | Path]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
+    """(file, output name) for files given directly and audio files inside folders, each file once; and
+    (folder, reason) for every folder that could not be read.
 
     Output names are paths relative to the folder all the inputs share (a single folder: that folder;
     a single file: its folder), so ``crateA/track01.wav`` and ``crateB/track01.wav`` never write the
@@ -32,10 +61,11 @@ def find_audio(paths: list[str | Path]) -> list[tuple[Path, Path]]:
     """
     files: list[Path] = []
     roots: list[Path] = []
+    unreadable: list[tuple[Path, str]] = []
     for p in map(Path, paths):
-        if p.is_dir():
+        if os.path.isdir(p):  # (False, not an exception, for a path in a folder we may not enter: a file's error)
             roots.append(p)
-            files.extend(f for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            files.extend(_audio_in(p, unreadable))
         else:
             roots.append(p.parent)
             files.append(p)
@@ -55,7 +85,7 @@ def find_audio(paths: list[str | Path]) -> list[tuple[Path, Path]]:
         else:  # the whole path, its drive letter as the first folder: unique
             name = Path(Path(full).drive.rstrip(":")) / Path(full).relative_to(Path(full).anchor)
         found.append((f, name))
-    return found
+    return found, unreadable
 
 
 def _finished(path: Path) -> dict | None:
@@ -109,30 +139,36 @@ def _init_worker(model_arg: str, provider: str) -> None:
     _model = load_model(model_arg, provider=provider)
 
 
-def _analyze_one(job: tuple[str, str | None, float, bool]) -> dict:
+def result_files(out: Path, rel: Path) -> tuple[Path, Path, Path]:
+    """What a track writes in ``out`` under its output name ``rel`` (from :func:`scan`): its JSON, that
+    JSON while it is being written, and its plot (with ``--plot``)."""
+    base = out / rel
+    return tuple(base.with_name(base.name + ext) for ext in (".json", ".json.tmp", ".png"))
+
+
+def _analyze_one(job: tuple[str, tuple[Path, Path, Path] | None, float, bool]) -> dict:
     from .fileanalysis import AudioFileError, analyze_file
 
-    path, out_base, smoothing, plot = job
+    path, outputs, smoothing, plot = job
     try:
         result = analyze_file(path, _model, smoothing_s=smoothing)
     except (AudioFileError, ValueError) as exc:
         return {"path": path, "error": str(exc)}
-    if out_base is not None:
-        base = Path(out_base)
-        base.parent.mkdir(parents=True, exist_ok=True)
-        tmp = base.with_name(base.name + ".json.tmp")
+    if outputs is not None:
+        done, tmp, png = outputs
+        done.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(result, indent=1) + "\n")
-        tmp.replace(base.with_name(base.name + ".json"))  # complete files only, so --resume can trust them
+        tmp.replace(done)  # complete files only, so --resume can trust them
         if plot:
             from .plot import plot_result
 
-            plot_result(result, base.with_name(base.name + ".png"))
+            plot_result(result, png)
     return result
 
 
 @dataclass
 class BatchReport:
-    results: list[dict] = field(default_factory=list)  # in input order
+    results: list[dict] = field(default_factory=list)  # in input order, then the folders that could not be read
     skipped: int = 0  # already done (--resume)
     failed: int = 0
     seconds: float = 0.0
@@ -164,18 +200,21 @@ def run_batch(paths: list[str | Path], model_arg: str, out_dir: str | Path | Non
               progress: bool | None = None) -> BatchReport:
     """Analyse ``paths`` (files and folders) with ``jobs`` worker processes (0 = one per core)."""
     t0 = time.monotonic()
-    files = find_audio(paths)
+    files, unreadable = scan(paths)
     out = Path(out_dir) if out_dir is not None else None
     report = BatchReport(results=[{}] * len(files))
+    for folder, reason in unreadable:  # said before the analysis, which may take hours
+        report.results.append({"path": str(folder), "error": f"cannot read this folder ({reason}); the audio "
+                               "files in it were not analysed"})
+        _tell(report, report.results[-1])
     todo = []
     for i, (f, rel) in enumerate(files):
-        base = out / rel if out is not None else None
-        done = base.with_name(base.name + ".json") if base is not None else None
-        if resume and done is not None and (earlier := _finished(done)) is not None:
+        outputs = result_files(out, rel) if out is not None else None
+        if resume and outputs is not None and (earlier := _finished(outputs[0])) is not None:
             report.results[i] = earlier
             report.skipped += 1
             continue
-        todo.append((i, (str(f), str(base) if base is not None else None, smoothing_s, plot)))
+        todo.append((i, (str(f), outputs, smoothing_s, plot)))
     bar = Progress(len(todo), progress)
     workers = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(model_arg, provider)) as pool:
@@ -187,15 +226,20 @@ def run_batch(paths: list[str | Path], model_arg: str, out_dir: str | Path | Non
             except Exception as exc:  # a crash in one worker's file must not sink the batch
                 result = {"path": str(files[i][0]), "error": f"analysis crashed: {exc!r}"}
             report.results[i] = result
-            if "error" in result:
-                report.failed += 1
-                where = "" if result["path"] in result["error"] else f"{result['path']}: "
-                print(f"\nerror: {where}{result['error']}", file=sys.stderr)
-            elif "warning" in result:
-                print(f"\nwarning: {result['path']}: {result['warning']}", file=sys.stderr)
+            _tell(report, result)
             bar.step(Path(result["path"]).name)
     report.seconds = time.monotonic() - t0
     return report
+
+
+def _tell(report: BatchReport, result: dict) -> None:
+    """Report a failed (counted) or suspect result on stderr as it comes."""
+    if "error" in result:
+        report.failed += 1
+        where = "" if result["path"] in result["error"] else f"{result['path']}: "
+        print(f"\nerror: {where}{result['error']}", file=sys.stderr)
+    elif "warning" in result:
+        print(f"\nwarning: {result['path']}: {result['warning']}", file=sys.stderr)
 
 
 def write_summary_csv(results: list[dict], path: str | Path) -> None:
@@ -203,7 +247,9 @@ def write_summary_csv(results: list[dict], path: str | Path) -> None:
     names: list[str] = []
     for row in rows:
         names.extend(k for k in row if k not in names)
-    with open(path, "w", newline="") as fh:
+    # A file name that is not valid UTF-8 (held with surrogates) is written as its escape, "caf\udce9.wav", as
+    # the JSON spells it: the original bytes (surrogateescape) would make the whole CSV unreadable as UTF-8.
+    with open(path, "w", newline="", errors="backslashreplace") as fh:
         w = csv.DictWriter(fh, fieldnames=names)
         w.writeheader()
         w.writerows(rows)

@@ -74,7 +74,8 @@ def plot_result(result: dict, path: str | Path) -> Path:
     ax.legend(handles=handles, loc="upper left", ncol=6, fontsize=11, facecolor="#1b1b22", edgecolor="#333333",
               labelcolor="#e6e6e6")
     s = result["summary"]
-    title = (f"{Path(result['path']).name}   —   valence {s['valence']:+.2f}, arousal {s['arousal']:+.2f}, "
+    name = Path(result["path"]).name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    title = (f"{name}   —   valence {s['valence']:+.2f}, arousal {s['arousal']:+.2f}, "
              f"{s.get('quadrant', '')}   key {s.get('key') or '?'} {s.get('key_camelot', '')}")
     ax.set_title(title, color="#ffffff", fontsize=16, loc="left", pad=12)
     span = max(float(t[-1]) if len(t) else 1.0, 1.0)

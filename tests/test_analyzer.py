@@ -248,6 +248,26 @@ def test_a_cut_off_mp3_reports_what_was_decoded_not_what_its_header_states(tiny_
     assert "warning" not in analyze_file(full, tiny_model)
 
 
+def test_input_that_is_not_valid_audio_is_analysed_with_a_warning(tiny_model, tmp_path):
+    """An all-NaN file came out like silence, and a float file at +-2300 with nearly every sample silenced or
+    clipped, without a word: more than 1 % of such samples earns the result a warning, as a cut-off file does
+    (a loud master clips a few samples in 10 000, and a few NaN are silenced quietly)."""
+    sr = 22050
+    x = triad(57, True, 4.0, sr)
+    few_nan = x.copy()
+    few_nan[::200] = np.nan  # 0.5 %
+    cases = {"all_nan": np.full_like(x, np.nan), "scaled": x * (2300 / np.abs(x).max()),
+             "clipped": np.clip(x * (3 / np.abs(x).max()), -1, 1), "fine": x, "few_nan": few_nan}
+    warning = {}
+    for name, audio in cases.items():
+        sf.write(tmp_path / f"{name}.wav", audio, sr, subtype="FLOAT")
+        warning[name] = analyze_file(tmp_path / f"{name}.wav", tiny_model).get("warning", "")
+    assert "of the samples are not audio (NaN, infinite" in warning["all_nan"] and "silence" in warning["all_nan"]
+    assert "not audio" in warning["scaled"] and "clipped" in warning["scaled"]
+    assert "of the samples are clipped" in warning["clipped"] and "not audio" not in warning["clipped"]
+    assert warning["fine"] == warning["few_nan"] == ""
+
+
 def test_set_smoothing_takes_effect_mid_stream(tiny_model):
     sr = 22050
     a = Analyzer(tiny_model, sr, smoothing_s=30.0)

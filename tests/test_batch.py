@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -27,9 +28,28 @@ def library(tmp_path):
     return lib
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "live_mer", "analyze", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, env=os.environ)
+def run(*args, prefix=()):
+    # (backslashreplace: the listing on stdout holds a name that is not valid UTF-8 as its bytes, as ls does)
+    return subprocess.run([*prefix, sys.executable, "-m", "live_mer", "analyze", *map(str, args)], capture_output=True,
+                          text=True, errors="backslashreplace", timeout=300, env=os.environ)
+
+
+def unprivileged(locked) -> list[str]:
+    """A command prefix under which ``locked`` (a folder made unreadable) cannot be listed: none for a user,
+    setpriv without the powers that let root read anything; skips where that cannot be had."""
+    if not hasattr(os, "geteuid"):
+        pytest.skip("POSIX file permissions only")
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: root reads any folder, permissions cannot be enforced")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    probe = f"import os\ntry:\n    os.listdir({str(locked)!r})\nexcept PermissionError:\n    print('denied')"
+    r = subprocess.run([*prefix, sys.executable, "-c", probe], capture_output=True, text=True)
+    if r.stdout != "denied\n":
+        pytest.skip(f"folder permissions are not enforced here ({' '.join(prefix) or 'as this user'}: "
+                    f"{r.stderr.strip() or 'the locked folder could be listed'})")
+    return prefix
 
 
 def test_folder_batch_with_a_corrupt_file_plots_and_resume(library, tmp_path, tiny_model_path):
@@ -114,3 +134,57 @@ def test_a_cut_off_file_is_analysed_with_a_warning(tmp_path, tiny_model_path):
     assert result["duration"] < 8 and "truncated" in result["warning"]
     (row,) = csv.DictReader(open(tmp_path / "all.csv"))
     assert row["warning"] == result["warning"] and not row["error"]
+
+
+def test_a_file_name_that_is_not_utf8_is_analysed_and_written(tmp_path, tiny_model_path):
+    """A name that is not valid UTF-8 (a Latin-1 "café"): soundfile could not open it (UnicodeEncodeError) and
+    the summary CSV crashed on it with only its header written. It is analysed; the CSV (valid UTF-8) spells
+    it with the escape the JSON uses, "caf\\udce9.wav", and the JSON's reader gets the name's bytes back."""
+    sr = 22050
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    sf.write(lib / "good.wav", triad(57, True, 3, sr), sr)
+    sf.write(lib / "tmp.wav", triad(62, False, 3, sr), sr)
+    odd = lib / os.fsdecode(b"caf\xe9.wav")
+    try:
+        os.rename(lib / "tmp.wav", odd)
+    except OSError:
+        pytest.skip("this file system refuses names that are not valid UTF-8")
+    out = tmp_path / "out"
+    r = run(lib, "--out", out, "--json", tmp_path / "all.json", "--jobs", "1", "--model", tiny_model_path)
+    assert r.returncode == 0 and "2 analysed, 0 already done, 0 failed" in r.stderr, r.stderr
+    rows = list(csv.DictReader(open(out / "summary.csv", encoding="utf-8")))  # strict: all of it is UTF-8
+    assert [row["path"] for row in rows] == [os.path.join(lib, "caf\\udce9.wav"), str(lib / "good.wav")]
+    assert all(row["quadrant"] and row["key"] and not row["error"] for row in rows)
+    results = json.loads((tmp_path / "all.json").read_text(encoding="ascii"))
+    assert os.fsencode(results[0]["path"]) == os.fsencode(odd) and results[0]["summary"]["key"]
+    assert json.loads((out / os.fsdecode(b"caf\xe9.wav.json")).read_text())["path"] == str(odd)
+
+
+def test_an_unreadable_folder_or_file_is_a_failure_that_says_why(tmp_path, tiny_model_path):
+    """rglob passed over a folder it could not list without a word: a library with a locked folder came out
+    "1 analysed, 0 failed", the locked folder alone as "no audio files". Each is now a failure naming the
+    folder, and the rest is analysed; a file that may not be read says so (libsndfile said "System error.")."""
+    sr = 22050
+    lib = tmp_path / "lib"
+    for sub in ("ok", "locked"):
+        (lib / sub).mkdir(parents=True)
+        sf.write(lib / sub / "a.wav", triad(57, True, 3, sr), sr)
+    sf.write(lib / "private.wav", triad(57, True, 3, sr), sr)
+    (lib / "locked").chmod(0)
+    (lib / "private.wav").chmod(0)
+    try:
+        prefix = unprivileged(lib / "locked")
+        r = run(lib, "--csv", tmp_path / "all.csv", "--jobs", "1", "--model", tiny_model_path, prefix=prefix)
+        alone = run(lib / "locked", "--model", tiny_model_path, prefix=prefix)
+    finally:
+        (lib / "locked").chmod(0o755)
+        (lib / "private.wav").chmod(0o644)
+    assert r.returncode == 1, r.stderr
+    assert f"error: {lib / 'locked'}: cannot read this folder (Permission denied)" in r.stderr
+    assert f"error: {lib / 'private.wav'}: cannot read it (Permission denied)" in r.stderr
+    assert "1 analysed, 0 already done, 2 failed" in r.stderr
+    rows = {row["path"]: row for row in csv.DictReader(open(tmp_path / "all.csv"))}
+    assert rows[str(lib / "ok" / "a.wav")]["quadrant"]
+    assert "cannot read this folder" in rows[str(lib / "locked")]["error"]
+    assert alone.returncode == 1 and "cannot read this folder" in alone.stderr and "no audio files" not in alone.stderr

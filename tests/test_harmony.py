@@ -5,9 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from conftest import chord_tones, triad
 from live_mer.features import FeatureSpec, Frontend
+from live_mer.fileanalysis import analyze_file
 from live_mer.harmony import (EMISSION_PATH, EXT_NO_CHORD, KEY_PROFILES, N_EXT, NO_CHORD, PITCH_CLASSES,
                               QUALITIES, QUALITY_INTERVALS, HarmonyParams, HarmonyTracker, StreamKey, camelot, chord_emissions,
                               chord_ext_label, chord_ext_to_majmin, chord_label, key_name, load_emission, open_key)
@@ -163,6 +165,20 @@ def test_silence_noise_and_drums_give_no_chord():
         # whatever chord slips through is not reported with confidence
         assert np.all(b.chord_confidence[sel][chords != NO_CHORD] < 0.8), name
         assert (b.key[sel] < 0).mean() > 0.9, name  # no key either
+
+
+def test_a_click_track_gives_no_chord(tiny_model, tmp_path):
+    """Clicks every 250 ms leave only peaks that sit exactly on their local floor (no magnitude, and a
+    tonality of 0, which the default gate of 0 lets through): the chroma divided by their largest magnitude,
+    0, and the whole analysis crashed with ZeroDivisionError."""
+    sr = 22050
+    x = np.zeros(4 * sr, np.float32)
+    x[::5512] = 0.5
+    path = tmp_path / "clicks.wav"
+    sf.write(path, x, sr, subtype="PCM_16")
+    result = analyze_file(path, tiny_model)
+    assert result["timeline"] and {e["chord"] for e in result["timeline"]} == {"N"}
+    assert result["summary"]["key"] == ""
 
 
 def test_chords_survive_drums():
