@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -16,7 +17,7 @@ from pathlib import Path
 from . import __version__
 from . import config as configmod
 from .analyzer import Analyzer, hop_frames
-from .batch import AUDIO_EXTENSIONS, run_batch, write_summary_csv
+from .batch import AUDIO_EXTENSIONS, find_audio, result_files, run_batch, write_summary_csv
 from .control import ControlServer, Controller
 from .engine import Engine, LatestEstimates
 from .estimate import Estimate
@@ -99,7 +100,7 @@ def _apply_flags(cfg: configmod.Config, args) -> configmod.Config:
     cfg = configmod.override(cfg, "source", samplerate=args.samplerate, channels=args.channels,
                              loop=True if args.loop else None)
     cfg = configmod.override(cfg, "model", name=args.model, provider=args.provider)
-    cfg = configmod.override(cfg, "analysis", smoothing_s=args.smoothing, hop_s=args.hop)
+    cfg = configmod.override(cfg, "analysis", smoothing_s=args.smoothing)  # --hop: checked against the model
     cfg = configmod.override(cfg, "osc", prefix=args.prefix, destinations=tuple(args.osc) if args.osc else None,
                               destination=() if args.osc else None)  # --osc replaces the file's destinations
     cfg = configmod.override(cfg, "record", path=args.record)
@@ -110,12 +111,58 @@ def _apply_flags(cfg: configmod.Config, args) -> configmod.Config:
     return cfg
 
 
+def _load_model(cfg: configmod.Config, hop_s: float, hop_origin: str):
+    """The model as listen runs it, and ``hop_s`` checked against it (one feature frame .. its window);
+    ``hop_origin`` names where the hop came from (``--hop``, a file's ``analysis.hop_s``)."""
+    model = load_model(cfg.model.name, provider=cfg.model.provider, threads=cfg.model.threads)
+    try:
+        hop_frames(model.card, hop_s)
+    except ValueError as exc:
+        raise configmod.ConfigError(f"{hop_origin}: {exc}") from None
+    return model
+
+
+@dataclasses.dataclass
+class _Outputs:
+    """What listen sends and writes to: the OSC destinations, the control port, the recording."""
+
+    osc: OscSender
+    server: ControlServer | None = None
+    recorder: Recorder | None = None
+
+    def close(self) -> None:
+        for part in (self.recorder, self.server, self.osc):  # in the reverse order of opening
+            if part is not None:
+                part.close()
+
+
+def _open_outputs(cfg: configmod.Config, model, record_origin: str) -> _Outputs:
+    """Open listen's outputs before the audio starts (``config --check`` opens them too, so that its OK means
+    listen starts); what cannot be opened is a ConfigError, after what was opened is closed again.
+    ``record_origin`` names where the recording path came from (``--record``, ``record.path``)."""
+    osc = OscSender(cfg.osc.all_destinations(), prefix=cfg.osc.prefix, model_name=model.card.name,
+                    provider=model.provider, settings=cfg.active_outputs())
+    outputs = _Outputs(osc)
+    try:
+        if cfg.control.enabled:  # before the recording: a port in use must not leave an empty recording file
+            controller = Controller(lambda: osc.settings, lambda new: setattr(osc, "settings", new), cfg.presets,
+                                    cfg.osc.prefix, base=cfg.outputs)
+            outputs.server = ControlServer(controller, cfg.control.host, cfg.control.port)
+        if cfg.record.path:
+            try:
+                outputs.recorder = Recorder(cfg.record.path)
+            except OSError as exc:
+                raise OSError(f"{record_origin} {cfg.record.path}: cannot write there ({exc.strerror})") from None
+    except (OSError, ValueError) as exc:
+        outputs.close()  # the OSC sender sent nothing yet: it tells no one "stopped"
+        raise configmod.ConfigError(str(exc)) from None
+    return outputs
+
+
 def cmd_listen(args) -> int:
     if args.duration is not None and not args.duration > 0:  # -1 or nan used to exit at once, "successfully"
         raise configmod.ConfigError(f"--duration {args.duration} is not allowed: seconds > 0 (leave it out to run "
                                     "until Ctrl-C)")
-    if args.hop is not None and not configmod.hop_plausible(args.hop):  # the model narrows it, below
-        raise configmod.ConfigError(f"--hop {args.hop} is not allowed: {configmod.HOP_ALLOWED}")
     for dest in args.osc or ():  # named as the flag, not as the file's osc.destinations
         configmod.check_destination(dest, "--osc")
     cfg = configmod.load(args.config) if args.config else configmod.Config()
@@ -124,39 +171,18 @@ def cmd_listen(args) -> int:
     except configmod.ConfigError as exc:
         raise configmod.named_as_flag(exc) from None
 
-    model = load_model(cfg.model.name, provider=cfg.model.provider, threads=cfg.model.threads)
-    try:  # before the sound card is opened
-        hop_frames(model.card, cfg.analysis.hop_s)
-    except ValueError as exc:
-        origin = "--hop" if args.hop is not None else f"{args.config}: analysis.hop_s"
-        raise configmod.ConfigError(f"{origin}: {exc}") from None
-    source = _open_source(cfg.source)
+    # --hop is checked against the model only, so that any refused hop is told the model's whole range
+    hop_s = cfg.analysis.hop_s if args.hop is None else args.hop
+    model = _load_model(cfg, hop_s, "--hop" if args.hop is not None else f"{args.config}: analysis.hop_s")
+    cfg = configmod.override(cfg, "analysis", hop_s=args.hop)
+    source = _open_source(cfg.source)  # before the outputs: an unknown device must not leave a recording file
     analyzer = Analyzer(model, source.samplerate, smoothing_s=cfg.analysis.smoothing_s, hop_s=cfg.analysis.hop_s)
-    osc = OscSender(cfg.osc.all_destinations(), prefix=cfg.osc.prefix, model_name=model.card.name,
-                    provider=model.provider, settings=cfg.active_outputs())
-    closers = [osc.close]
-    latest = LatestEstimates()
-    sinks = [osc, latest]
-    try:
-        if cfg.control.enabled:  # before the recording: a port in use must not leave an empty recording file
-            controller = Controller(lambda: osc.settings, lambda new: setattr(osc, "settings", new), cfg.presets,
-                                    cfg.osc.prefix, base=cfg.outputs)
-            server = ControlServer(controller, cfg.control.host, cfg.control.port)
-            closers.append(server.close)
-            print(f"{_when(sys.stderr)}control port: {server.address[0]}:{server.address[1]} "
-                  f"(OSC {cfg.osc.prefix}/control/...)", file=sys.stderr)
-        if cfg.record.path:
-            try:
-                recorder = Recorder(cfg.record.path)
-            except OSError as exc:
-                origin = "--record" if args.record else "record.path"
-                raise OSError(f"{origin} {cfg.record.path}: cannot write there ({exc.strerror})") from None
-            sinks.append(recorder)
-            closers.append(recorder.close)
-    except (OSError, ValueError) as exc:
-        for close in reversed(closers):
-            close()  # the OSC sender sent nothing yet: it tells no one "stopped"
-        raise configmod.ConfigError(str(exc)) from None
+    outputs = _open_outputs(cfg, model, "--record" if args.record else "record.path")
+    osc, recorder, latest = outputs.osc, outputs.recorder, LatestEstimates()
+    if outputs.server is not None:
+        host, port = outputs.server.address[:2]
+        print(f"{_when(sys.stderr)}control port: {host}:{port} (OSC {cfg.osc.prefix}/control/...)", file=sys.stderr)
+    sinks = [osc, latest] + ([recorder] if recorder is not None else [])
     engine = Engine(source, analyzer, sinks, max_backlog_s=cfg.analysis.max_backlog_s)
 
     dests = ", ".join(d.label + (f" @{d.rate_hz:g} Hz" if d.rate_hz else "") for d in cfg.osc.all_destinations())
@@ -195,8 +221,7 @@ def cmd_listen(args) -> int:
                       end="" if tty else "\n", flush=True)
     finally:
         engine.stop()
-        for close in reversed(closers):
-            close()
+        outputs.close()
     if tty and not args.quiet:
         print()
     sent = ", ".join(f"{s['destination']} sent {s['sent']} errors {s['errors']}" + _why(s) for s in osc.stats())
@@ -232,6 +257,7 @@ def cmd_analyze(args) -> int:
     if not 0.0 <= args.smoothing <= 60.0:  # NaN fails too; checked once, not once per file
         raise configmod.ConfigError(f"--smoothing {args.smoothing} is not allowed: 0..60 seconds")
     csv_path = args.csv or (Path(args.out) / "summary.csv" if args.out else None)
+    _refuse_overwriting_inputs(args)  # before --out is made: `--out a.wav` names the flag
     _check_outputs(args.out, [p for p in (args.json, args.csv) if p])  # before hours of analysis, not after
     model = load_model(args.model, provider=args.provider)  # fail early, with a clear error, before forking
     report = run_batch(args.paths, str(model.path), out_dir=args.out, jobs=args.jobs, smoothing_s=args.smoothing,
@@ -258,6 +284,52 @@ def cmd_analyze(args) -> int:
     return 1 if report.failed else 0
 
 
+# what each output flag takes, for the error when it was given an input instead
+OUTPUT_TAKES = {"--json": "the path of the JSON file to write", "--csv": "the path of the summary CSV to write",
+                "--out": "a folder to write the results in"}
+
+
+def _identities(path: Path) -> set:
+    """What tells the same file: its resolved path and, where it exists, its device and inode (what
+    os.path.samefile compares: a hard link, a symlink, another spelling; kept in a set, so that thousands of
+    inputs are not compared pairwise)."""
+    keys: set = {str(path.resolve())}
+    with contextlib.suppress(OSError):
+        st = path.stat()
+        keys.add((st.st_dev, st.st_ino))
+    return keys
+
+
+def _planned_outputs(args, files: list[tuple[Path, Path]]) -> list[tuple[str, str, Path]]:
+    """(flag, its value, path) for every path analyze writes: --json, --csv, --out itself and in it the
+    summary CSV and the per-file JSON (and its .tmp while it is written) and PNG, named as run_batch names them."""
+    planned = [(flag, value, Path(value)) for flag, value in (("--json", args.json), ("--csv", args.csv)) if value]
+    if args.out:
+        out = Path(args.out)
+        planned += [("--out", args.out, out)] + ([] if args.csv else [("--out", args.out, out / "summary.csv")])
+        for _, rel in files:
+            done, tmp, png = result_files(out, rel)
+            planned += [("--out", args.out, p) for p in (done, tmp) + ((png,) if args.plot else ())]
+    return planned
+
+
+def _refuse_overwriting_inputs(args) -> None:
+    """Refuse an output path that is an input or an existing audio file, before anything is written:
+    `analyze --json a.wav b.wav` (--json taken for a flag like --plot) wrote JSON over a.wav."""
+    files = find_audio(args.paths)
+    inputs = set().union(*(_identities(f) for f, _ in files))
+    for flag, value, path in _planned_outputs(args, files):
+        audio = path.suffix.lower() in AUDIO_EXTENSIONS
+        if not _identities(path).isdisjoint(inputs):
+            what = f"an input {'audio ' if audio else ''}file"
+        elif audio and path.is_file():
+            what = "an existing audio file"
+        else:
+            continue
+        which = "that is" if path == Path(value) else f"it would write {path}, which is"
+        raise configmod.ConfigError(f"{flag} {value}: {which} {what}; {flag} takes {OUTPUT_TAKES[flag]}")
+
+
 def _check_outputs(out_dir: str | None, files: list[str]) -> None:
     """Refuse output paths that cannot be written, before any analysis (raises ConfigError)."""
     if out_dir:
@@ -275,23 +347,39 @@ def _check_outputs(out_dir: str | None, files: list[str]) -> None:
             raise configmod.ConfigError(f"{f}: not writable")
 
 
+def _try_outputs(cfg: configmod.Config, model, record_origin: str) -> None:
+    """Open listen's outputs and close them again, removing the recording file (and its folders) that the
+    trial made: a check leaves nothing behind."""
+    record = Path(cfg.record.path) if cfg.record.path else None
+    made = [p for p in (record, *record.parents) if not p.exists()] if record else []  # the deepest first
+    try:
+        _open_outputs(cfg, model, record_origin).close()
+    finally:
+        for p in made:
+            with contextlib.suppress(OSError):  # not made after all (the trial failed), or not empty now
+                if p == record:
+                    p.unlink()
+                else:
+                    p.rmdir()
+
+
 def cmd_config(args) -> int:
     if args.example:
         print(configmod.EXAMPLE, end="")
         return 0
-    if args.check:
-        cfg = configmod.load(args.check)
-        if cfg.source.file and not Path(cfg.source.file).is_file():  # what listen would refuse at start
-            raise configmod.ConfigError(f"{args.check}: source.file {cfg.source.file} does not exist")
-        if cfg.analysis.hop_s:  # the allowed hops depend on the model's frames and window
-            try:
-                hop_frames(load_model(cfg.model.name, provider="cpu").card, cfg.analysis.hop_s)
-            except ValueError as exc:
-                raise configmod.ConfigError(f"{args.check}: analysis.hop_s: {exc}") from None
-        print(f"{args.check}: OK")
-        return 0
-    print("use --example or --check FILE", file=sys.stderr)
-    return 2
+    cfg = configmod.load(args.check)
+    if cfg.source.file and not Path(cfg.source.file).is_file():  # what listen would refuse at start
+        what = "is a folder, not an audio file" if Path(cfg.source.file).is_dir() else "does not exist"
+        raise configmod.ConfigError(f"{args.check}: source.file {cfg.source.file} {what}")
+    # What listen does before the sound card: load the model (and check the hop against it), open the OSC
+    # destinations, the control port and the recording. OK means listen starts.
+    model = _load_model(cfg, cfg.analysis.hop_s, f"{args.check}: analysis.hop_s")
+    try:
+        _try_outputs(cfg, model, "record.path")
+    except configmod.ConfigError as exc:
+        raise configmod.ConfigError(f"{args.check}: {exc}") from None
+    print(f"{args.check}: OK")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -343,8 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("gui", help="open the live monitor window (needs the gui extra); see `live-mer gui --help`")
 
     cf = sub.add_parser("config", help="print an example configuration or check one")
-    cf.add_argument("--example", action="store_true", help="print a commented example configuration")
-    cf.add_argument("--check", metavar="FILE", help="validate a configuration file")
+    what = cf.add_mutually_exclusive_group(required=True)  # `--example --check x.toml` used to check nothing
+    what.add_argument("--example", action="store_true", help="print a commented example configuration")
+    what.add_argument("--check", metavar="FILE", help="validate a configuration file and what listen opens "
+                      "before the sound card: the model, the control port, the recording file")
     cf.set_defaults(func=cmd_config)
     return p
 
@@ -357,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
         # The monitor is a separate program (gui/ imports live_mer, never the other way round).
         os.execv(sys.executable, [sys.executable, "-m", "gui", *verbose, *rest[1:]])
     args = build_parser().parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed escaped, never a crash
+        with contextlib.suppress(AttributeError, ValueError):  # (a stream replaced by one that cannot)
+            stream.reconfigure(errors="backslashreplace")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -78,7 +78,8 @@ class ModelConfig:
     threads: int = 1  # onnxruntime intra-op threads
 
 
-HOP_ALLOWED = "0 (the model's own hop) or seconds, at least one feature frame (0.0233 s for the shipped model)"
+HOP_ALLOWED = ("0 (the model's own hop) or seconds from one feature frame to the model's window (0.0233..5.99 s "
+               "for the shipped model)")
 
 
 def hop_plausible(hop_s: float) -> bool:

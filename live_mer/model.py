@@ -102,6 +102,16 @@ def resolve(model: str | os.PathLike) -> tuple[Path, Path]:
     return onnx_path, card_path
 
 
+def _twice(items):
+    """The first item that appears a second time in ``items``, or None."""
+    seen = set()
+    for item in items:
+        if item in seen:
+            return item
+        seen.add(item)
+    return None
+
+
 def parse_card(data: dict, source: str = "card") -> ModelCard:
     """Validate a card document against this runtime; raises :class:`ModelError` naming the problem."""
     def need(obj: dict, key: str, where: str):
@@ -111,6 +121,9 @@ def parse_card(data: dict, source: str = "card") -> ModelCard:
 
     spec_data = need(data, "feature_spec", "")
     version = spec_data.get("version") if isinstance(spec_data, dict) else None
+    if isinstance(version, bool) or not isinstance(version, int):  # "8" would read "version 8 != runtime 8"
+        raise ModelError(f"{source}: feature_spec.version must be an integer, got {version!r} (this runtime's "
+                         f"features are version {FeatureSpec.version})")
     if version != FeatureSpec.version:  # checked first: another version may have other fields
         raise ModelError(f"{source}: feature_spec.version {version} != runtime {FeatureSpec.version}: the model was "
                          f"trained on another version of the features; retrain it (scripts/train.py) or use the "
@@ -137,8 +150,10 @@ def parse_card(data: dict, source: str = "card") -> ModelCard:
             kind = need(h, "kind", f"outputs.{hname}.")
             if kind not in HEAD_KINDS:
                 raise ModelError(f"{source}: outputs.{hname}.kind {kind!r} is not one of {HEAD_KINDS}")
-            heads.append(HeadSpec(hname, kind, tuple(need(h, "names", f"outputs.{hname}.")),
-                                  tuple(h.get("range", (0.0, 1.0)))))
+            names = tuple(need(h, "names", f"outputs.{hname}."))
+            if (twice := _twice(names)) is not None:  # the results are keyed by name: one value would be lost
+                raise ModelError(f"{source}: outputs.{hname}.names lists {twice!r} twice")
+            heads.append(HeadSpec(hname, kind, names, tuple(h.get("range", (0.0, 1.0)))))
         va = next((h for h in heads if h.name == "va"), None)
         if va is None or va.kind != "regression" or va.names != ("valence", "arousal"):
             raise ModelError(f"{source}: outputs must include 'va', a regression head with names [valence, arousal]")
@@ -222,8 +237,14 @@ def load_model(model: str | os.PathLike = DEFAULT_MODEL, provider: str = "auto",
         differs from this runtime's feature code, or the graph does not match the card.
     """
     onnx_path, card_path = resolve(model)
+
+    def unique_keys(pairs: list) -> dict:  # json keeps the last of two equal keys: a second "tags" head hid the first
+        if (twice := _twice(key for key, _ in pairs)) is not None:
+            raise ModelError(f"{card_path}: the key {twice!r} appears twice in one object")
+        return dict(pairs)
+
     try:
-        data = json.loads(card_path.read_text())
+        data = json.loads(card_path.read_text(), object_pairs_hook=unique_keys)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{card_path}: not a readable JSON model card: {exc}") from None
     if not isinstance(data, dict):

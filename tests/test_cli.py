@@ -52,6 +52,48 @@ def test_listen_file_sends_osc_in_real_time(tiny_model_path, song):
         rx.close()
 
 
+def test_listen_plays_a_file_whose_name_is_not_utf8(tiny_model_path, song):
+    """A file name that is not valid UTF-8 (a Latin-1 "café") ended `listen --file` in a traceback: soundfile
+    encodes a str name strictly. It plays, and is named with its escape."""
+    odd = song.with_name(os.fsdecode(b"caf\xe9.wav"))
+    try:
+        song.rename(odd)
+    except OSError:
+        pytest.skip("this file system refuses names that are not valid UTF-8")
+    rx = Receiver()
+    try:
+        r = live_mer("listen", "--file", odd, "--duration", "2", "--quiet", "--osc", f"127.0.0.1:{rx.port}",
+                     "--model", tiny_model_path)
+        assert r.returncode == 0 and "caf\\udce9.wav @ 44100 Hz" in r.stderr, r.stderr
+        assert rx.wait_for(2)
+    finally:
+        rx.close()
+
+
+def test_analyze_prints_a_name_that_is_not_utf8_on_a_strict_terminal(tiny_model_path, song, tmp_path):
+    """On a terminal whose encoding is strict UTF-8 (a real en_US.UTF-8 locale) printing such a name raised
+    UnicodeEncodeError after the results were written: it is printed escaped."""
+    odd = song.with_name(os.fsdecode(b"caf\xe9.wav"))
+    try:
+        song.rename(odd)
+    except OSError:
+        pytest.skip("this file system refuses names that are not valid UTF-8")
+    r = live_mer("analyze", odd, "--out", tmp_path / "out", "--model", tiny_model_path,
+                 env={"PYTHONIOENCODING": "utf-8:strict"})
+    assert r.returncode == 0 and "caf\\udce9.wav" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_listen_file_says_a_folder_is_a_folder(tmp_path, tiny_model_path):
+    """`listen --file FOLDER` said "no such file" of a folder that is there: it says what it is and what takes
+    folders. (A file it may not read says so too: test_batch, test_an_unreadable_folder_or_file_...)"""
+    r = live_mer("listen", "--file", tmp_path, "--duration", "1", "--quiet", "--model", tiny_model_path)
+    assert r.returncode == 2 and f"error: {tmp_path}: is a folder, not an audio file" in r.stderr, r.stderr
+    assert "`live-mer analyze` takes folders" in r.stderr
+    r = live_mer("listen", "--file", tmp_path / "gone.wav", "--duration", "1", "--quiet", "--model", tiny_model_path)
+    assert r.returncode == 2 and f"error: {tmp_path / 'gone.wav'}: no such file" in r.stderr, r.stderr
+
+
 def test_listen_demo_runs_and_stops_at_duration(tiny_model_path):
     rx = Receiver()
     try:
@@ -169,6 +211,29 @@ def test_analyze_writes_contract_and_reports_bad_files(tiny_model_path, song, tm
     assert [d["path"] for d in data] == [str(song), str(bad)]  # ...and the other was still analysed
     assert data[0]["summary"]["key"] in ("A minor", "E major", "C major")
     assert "error" in data[1] and "bad.mp3" in r.stderr
+
+
+def test_analyze_never_writes_over_an_input_or_an_audio_file(tiny_model_path, song, tmp_path):
+    """`analyze --json a.wav b.wav` (--json taken for a flag like --plot) wrote JSON over a.wav; a --csv naming
+    an input wrote CSV over it. Any output path that is an input (also by another name: a link) or an
+    existing audio file is refused, naming the flag, before anything is analysed or written."""
+    other = tmp_path / "other.wav"
+    other.write_bytes(song.read_bytes())
+    audio = song.read_bytes()
+    out = tmp_path / "o"
+    link = tmp_path / "link.json"
+    link.symlink_to(song)
+    for args, needle in [
+        (("--json", song, other), f"--json {song}: that is an existing audio file; --json takes the path of the "
+                                  "JSON file to write"),
+        ((other, song, "--out", out, "--csv", other), f"--csv {other}: that is an input audio file; --csv takes "
+                                                      "the path of the summary CSV to write"),
+        ((song, "--json", link), f"--json {link}: that is an input file"),
+        ((song, "--out", other), f"--out {other}: that is an existing audio file; --out takes a folder"),
+    ]:
+        r = live_mer("analyze", *args, "--model", tiny_model_path, "--jobs", "1")
+        assert r.returncode == 2 and needle in r.stderr, r.stderr
+        assert song.read_bytes() == audio and other.read_bytes() == audio and not out.exists()
 
 
 def test_devices_lists_or_says_none():
@@ -327,6 +392,45 @@ def test_start_up_problems_of_an_installation_are_named_and_leave_nothing(tmp_pa
     assert r.returncode == 2 and "source.file" in r.stderr and "gone.wav does not exist" in r.stderr
 
 
+@pytest.mark.parametrize("text,needle", [
+    ("[model]\nname = 'nosuch'\n", "model 'nosuch': missing"),
+    ("[model]\nname = '{corrupt}'\n", "does not match its card"),
+    ("[control]\nenabled = true\nhost = 'no.such.host.invalid'\n", "control port no.such.host.invalid:9001"),
+    ("[record]\npath = '{under_a_file}'\n", "record.path {under_a_file}: cannot write there"),
+])
+def test_config_check_finds_what_listen_refuses_at_start(tmp_path, tiny_model_path, text, needle):
+    """`config --check` said OK to a missing or corrupt model (loaded only for a hop), a control host that does
+    not resolve and an unwritable recording, which listen then refused: it opens what listen opens."""
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(tiny_model_path.read_bytes()[:-10])
+    corrupt.with_suffix(".json").write_text(tiny_model_path.with_suffix(".json").read_text())
+    (tmp_path / "afile").write_text("x")
+    names = {"corrupt": corrupt, "under_a_file": tmp_path / "afile" / "rec.csv"}
+    path = tmp_path / "show.toml"
+    path.write_text(f"[source]\ndemo = true\n[osc]\ndestinations = []\n{text.format(**names)}"
+                    + ("" if "[model]" in text else f"[model]\nname = '{tiny_model_path}'\n"))
+    for args in (("config", "--check", path), ("listen", "--config", path, "--duration", "1", "--quiet")):
+        r = live_mer(*args)
+        assert r.returncode == 2 and needle.format(**names) in r.stderr, (args, r.stderr)
+
+
+def test_config_check_leaves_no_trace_of_what_it_tried(tmp_path, tiny_model_path):
+    """The check opens the recording (and the control port) as listen would, then removes what it made."""
+    path = tmp_path / "show.toml"
+    path.write_text(f"[model]\nname = '{tiny_model_path}'\n[record]\npath = 'logs/night1/rec.csv'\n"
+                    f"[control]\nenabled = true\nport = {free_udp_port()}\n")
+    r = live_mer("config", "--check", path)
+    assert r.returncode == 0 and r.stdout == f"{path}: OK\n", r.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["show.toml"]
+
+
+def test_config_example_and_check_together_are_refused(tmp_path):
+    r = live_mer("config", "--example", "--check", tmp_path / "typo.toml")  # used to print the example, exit 0
+    assert r.returncode == 2 and "--check: not allowed with argument --example" in r.stderr and not r.stdout
+    r = live_mer("config")
+    assert r.returncode == 2 and "one of the arguments --example --check is required" in r.stderr
+
+
 def test_config_check_refuses_a_destination_on_the_control_port(tmp_path):
     path = tmp_path / "room.toml"
     path.write_text("[osc]\ndestinations = ['127.0.0.1:9001']\n[control]\nenabled = true\n")
@@ -432,8 +536,12 @@ def test_the_example_configuration_lists_every_key():
     (("listen", "--demo", "--record", "show.txt"), "error: --record 'show.txt' is not allowed"),
     (("listen", "--demo", "--smoothing", "-1"), "error: --smoothing -1.0 is not allowed"),
     (("listen", "--demo", "--preset", "nosuch"), "error: --preset 'nosuch' is not allowed"),
-    (("listen", "--demo", "--hop", "0.001"), "--hop 0.001 is not allowed"),
+    # any refused hop is told the model's whole range, a huge one too (it used to hear of the lower end only)
+    (("listen", "--demo", "--hop", "0.001"), "--hop: hop 0.001 s is not allowed: 0 for the model's own (0.255 s), "
+                                             "else 0.0233..1.99 s"),
     (("listen", "--demo", "--hop", "20"), "--hop: hop 20.0 s is not allowed"),
+    (("listen", "--demo", "--hop", "1e9"), "--hop: hop 1000000000.0 s is not allowed: 0 for the model's own "
+                                           "(0.255 s), else 0.0233..1.99 s"),
     (("listen", "--demo", "--osc", "osc://1.2.3.4:9000"),
      "error: --osc: OSC destination 'osc://1.2.3.4:9000': give HOST:PORT without a scheme"),
     (("listen", "--demo", "--osc", "127.0.0.1:9301", "--control", "9301"),

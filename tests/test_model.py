@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 
 import numpy as np
@@ -60,6 +61,11 @@ def test_feature_spec_mismatch_is_named(tiny_model_path, tmp_path):
     edit_card(card, lambda c: c["feature_spec"].update(version=99))
     with pytest.raises(ModelError, match="version 99 != runtime"):
         load_model(onnx)
+    # a version written as a string used to read "version 8 != runtime 8"
+    onnx, card = copy_model(tiny_model_path, tmp_path, "m5")
+    edit_card(card, lambda c: c["feature_spec"].update(version=str(FeatureSpec.version)))
+    with pytest.raises(ModelError, match=f"feature_spec.version must be an integer, got '{FeatureSpec.version}'"):
+        load_model(onnx)
     # a card of an older feature version, whose spec has a field this runtime no longer knows: the version is named
     onnx, card = copy_model(tiny_model_path, tmp_path, "m4")
     edit_card(card, lambda c: c["feature_spec"].update(version=4, chroma_gate_db=-55.0))
@@ -79,6 +85,21 @@ def test_graph_card_mismatch_is_named(tiny_model_path, tmp_path):
     onnx, card = copy_model(tiny_model_path, tmp_path, "m3")
     edit_card(card, lambda c: c["outputs"].pop("va"))
     with pytest.raises(ModelError, match="'va'"):
+        load_model(onnx)
+
+
+def test_a_name_listed_twice_is_refused(tiny_model_path, tmp_path):
+    """Results are keyed by name: a tag listed twice lost one value (one tag fewer, a wrong value) silently."""
+    onnx, card = copy_model(tiny_model_path, tmp_path)
+    edit_card(card, lambda c: c["outputs"]["tags"].update(names=["Calm", "Angry", "Calm"]))
+    with pytest.raises(ModelError, match=re.escape(f"{card}: outputs.tags.names lists 'Calm' twice")):
+        load_model(onnx)
+    # a second output of the same name: JSON keeps only the last one, so the card text itself is refused
+    onnx, card = copy_model(tiny_model_path, tmp_path, "m2")
+    outputs = json.loads(card.read_text())["outputs"]
+    card.write_text(card.read_text().replace('"outputs": {', '"outputs": {"tags": ' + json.dumps(outputs["va"]) + ", ",
+                                             1))
+    with pytest.raises(ModelError, match=re.escape(f"{card}: the key 'tags' appears twice in one object")):
         load_model(onnx)
 
 
