@@ -6,7 +6,7 @@ Messages (``<p>`` is the OSC prefix, ``/mer`` by default):
 ``<p>/control/preset s``              switch to a preset from the configuration ("" = back to ``[outputs]``)
 ``<p>/control/smoothing s f f``       smoothed output (not chord, key), attack ms, release ms (0..600000)
 ``<p>/control/hold s f f``            label output (quadrant, chord, key), hold ms, hysteresis 0..1
-``<p>/control/mute s i``              output (or ``all``), 1 = mute, 0 = unmute
+``<p>/control/mute s i``              output (or ``all``), 1 = mute, 0 = unmute (also as a float or T/F)
 ``<p>/control/query``                 replies ``<p>/state/preset s``, ``<p>/state/muted s...``,
                                       ``<p>/state/smoothing s f f`` per smoothed output and
                                       ``<p>/state/hold s f f`` per label output, to the sender
@@ -14,8 +14,10 @@ Messages (``<p>`` is the OSC prefix, ``/mer`` by default):
 
 Replies come from the control port itself, so a receiver that filters by source port sees them.
 
-Anything else — an unknown address, wrong argument types or count, a value out of range, an unknown
-preset or output — changes nothing; it is counted and logged at most once per second. The port binds
+Anything else — a datagram that is not OSC, an unknown address, wrong argument types or count, a value
+out of range, an unknown preset or output — changes nothing; it is counted and logged at most once per
+second (the count of those not logged follows after a second without rejections, or when the port
+closes). The port binds
 to 127.0.0.1 unless configured otherwise. Nothing received is ever evaluated, unpickled or used as a
 file path.
 """
@@ -30,6 +32,7 @@ from typing import Callable, Mapping
 
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket
 from pythonosc.osc_server import BlockingOSCUDPServer
 
 from .osc import DEFAULT_PREFIX
@@ -65,6 +68,7 @@ class Controller:
         self.accepted = 0
         self.rejected = 0
         self._last_log = 0.0
+        self._last_reject = 0.0
         self._suppressed = 0
 
     def handle(self, address: str, args: tuple) -> list[tuple[str, list]]:
@@ -91,11 +95,9 @@ class Controller:
             self._check_range(address, "hysteresis", hyst, 0, 1)
             self.set_settings(settings.with_shape(output, hold_ms=float(hold), hysteresis=float(hyst)))
         elif cmd == "/control/mute":
-            output, flag = self._args(args, (str, int), address)
+            output, flag = self._args(args, (str, bool), address)
             self._check_output(output, (*OUTPUTS, "all"), address)
-            if flag not in (0, 1):
-                raise ControlError(f"{address}: mute flag must be 0 or 1, got {flag}")
-            self.set_settings(settings.with_mute(output, bool(flag)))
+            self.set_settings(settings.with_mute(output, flag))
         elif cmd == "/control/query":
             self._args(args, (), address)
             reply = [(f"{p}/state/preset", [settings.preset]), (f"{p}/state/muted", sorted(settings.muted))]
@@ -112,16 +114,28 @@ class Controller:
 
     @staticmethod
     def _args(args: tuple, types: tuple, address: str) -> tuple:
+        """``args`` checked against ``types``: an int is taken as a float; ``bool`` is a 0/1 switch."""
         if len(args) != len(types):
             raise ControlError(f"{address}: expected {len(types)} argument(s), got {len(args)}")
         out = []
         for a, t in zip(args, types):
+            if t is bool:
+                out.append(Controller._switch(a, address))
+                continue
             if t is float and isinstance(a, (int, float)) and not isinstance(a, bool):
                 a = float(a)
             if not isinstance(a, t) or isinstance(a, bool):
                 raise ControlError(f"{address}: argument {a!r} should be {t.__name__}")
             out.append(a)
         return tuple(out)
+
+    @staticmethod
+    def _switch(a, address: str) -> bool:
+        """A 0/1 switch as controllers send it: an int, a float (TouchDesigner's OSC Out CHOP, TouchOSC and
+        MIDI-to-OSC bridges send every value as one) or OSC's T/F. 0.5, NaN or 2 is no switch position."""
+        if isinstance(a, bool) or (isinstance(a, (int, float)) and a in (0, 1)):  # NaN equals neither
+            return bool(a)
+        raise ControlError(f"{address}: argument {a!r} should be 0 or 1 (int, float or T/F)")
 
     @staticmethod
     def _check_output(name: str, allowed: tuple, address: str) -> None:
@@ -136,13 +150,45 @@ class Controller:
     def reject(self, reason: str) -> None:
         """Count a rejected message and log it, at most once per second."""
         self.rejected += 1
-        now = time.monotonic()
+        now = self._last_reject = time.monotonic()
         if now - self._last_log >= 1.0:
             extra = f" ({self._suppressed} more rejected since the last report)" if self._suppressed else ""
             log.warning("control message rejected: %s%s", reason, extra)
             self._last_log, self._suppressed = now, 0
         else:
             self._suppressed += 1
+
+    def report_suppressed(self, closing: bool = False) -> None:
+        """Log how many rejections the once-a-second limit kept out of the log, after a second without
+        rejections (the server calls this between datagrams) or when the port closes: otherwise a burst's
+        count would wait for the next rejection, which may never come."""
+        now = time.monotonic()
+        if self._suppressed and (closing or now - self._last_reject >= 1.0):
+            log.warning("control messages rejected: %d more since the last report", self._suppressed)
+            self._last_log, self._suppressed = now, 0
+
+
+class _Server(BlockingOSCUDPServer):
+    """python-osc's UDP server drops a datagram that is not OSC without a word (``verify_request`` and its
+    dispatcher both discard it): here it is rejected like any other bad message. Between datagrams (at
+    least every poll interval) it lets the controller report the rejections it has not logged yet."""
+
+    def __init__(self, address, dispatcher: Dispatcher, controller: Controller):
+        self.controller = controller
+        super().__init__(address, dispatcher)
+
+    def verify_request(self, request, client_address) -> bool:
+        data = request[0]
+        try:
+            OscPacket(data)
+        except Exception:  # ParseError, and the UnicodeDecodeError python-osc lets through
+            self.controller.reject(f"a datagram from {client_address[0]}:{client_address[1]} is not an OSC message "
+                                   f"or bundle ({len(data)} bytes: {data[:16]!r}{'...' if len(data) > 16 else ''})")
+            return False
+        return True
+
+    def service_actions(self) -> None:
+        self.controller.report_suppressed()
 
 
 class ControlServer:
@@ -153,7 +199,7 @@ class ControlServer:
         dispatcher = Dispatcher()
         dispatcher.set_default_handler(self._on_message, needs_reply_address=True)
         try:
-            self._server = BlockingOSCUDPServer((host, port), dispatcher)
+            self._server = _Server((host, port), dispatcher, controller)
         except OSError as exc:
             raise OSError(f"control port {host}:{port}: {exc.strerror or exc}") from None
         self.address = self._server.server_address
@@ -183,3 +229,4 @@ class ControlServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(2.0)
+        self.controller.report_suppressed(closing=True)

@@ -68,6 +68,7 @@ DEFAULT_PREFIX = "/mer"
 MAX_RATE_HZ = 60.0
 PER_HOP_QUEUE = 100_000  # estimates waiting for a per-hop destination (hours of hops)
 RESOLVE_RETRY_S = 5.0
+MAX_PENDING_ENDS = 16  # stream ends remembered for destinations still sending an earlier stream (restarts)
 # A UDP port nobody listens on fails every other send (the kernel reports one datagram's refusal on the
 # next send): a refusing destination counts as listening again after this many clean sends in a row.
 RECOVERED_AFTER = 3
@@ -115,10 +116,36 @@ def parse_destination(text: str) -> tuple[str, int]:
     return check_host(host), int(port)
 
 
+PATTERN_CHARS = "#*,?[]{}"  # OSC 1.0 reserves these in addresses for patterns (and "//" is one in OSC 1.1)
+
+
+def _prefix_problem(prefix: str) -> str:
+    """What keeps ``prefix`` from starting OSC 1.0 addresses every receiver takes literally ("" if nothing)."""
+    if not prefix.startswith("/"):
+        return "it does not start with '/'"
+    for c in prefix:
+        if c == " ":
+            return "it contains a space"
+        if c in PATTERN_CHARS:
+            return f"{c!r} is an OSC pattern character"
+        if not c.isascii():
+            return f"{c!r} is not ASCII"
+        if not c.isprintable():
+            return f"{c!r} is a control character"
+    if "//" in prefix:
+        return "'//' is a wildcard in OSC 1.1 (it matches any number of parts)"
+    if prefix.endswith("/"):
+        return "it ends with '/'"
+    return ""
+
+
 def check_prefix(prefix: str) -> str:
-    if not prefix.startswith("/") or prefix.endswith("/") or any(c in prefix for c in " #*,?[]{}"):
-        raise ValueError(f"OSC prefix {prefix!r} must start with '/', not end with '/', and contain no "
-                         "spaces or OSC pattern characters (#*,?[]{})")
+    """The prefix of every address sent and of the control port's (the one check for ``--prefix``,
+    ``osc.prefix`` and :class:`OscSender`): raises ValueError naming the problem and what is allowed."""
+    problem = _prefix_problem(prefix)
+    if problem:
+        raise ValueError(f"OSC prefix {prefix!r} must start with '/' and be parts of printable ASCII without "
+                         f"spaces or {PATTERN_CHARS}, each after a single '/' (e.g. /mer, /deck1/mer): {problem}")
     return prefix
 
 
@@ -259,7 +286,7 @@ class Destination:
     clean_sends: int = 0  # sends in a row without an error
     next_due: float = 0.0
     last_seq: int = -1  # sequence number of the newest estimate already sent
-    ended: int = -1  # the end-of-stream mark (OscSender._end) this destination has been told about
+    ended: int = -1  # the newest end-of-stream mark (one of OscSender._ends) this destination has been told about
     handed_over: bool = False  # another sender goes on sending here: no end-of-stream notice
     retry_at: float = 0.0
     queue: collections.deque = field(default_factory=lambda: collections.deque(maxlen=PER_HOP_QUEUE))
@@ -332,7 +359,10 @@ class OscSender:
         # Recent estimates for fixed-rate destinations (> 5 s of offset at any hop length).
         self._history: collections.deque[tuple[float, int, Estimate]] = collections.deque(maxlen=256)
         self._seq = 0
-        self._end = -1  # estimates before this sequence number belong to a stream that has ended
+        # Where streams ended (the sequence number of the first estimate after each): a destination that lags
+        # behind by its offset may still owe one stream's end when the next stream (a restart) has begun.
+        # A tuple, replaced whole, so the sender thread reads it while the analyzer thread ends a stream.
+        self._ends: tuple[int, ...] = ()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live_mer-osc", daemon=True)
@@ -357,11 +387,23 @@ class OscSender:
         more until the next estimate (a restart). A stream that sent nothing (a start that failed) has
         nothing to end: it tells no one, so it cannot fade out visuals another instance is feeding."""
         if self._seq > max(self._end, 0):
-            self._end = self._seq
+            self._ends = (*self._ends[-(MAX_PENDING_ENDS - 1):], self._seq)
             self._wake.set()
 
-    def _announce_end(self, d: Destination) -> None:
-        d.ended = self._end
+    @property
+    def _end(self) -> int:
+        """The newest end-of-stream mark (-1: no stream has ended)."""
+        return self._ends[-1] if self._ends else -1
+
+    def _announce_ends(self, d: Destination, gone: int = -1) -> None:
+        """Tell ``d`` about each stream end it has reached, in order: an end is reached once the ended
+        stream's last estimate has gone out to ``d`` (or, for ``gone`` >= the end, can no longer go out)."""
+        for end in self._ends:
+            if d.ended < end <= max(d.last_seq + 1, gone):
+                self._announce_end(d, end)
+
+    def _announce_end(self, d: Destination, end: int) -> None:
+        d.ended = end
         if d.handed_over or d.sock is None or "status" not in d.cfg.outputs or "status" in self.settings.muted:
             return
         self._transmit(d, datagrams([(f"{self.prefix}/status/stopped", [])], d.cfg.bundle, time.time()), frames=False)
@@ -394,10 +436,30 @@ class OscSender:
                 d.refused = d.refused or exc.errno == errno.ECONNREFUSED
                 d.last_error = exc.strerror or str(exc)
 
+    def _fixed_rate_frame(self, d: Destination, history: tuple, now: float, delay: float) -> tuple[tuple | None, float]:
+        """What a fixed-rate destination sends at this tick: the newest estimate visible after its delay,
+        but none of a stream whose end it has announced (no repeating after "stopped"), and none of the next
+        stream while it owes the ended one's end (so that stream's last frame, then the end, go out first:
+        a stream that ends before its newest estimate's time comes still sends it). Also returns when the
+        next estimate not yet visible becomes visible (inf: none waiting), for an idle tick to sleep until."""
+        owed = next((end for end in self._ends if end > d.ended), math.inf)
+        later = math.inf
+        for item in reversed(history):
+            t, seq, _ = item
+            if seq < d.ended:
+                break  # older ones are older streams, all ended
+            if seq >= owed:
+                continue
+            if t + delay <= now:
+                return item, later
+            later = t + delay
+        return None, later
+
     def _run(self) -> None:
         while not self._stop.is_set():
             now = time.monotonic()
             wait = 0.25
+            history = tuple(self._history)  # a snapshot: the analyzer thread appends meanwhile
             for d in self.destinations:
                 delay = max(0.0, d.cfg.offset_ms) / 1000.0
                 try:
@@ -409,29 +471,24 @@ class OscSender:
                     if d.cfg.rate_hz == 0:
                         while d.queue and d.queue[0][0] + delay <= now:
                             t, seq, est = d.queue.popleft()
-                            if seq >= self._end > d.ended:  # the end comes before the next stream's frames
-                                self._announce_end(d)
+                            self._announce_ends(d)  # a restart's frames come after the previous stream's end
                             d.last_seq = seq
                             self._send(d, est, t + delay, fresh=True)
                         if d.queue:
                             wait = min(wait, max(0.0, d.queue[0][0] + delay - now))
-                        elif self._end > d.ended and d.last_seq == self._seq - 1:
-                            self._announce_end(d)
-                    elif self._end == self._seq and (d.last_seq == self._seq - 1 or not self._history):
-                        # The stream ended and its last estimate has gone out: no more frames until a new one.
-                        if self._end > d.ended:
-                            self._announce_end(d)
+                        self._announce_ends(d)
                     else:
+                        due = d.next_due
                         if now >= d.next_due:
-                            # (after a restart, only the new stream's estimates: never the old one's last frame)
-                            visible = next((item for item in reversed(self._history)
-                                            if item[0] + delay <= now and item[1] >= self._end), None)
+                            visible, due = self._fixed_rate_frame(d, history, now, delay)
                             if visible is not None:
                                 _, seq, est = visible
                                 fresh, d.last_seq = seq > d.last_seq, seq
                                 self._send(d, est, now, fresh=fresh)
-                                d.next_due = max(d.next_due + 1.0 / d.cfg.rate_hz, now - 1.0 / d.cfg.rate_hz)
-                        wait = min(wait, max(0.0, d.next_due - now))
+                                d.next_due = due = max(d.next_due + 1.0 / d.cfg.rate_hz, now - 1.0 / d.cfg.rate_hz)
+                        # the oldest estimate remembered tells which ended streams can no longer be sent here
+                        self._announce_ends(d, gone=history[0][1] if history else -1)
+                        wait = min(wait, max(0.0, due - now))
                 except DestinationError as exc:
                     d.last_error = str(exc)
                 except Exception as exc:  # a bug in shaping/encoding must not kill the sender
@@ -464,7 +521,9 @@ class OscSender:
             for d in self.destinations:
                 d.handed_over = d.label in still_receiving
             self.end_of_stream()
-            self.flush(0.5 + max((max(0.0, d.cfg.offset_ms) / 1000.0 for d in self.destinations), default=0.0))
+            # the last frame is due after a destination's delay, and at a fixed rate up to one period later
+            self.flush(0.5 + max((max(0.0, d.cfg.offset_ms) / 1000.0 + (1.0 / d.cfg.rate_hz if d.cfg.rate_hz else 0.0)
+                                  for d in self.destinations), default=0.0))
             self._stop.set()
             self._wake.set()
             self._thread.join(2.0)

@@ -1,4 +1,4 @@
-"""A real OSC receiver on loopback UDP for the tests."""
+"""A real OSC receiver on loopback UDP for the tests, and a sender of single datagrams (OSC or not)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
 
 
 class Receiver:
@@ -60,3 +61,25 @@ def free_udp_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def send_osc(port: int, address: str, *args, types: str | None = None) -> None:
+    """Send one OSC message to 127.0.0.1:``port``; ``types`` forces its type tags ("sd", "sT"...), as another
+    program might send them."""
+    b = OscMessageBuilder(address)
+    for i, a in enumerate(args):
+        b.add_arg(a, types[i] if types else None)
+    send_raw(port, b.build().dgram)
+
+
+def send_raw(port: int, data: bytes) -> None:
+    """Send one datagram to 127.0.0.1:``port``, OSC or not."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(data, ("127.0.0.1", port))
+
+
+def wait_until(condition, timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.01)
+    return condition()

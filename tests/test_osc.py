@@ -1,3 +1,7 @@
+import json
+import logging
+import math
+import re
 import time
 
 import numpy as np
@@ -5,13 +9,15 @@ import pytest
 import soundfile as sf
 
 from conftest import triad
+from live_mer import config as configmod
 from live_mer.analyzer import Analyzer
+from live_mer.control import ControlServer, Controller
 from live_mer.engine import Engine, LatestEstimates
 from live_mer.estimate import Estimate
-from live_mer.osc import DestinationConfig, DestinationError, OscSender, parse_destination
+from live_mer.osc import PATTERN_CHARS, DestinationConfig, DestinationError, OscSender, parse_destination
 from live_mer.outputs import OutputSettings
 from live_mer.sources import FileSource
-from osc_receiver import Receiver, free_udp_port, messages
+from osc_receiver import Receiver, free_udp_port, messages, send_osc, send_raw, wait_until
 
 RAW = OutputSettings(shapes={})  # no shaping: OSC carries the estimates as they are
 
@@ -155,3 +161,130 @@ def test_unresolvable_destination_does_not_stop_the_others(receiver):
     assert stats["no-such-host.invalid:9000"]["dropped"] == 5
     assert stats[f"127.0.0.1:{receiver.port}"]["sent"] == 5
     assert receiver.wait_for(5)
+
+
+def sent(r: Receiver) -> list:
+    """What a receiver got, in order: each frame's valence (rounded), or "stopped"."""
+    out = []
+    for b in r.bundles():
+        msgs = messages(b)
+        out.append("stopped" if "/mer/status/stopped" in msgs else round(msgs["/mer/va"].params[0], 3))
+    return out
+
+
+def test_every_destination_sends_the_last_frame_then_stopped(receiver):
+    """A stream can end (end of file, Ctrl-C, --duration) before a destination's newest estimate is due: at
+    a fixed rate it waits for the next tick, with offset_ms for the delay. That frame must still go out, then
+    <p>/status/stopped, without waiting for close(), and a restart before then must not swallow the first
+    stream's end. (Both used to be lost for good: the frame picker skipped every estimate of an ended stream.)"""
+    delayed, per_hop = Receiver(), Receiver()
+    osc = OscSender([DestinationConfig("127.0.0.1", receiver.port, rate_hz=60.0),
+                     DestinationConfig("127.0.0.1", delayed.port, rate_hz=60.0, offset_ms=400.0),
+                     DestinationConfig("127.0.0.1", per_hop.port, offset_ms=400.0)], settings=RAW)
+    try:
+        for stream in ((0.1, 0.2, 0.3), (0.6, 0.7)):  # both end, and the second starts, within a millisecond
+            for v in stream:
+                osc(Estimate(t=0.0, valence=v, arousal=0.0))
+            osc.end_of_stream()
+        for r in (receiver, delayed, per_hop):  # within the delay and a tick (and a loaded machine's jitter)
+            assert wait_until(lambda: sent(r).count("stopped") == 2, 3.0), sent(r)
+        time.sleep(0.2)
+        osc.close()  # nothing more to send: no third notice
+        time.sleep(0.1)
+        for r in (receiver, delayed, per_hop):
+            got = sent(r)
+            first = got.index("stopped")
+            before, between = got[:first], got[first + 1:-1]
+            assert got[-1] == "stopped" and got.count("stopped") == 2, got  # nothing repeats after an end
+            assert before[-1] == 0.3 and set(before) <= {0.1, 0.2, 0.3}, got  # each stream's last frame, then its end
+            assert between[-1] == 0.7 and set(between) <= {0.6, 0.7}, got
+        assert sent(per_hop) == [0.1, 0.2, 0.3, "stopped", 0.6, 0.7, "stopped"]  # per hop: every estimate
+    finally:
+        osc.close()
+        delayed.close()
+        per_hop.close()
+
+
+@pytest.fixture
+def control():
+    """A control port on a free loopback port: (state, controller, port); state["settings"] is what it set."""
+    state = {"settings": OutputSettings()}
+    ctl = Controller(lambda: state["settings"], lambda s: state.update(settings=s), {})
+    server = ControlServer(ctl, "127.0.0.1", 0)
+    yield state, ctl, server
+    server.close()
+
+
+def test_mute_takes_the_flags_controllers_send(control, caplog):
+    """TouchDesigner's OSC Out CHOP, TouchOSC and MIDI-to-OSC bridges send 1.0/0.0 (as float or double) or
+    T/F, not ints: each is a mute flag (floats were refused: "argument 1.0 should be int"); a value that is no
+    switch position is still refused."""
+    state, ctl, server = control
+    port = server.address[1]
+    steps = ((("moods", 1.0), "sf", {"moods"}), (("tags", True), "sT", {"moods", "tags"}),
+             (("moods", 0.0), "sd", {"tags"}), (("tags", False), "sF", set()), (("onset", 1), "si", {"onset"}))
+    for n, (args, types, muted) in enumerate(steps, 1):
+        send_osc(port, "/mer/control/mute", *args, types=types)
+        assert wait_until(lambda: ctl.accepted + ctl.rejected == n, 3.0)
+        assert ctl.rejected == 0 and state["settings"].muted == muted, (types, ctl.rejected)
+    before = state["settings"]
+    for bad, types in ((0.5, "f"), (math.nan, "f"), (math.inf, "d"), (2.0, "f"), (-1.0, "f"), ("1", "s"), (2, "i")):
+        send_osc(port, "/mer/control/mute", "moods", bad, types="s" + types)
+    assert wait_until(lambda: ctl.rejected == 7, 3.0)
+    assert state["settings"] is before
+    assert "/mer/control/mute: argument 0.5 should be 0 or 1 (int, float or T/F)" in caplog.text
+
+
+def test_datagrams_that_are_not_osc_are_rejected_and_counted(control, caplog):
+    """python-osc dropped these without a word. They are rejected like other bad messages, logged at most
+    once a second, and the count of those not logged follows after a second without rejections, or when
+    the port closes (it used to wait for the next logged rejection, forever after the last burst)."""
+    caplog.set_level(logging.WARNING, logger="live_mer")
+    state, ctl, server = control
+    port = server.address[1]
+    garbage = (b"\x00garbage\xff" * 3, b"#bundle\x00garbage", b"/mer/control/query",  # (no padding)
+               b"/mer/\xff\xfe\x00\x00,\x00\x00\x00")  # not UTF-8: python-osc raises UnicodeDecodeError
+    for data in garbage:
+        send_raw(port, data)
+    assert wait_until(lambda: ctl.rejected == 4, 3.0)
+    assert re.search(r"a datagram from 127\.0\.0\.1:\d+ is not an OSC message or bundle \(27 bytes: ", caplog.text)
+    assert wait_until(lambda: "3 more since the last report" in caplog.text, 3.0)  # after a quiet second
+    send_osc(port, "/mer/control/mute", "tags", 1)  # the port still works
+    assert wait_until(lambda: ctl.accepted == 1, 3.0) and state["settings"].muted == {"tags"}
+    send_raw(port, b"junk")
+    send_raw(port, b"junk")
+    assert wait_until(lambda: ctl.rejected == 6, 3.0)
+    server.close()  # within the second: the count comes now
+    assert "2 more since the last report" in caplog.text
+    assert sum("rejected" in r.getMessage() for r in caplog.records) == 3  # one line a second at most
+
+
+BAD_PREFIXES = [("/d\u00e9ck", "'\u00e9' is not ASCII"), ("/a\tb", "'\\t' is a control character"),
+                ("/a//b", "'//' is a wildcard in OSC 1.1"), ("/a b", "it contains a space"),
+                ("mer", "it does not start with '/'"), ("/mer/", "it ends with '/'"),
+                *((f"/a{c}b", f"{c!r} is an OSC pattern character") for c in PATTERN_CHARS)]
+
+
+@pytest.mark.parametrize("prefix,problem", BAD_PREFIXES)
+def test_prefixes_that_are_not_osc_addresses_are_refused(prefix, problem, tmp_path):
+    """OSC 1.0 addresses are printable ASCII without space and #*,?[]{} ("//" is an OSC 1.1 wildcard):
+    a receiver would treat another prefix as a pattern or refuse it. The flag (--prefix), the file's key
+    (osc.prefix) and the sender are refused by the one check, naming the problem and what is allowed."""
+    allowed = "printable ASCII without spaces or #*,?[]{}, each after a single '/'"
+    with pytest.raises(ValueError, match=re.escape(problem)) as exc:
+        OscSender(["127.0.0.1:9"], prefix=prefix)
+    assert allowed in str(exc.value)
+    with pytest.raises(configmod.ConfigError, match=re.escape(problem)):
+        configmod.override(configmod.Config(), "osc", prefix=prefix)
+    path = tmp_path / "show.toml"
+    path.write_text(f"[osc]\nprefix = {json.dumps(prefix)}\n", encoding="utf-8")  # JSON escapes are TOML's too
+    with pytest.raises(configmod.ConfigError, match=r"osc\.prefix: .*" + re.escape(problem)):
+        configmod.load(path)
+
+
+def test_a_prefix_of_any_other_printable_ascii_is_sent(receiver):
+    osc = OscSender([f"127.0.0.1:{receiver.port}"], prefix="/deck-1/mer_2.x~$@!", settings=RAW)
+    osc(Estimate(t=0.0, valence=0.5, arousal=0.0))
+    osc.close()
+    assert receiver.wait_for(2)
+    assert messages(receiver.bundles()[0])["/deck-1/mer_2.x~$@!/va"].params == [0.5, 0.0]
