@@ -8,6 +8,13 @@ logs how many estimates were lost. An existing recording is never lost: new rows
 installation restarted by its service continues its log); a CSV whose columns differ (another model,
 or a recording by an older version without the ``input_ok`` column) is left alone and the rows go to
 the first free ``<name>-2.csv``, ``<name>-3.csv``...
+
+Log rotation is followed by the writer thread, before it writes a row: about every ``check_s`` seconds it
+compares the open file with what ``path`` names now (device and inode), and when the path names another
+file or none (logrotate's rename-and-create, or the file was removed) it logs one line and reopens the
+path, creating it, with a CSV header when the file is new or empty; a file emptied under it (logrotate's
+``copytruncate``, checked at every row) gets its header again before the next row. Rows are written
+whole, so each is in one file or the other, never split or lost.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import json
 import logging
 import os
 import queue
+import stat
 import threading
 import time
 from pathlib import Path
@@ -29,6 +37,7 @@ from .estimate import Estimate
 log = logging.getLogger("live_mer")
 
 RETRY_S = 5.0  # seconds between attempts to write again after a write error
+CHECK_S = 2.0  # seconds between checks that the path still names the open file (log rotation)
 
 
 def flat_row(est: Estimate, wall: float) -> dict:
@@ -61,7 +70,7 @@ class Recorder:
     """
 
     def __init__(self, path: str | Path, fmt: str | None = None, max_queue: int = 10_000,
-                 retry_s: float = RETRY_S):
+                 retry_s: float = RETRY_S, check_s: float = CHECK_S):
         self.path = Path(path)
         self.format = fmt or self.path.suffix.lower().lstrip(".")
         if self.format not in ("csv", "jsonl"):
@@ -69,6 +78,7 @@ class Recorder:
         self.path.parent.mkdir(parents=True, exist_ok=True)  # "logs/show.csv": the folder is made
         open(self.path, "ab").close()  # a place that cannot be written at all fails now, at the start
         self.retry_s = retry_s
+        self.check_s = check_s
         self.written = 0
         self._queue_full = 0  # counted by the analyzer thread, everything else by the writer thread
         self._unwritable = 0
@@ -78,6 +88,8 @@ class Recorder:
         self._fh = None  # raw (unbuffered) file; None before the first row and after a write error
         self._end = 0  # size of the file after its last complete row: where a failed row is cut back to
         self._retry_at = 0.0
+        self._check_at = 0.0  # when to compare the open file with what the path names (log rotation)
+        self._last = b""  # the last row written: put back after the header if a truncation raced with it
         self._queue: queue.Queue = queue.Queue(max_queue)
         self._thread = threading.Thread(target=self._run, name="live_mer-recorder", daemon=True)
         self._thread.start()
@@ -115,6 +127,8 @@ class Recorder:
         row = flat_row(est, wall)
         if self._fh is None:
             self._open(list(row))
+        else:
+            self._follow_rotation(list(row))
         if self.format == "jsonl":
             self._append(json.dumps(row) + "\n")
         else:
@@ -125,12 +139,14 @@ class Recorder:
                         self.path, self._lost_now)
             self._lost_now = 0
 
-    def _open(self, names: list[str]) -> None:
-        """Open the recording for appending: at the first row, and again after a write error.
+    def _open(self, names: list[str]) -> bool:
+        """Open the recording for appending: at the first row, after a write error and after a log rotation.
 
         New rows start on a line of their own after a row cut off (a run killed mid-row, or a failed row
-        the file system could not cut back); a CSV gets its header unless it has it already.
+        the file system could not cut back); a CSV gets its header unless it has it already. Returns
+        whether the header was written.
         """
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # a rotation may have removed the folder too
         needs_header = self.format == "csv" and self._choose_csv(names)
         self._fh = open(self.path, "ab", buffering=0)
         self._end = os.fstat(self._fh.fileno()).st_size
@@ -138,6 +154,50 @@ class Recorder:
             self._append("\n")
         if needs_header:
             self._append(csv_line(names))
+        self._check_at = time.monotonic() + self.check_s
+        return needs_header
+
+    def _follow_rotation(self, names: list[str]) -> None:
+        """Before a row: reopen the path if it names another file or none now; a header again if emptied.
+
+        The path is stat-ed at most every ``check_s`` seconds, the open file (one ``fstat``) before every
+        row, so that a file truncated under us gets its header before any row does.
+        """
+        st = os.fstat(self._fh.fileno())
+        regular = stat.S_ISREG(st.st_mode)  # not a pipe or device (/dev/stdout): those are only written
+        why = ""
+        if regular and time.monotonic() >= self._check_at:
+            self._check_at = time.monotonic() + self.check_s
+            try:
+                now = os.stat(self.path)
+            except FileNotFoundError:
+                why = "the file was moved or removed (log rotation?)"
+            except OSError:  # cannot tell (a folder not searchable now): keep writing the open file
+                pass
+            else:
+                if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                    why = "the file was moved and the path names another one (log rotation?)"
+        if why:
+            self._close_file()
+            header = self._open(names)
+            log.warning("recording to %s: %s; continuing in the file the path names now%s", self.path, why,
+                        ", with a header" if header else "")
+        elif regular and st.st_size < self._end:  # copytruncate, or `: > show.csv`
+            self._truncated(st.st_size)
+
+    def _truncated(self, size: int) -> None:
+        """The open file was emptied under us: a CSV continues from its header again, JSONL just continues."""
+        self._end = size
+        header = ""
+        if self.format == "csv" and size == 0:
+            self._append(header := csv_line(self._columns))
+        elif self.format == "csv" and size == len(self._last):
+            # our last row landed just after the truncation (it raced with our fstat): the header goes before it
+            os.ftruncate(self._fh.fileno(), 0)
+            self._end = 0
+            self._append((header := csv_line(self._columns)) + self._last.decode())
+        log.warning("recording to %s: the file was truncated under it (log rotation with copytruncate?); "
+                    "continuing it%s", self.path, ", from a header" if header else "")
 
     def _choose_csv(self, names: list[str]) -> bool:
         """Continue an existing CSV with the same columns, else start one (a new name if taken).
@@ -176,6 +236,7 @@ class Recorder:
                 raise OSError(errno.EIO, "the file took no bytes")
             rest = rest[n:]
         self._end += len(data)
+        self._last = data
 
     def _fail(self, exc: OSError) -> None:
         """Drop this estimate, cut its unfinished row back off, and wait ``retry_s`` before writing again."""

@@ -21,7 +21,7 @@ def rows_of(path):
     """The rows of a recording; fails on any row that is not complete."""
     text = path.read_text()
     assert text.endswith("\n"), "the file ends mid-row"
-    if path.suffix == ".jsonl":
+    if ".jsonl" in path.suffixes:  # also show.jsonl.1, rotated
         return [json.loads(line) for line in text.splitlines()]  # a cut-off row is not valid JSON
     header, *rows = csv.reader(text.splitlines())
     assert all(len(row) == len(header) for row in rows), "a row with missing fields"
@@ -139,3 +139,96 @@ def test_a_disk_that_fills_up_and_frees_again(tmp_path, monkeypatch, caplog, suf
     assert logged[0][0] == "ERROR" and f"record.path {path}: cannot write (No space left on device)" in logged[0][1]
     assert logged[1] == ("WARNING",
                          f"recording to {path} resumed; 27 estimates were lost while it could not be written")
+
+
+# Log rotation: logrotate's rename-and-create (the default) and copytruncate, for weeks-long installations.
+
+def feed(rec, ts):
+    """Record an estimate at each of ``ts`` and wait until the writer has them."""
+    done = rec.written + rec.dropped + len(ts)
+    for t in ts:
+        rec(est(t))
+    until(lambda: rec.written + rec.dropped == done)
+
+
+@pytest.mark.parametrize("create", [True, False], ids=["create", "removed"])
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_rotation_by_rename_is_followed_into_the_new_file(tmp_path, caplog, suffix, create):
+    """Rows after the rename go to the file the path names (a CSV with its header), none is lost or split."""
+    path = tmp_path / f"rec{suffix}"
+    rotated = tmp_path / f"rec{suffix}.1"
+    rec = Recorder(path, check_s=0.2)
+    feed(rec, range(5))
+    path.rename(rotated)
+    if create:  # logrotate's `create`: a new empty file where the old one was
+        path.touch()
+    feed(rec, [5])  # to either file (the path is checked every check_s), whole
+    time.sleep(0.3)
+    feed(rec, range(6, 10))  # noticed by now: to the new file
+    rec.close()
+    old, new = ([float(r["t"]) for r in rows_of(p)] for p in (rotated, path))  # complete rows only
+    assert old + new == list(range(10)) and old[:5] == list(range(5)) and new[-4:] == list(range(6, 10))
+    if suffix == ".csv":
+        assert path.read_bytes().startswith(csv_line(flat_row(est(), 0.0)).encode())
+    assert rec.written == 10 and rec.dropped == 0 and rec.path == path
+    logged = [r.getMessage() for r in caplog.records if r.name == "live_mer"]
+    assert len(logged) == 1 and f"recording to {path}: the file was moved" in logged[0], logged
+
+
+def test_a_rotation_by_copytruncate_gets_a_header_and_a_restart_continues_it(tmp_path, caplog):
+    """The emptied CSV starts with its header again, so a restarted service appends to it (not rec-2.csv)."""
+    path = tmp_path / "rec.csv"
+    header = csv_line(flat_row(est(), 0.0))
+    rec = Recorder(path)
+    feed(rec, range(5))
+    (tmp_path / "rec.csv.1").write_bytes(path.read_bytes())  # logrotate copytruncate: copy, then empty it
+    os.truncate(path, 0)
+    feed(rec, range(5, 8))
+    rec.close()
+    assert path.read_bytes().startswith(header.encode())
+    assert [float(r["t"]) for r in rows_of(path)] == [5, 6, 7]
+    assert [float(r["t"]) for r in rows_of(tmp_path / "rec.csv.1")] == list(range(5))
+    logged = [r.getMessage() for r in caplog.records if r.name == "live_mer"]
+    assert len(logged) == 1 and "truncated" in logged[0], logged
+
+    again = Recorder(path)  # the service restarts
+    feed(again, [8])
+    again.close()
+    assert again.path == path and not (tmp_path / "rec-2.csv").exists()
+    assert [float(r["t"]) for r in rows_of(path)] == [5, 6, 7, 8]
+
+
+class TruncatedBeforeWrite:
+    """Stands in for ``open`` in the recorder: when ``cut`` is set, the next write first copies and empties
+    the file, as a copytruncate that comes between the recorder's check and its write."""
+
+    def __init__(self, copy):
+        self.copy, self.cut = copy, False
+
+    def open(self, path, mode="r", *args, **kw):
+        fh = builtins.open(path, mode, *args, **kw)
+        return self.File(fh, self) if "a" in mode else fh
+
+    class File(LimitedFile):
+        def write(self, data):
+            if self.disk.cut:
+                self.disk.cut = False
+                with builtins.open(self.fh.name, "rb") as fh:
+                    self.disk.copy.write_bytes(fh.read())
+                os.ftruncate(self.fh.fileno(), 0)
+            return self.fh.write(data)
+
+
+def test_a_row_written_just_after_a_copytruncate_follows_the_header(tmp_path, monkeypatch):
+    path = tmp_path / "rec.csv"
+    rotation = TruncatedBeforeWrite(tmp_path / "rec.csv.1")
+    monkeypatch.setattr("live_mer.recorder.open", rotation.open, raising=False)
+    rec = Recorder(path)
+    feed(rec, range(3))
+    rotation.cut = True
+    feed(rec, range(3, 6))  # row 3 lands first in the emptied file
+    rec.close()
+    assert path.read_bytes().startswith(csv_line(flat_row(est(), 0.0)).encode())
+    assert [float(r["t"]) for r in rows_of(path)] == [3, 4, 5]
+    assert [float(r["t"]) for r in rows_of(rotation.copy)] == [0, 1, 2]
+
