@@ -46,11 +46,6 @@ def _audio_in(folder: Path, unreadable: list[tuple[Path, str]]) -> list[Path]:
     return sorted(files)
 
 
-def find_audio(paths: list[str | Path]) -> list[tuple[Path, Path]]:
-    """(file, output name) for files given directly and audio files inside folders: :func:`scan`'s first half."""
-    return scan(paths)[0]
-
-
 def scan(paths: list[str | Path]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
     """(file, output name) for files given directly and audio files inside folders, each file once; and
     (folder, reason) for every folder that could not be read.

@@ -17,7 +17,7 @@ from pathlib import Path
 from . import __version__
 from . import config as configmod
 from .analyzer import Analyzer, hop_frames
-from .batch import AUDIO_EXTENSIONS, find_audio, result_files, run_batch, write_summary_csv
+from .batch import AUDIO_EXTENSIONS, run_batch, write_summary_csv
 from .control import ControlServer, Controller
 from .engine import Engine, LatestEstimates
 from .estimate import Estimate
@@ -300,25 +300,24 @@ def _identities(path: Path) -> set:
     return keys
 
 
-def _planned_outputs(args, files: list[tuple[Path, Path]]) -> list[tuple[str, str, Path]]:
-    """(flag, its value, path) for every path analyze writes: --json, --csv, --out itself and in it the
-    summary CSV and the per-file JSON (and its .tmp while it is written) and PNG, named as run_batch names them."""
+def _planned_outputs(args) -> list[tuple[str, str, Path]]:
+    """(flag, its value, path) for the paths analyze writes that a user names: --json, --csv, --out and the
+    summary CSV in it. (The per-track files in --out end in .json, .json.tmp or .png, never an input's
+    audio extension, and files found in folders have one: they cannot collide, and are not looked up.)"""
     planned = [(flag, value, Path(value)) for flag, value in (("--json", args.json), ("--csv", args.csv)) if value]
     if args.out:
         out = Path(args.out)
         planned += [("--out", args.out, out)] + ([] if args.csv else [("--out", args.out, out / "summary.csv")])
-        for _, rel in files:
-            done, tmp, png = result_files(out, rel)
-            planned += [("--out", args.out, p) for p in (done, tmp) + ((png,) if args.plot else ())]
     return planned
 
 
 def _refuse_overwriting_inputs(args) -> None:
     """Refuse an output path that is an input or an existing audio file, before anything is written:
-    `analyze --json a.wav b.wav` (--json taken for a flag like --plot) wrote JSON over a.wav."""
-    files = find_audio(args.paths)
-    inputs = set().union(*(_identities(f) for f, _ in files))
-    for flag, value, path in _planned_outputs(args, files):
+    `analyze --json a.wav b.wav` (--json taken for a flag like --plot) wrote JSON over a.wav. The inputs
+    compared are the files named on the command line; a folder's files are audio files, refused as such,
+    so the library is not scanned twice."""
+    inputs = set().union(*(_identities(p) for p in map(Path, args.paths) if not p.is_dir()))
+    for flag, value, path in _planned_outputs(args):
         audio = path.suffix.lower() in AUDIO_EXTENSIONS
         if not _identities(path).isdisjoint(inputs):
             what = f"an input {'audio ' if audio else ''}file"
