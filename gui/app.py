@@ -124,7 +124,14 @@ def main(argv: list[str] | None = None) -> int:
 
     session = Session(model=args.model or cfg.model.name, provider=args.provider or cfg.model.provider,
                       prefix=args.prefix or cfg.osc.prefix, output_settings=cfg.outputs,
-                      hop_s=args.hop if args.hop is not None else cfg.analysis.hop_s)
+                      hop_s=args.hop if args.hop is not None else cfg.analysis.hop_s, threads=cfg.model.threads,
+                      max_backlog_s=cfg.analysis.max_backlog_s,
+                      device_settings=dict(samplerate=cfg.source.samplerate or None,
+                                           channels=cfg.source.channels or None, blocksize=cfg.source.blocksize))
+    for key, unused in (("record.path", cfg.record.path), ("control.enabled", cfg.control.enabled)):
+        if unused:  # what only listen does: said, not silently dropped
+            print(f"note: {args.config}: {key} is for `live-mer listen`: the monitor neither records nor opens the "
+                  "control port", file=sys.stderr)
     choice, note = _source(args, cfg)
     osc_configs = () if args.osc else cfg.osc.all_destinations()
     osc = ", ".join(args.osc) if args.osc else ", ".join(d.label for d in osc_configs)

@@ -54,14 +54,15 @@ class SourceChoice:
             return f"File: {Path(self.value).name}"
         return self.value or "Default input"
 
-    def open(self):
-        """Build the live_mer source (raises SourceError or AudioFileError)."""
+    def open(self, samplerate: int | None = None, channels: int | None = None, blocksize: int = 0):
+        """Build the live_mer source (raises SourceError or AudioFileError); a sound card is opened with
+        ``samplerate``, ``channels`` and ``blocksize`` (None, None, 0: its defaults)."""
         if self.kind == DEMO:
             return DemoSource(realtime=self.realtime, loop=self.loop)
         if self.kind == FILE:
             return FileSource(self.value, realtime=self.realtime, loop=self.loop)
         if self.kind == DEVICE:
-            return DeviceSource(self.value or None)
+            return DeviceSource(self.value or None, samplerate=samplerate, channels=channels, blocksize=blocksize)
         raise ValueError(f"unknown source kind {self.kind!r}")
 
 
@@ -114,14 +115,25 @@ class Session:
         More sinks for every engine (tests record estimates with one); they must not block.
     hop_s : float
         Seconds between estimates (0: the model's own hop); see :class:`~live_mer.analyzer.Analyzer`.
+    threads : int
+        onnxruntime intra-op threads (a configuration file's ``model.threads``).
+    max_backlog_s : float
+        Audio older than this is dropped when the analysis falls behind (``analysis.max_backlog_s``).
+    device_settings : dict or None
+        How a sound card is opened: ``samplerate``, ``channels``, ``blocksize`` (``source.*``; see
+        :meth:`SourceChoice.open`).
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, provider: str = "auto", prefix: str = DEFAULT_PREFIX,
                  output_settings: OutputSettings | None = None,
-                 extra_sinks: list[Callable[[Estimate], None]] | None = None, hop_s: float = 0.0):
+                 extra_sinks: list[Callable[[Estimate], None]] | None = None, hop_s: float = 0.0, threads: int = 1,
+                 max_backlog_s: float = 1.0, device_settings: dict | None = None):
         self.model_name = model
         self.hop_s = hop_s
         self.provider = provider
+        self.threads = threads
+        self.max_backlog_s = max_backlog_s
+        self.device_settings = dict(device_settings or {})
         self.prefix = prefix
         self.output_settings = output_settings or OutputSettings()
         self.extra_sinks = list(extra_sinks or [])
@@ -142,7 +154,7 @@ class Session:
     def load(self) -> StudentModel:
         """Load (once) and return the model; raises :class:`~live_mer.model.ModelError`."""
         if self.model is None:
-            self.model = load_model(self.model_name, provider=self.provider)
+            self.model = load_model(self.model_name, provider=self.provider, threads=self.threads)
         return self.model
 
     def prepare(self) -> None:
@@ -207,7 +219,7 @@ class Session:
                 raise SourceError("the audio system stopped responding: quit and start the monitor again to use a "
                                   "sound card (a file or the demo still plays)")
             model = self.load()
-            source = choice.open()
+            source = choice.open(**self.device_settings)
             try:  # a smoothing or hop the analyzer refuses, a bad destination: the opened input is let go
                 analyzer = Analyzer(model, source.samplerate, smoothing_s=smoothing_s, hop_s=self.hop_s)
                 self._set_osc(destinations, model)
@@ -215,7 +227,8 @@ class Session:
                 source.stop()
                 raise
             self.latest.drain()  # nothing from an older stream may reach the display after this
-            engine = Engine(source, analyzer, [self._slot, self.latest, *self.extra_sinks])
+            engine = Engine(source, analyzer, [self._slot, self.latest, *self.extra_sinks],
+                            max_backlog_s=self.max_backlog_s)
             try:
                 engine.start()
             except Exception:

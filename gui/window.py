@@ -682,15 +682,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                          "ended.", "info")
             return
         source = session.source
-        lost = getattr(session.engine, "input_lost", None)  # the engine's device watchdog, where it has one
-        if lost is None and isinstance(source, DeviceSource) and not source.active:
-            # PortAudio ended the stream (device unplugged, sound server gone) and nothing will reopen
-            # it: stop cleanly and say so.
-            self.stop()
-            self.banner.show_message(f"Input device {source.name!r} stopped delivering audio (disconnected?). "
-                                     "Pick an input and press Start.", "error")
-            return
-        if lost:
+        if session.engine.input_lost:
             # The engine feeds silence and the source reopens the device by itself: say so, keep going.
             why = getattr(source, "reopen_error", "")
             self._input_lost = True

@@ -153,11 +153,15 @@ def _analyze_one(job: tuple[str, tuple[Path, Path, Path] | None, float, bool]) -
         done, tmp, png = outputs
         done.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(result, indent=1) + "\n")
-        tmp.replace(done)  # complete files only, so --resume can trust them
-        if plot:
+        if plot:  # before the JSON counts as done: --resume skips done tracks, so it would never plot this one
             from .plot import plot_result
 
-            plot_result(result, png)
+            try:
+                plot_result(result, png)
+            except Exception as exc:
+                tmp.unlink()
+                return {"path": path, "error": f"the plot failed ({type(exc).__name__}: {exc})"}
+        tmp.replace(done)  # complete files only, so --resume can trust them
     return result
 
 

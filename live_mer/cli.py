@@ -177,6 +177,7 @@ def cmd_listen(args) -> int:
     cfg = configmod.override(cfg, "analysis", hop_s=args.hop)
     source = _open_source(cfg.source)  # before the outputs: an unknown device must not leave a recording file
     analyzer = Analyzer(model, source.samplerate, smoothing_s=cfg.analysis.smoothing_s, hop_s=cfg.analysis.hop_s)
+    made = _not_there_yet(cfg)
     outputs = _open_outputs(cfg, model, "--record" if args.record else "record.path")
     osc, recorder, latest = outputs.osc, outputs.recorder, LatestEstimates()
     if outputs.server is not None:
@@ -204,6 +205,11 @@ def cmd_listen(args) -> int:
     note.start()
     try:
         engine.start()
+    except BaseException:  # a stream the sound card refuses leaves no threads, sockets or empty recording
+        engine.stop()
+        outputs.close()
+        _remove_made(made)
+        raise
     finally:
         note.cancel()
     deadline = time.monotonic() + args.duration if args.duration else None  # of audio, after the preparation
@@ -346,20 +352,31 @@ def _check_outputs(out_dir: str | None, files: list[str]) -> None:
             raise configmod.ConfigError(f"{f}: not writable")
 
 
+def _not_there_yet(cfg: configmod.Config) -> list[Path]:
+    """The recording file and its folders that do not exist yet (the deepest first): what opening the
+    outputs will make."""
+    record = Path(cfg.record.path) if cfg.record.path else None
+    return [p for p in (record, *record.parents) if not p.exists()] if record else []
+
+
+def _remove_made(made: list[Path]) -> None:
+    """Remove what :func:`_not_there_yet` listed, once opened outputs are closed with nothing recorded."""
+    for p in made:
+        with contextlib.suppress(OSError):  # not made after all (opening failed), or not empty now
+            if p.is_dir():
+                p.rmdir()
+            else:
+                p.unlink()
+
+
 def _try_outputs(cfg: configmod.Config, model, record_origin: str) -> None:
     """Open listen's outputs and close them again, removing the recording file (and its folders) that the
     trial made: a check leaves nothing behind."""
-    record = Path(cfg.record.path) if cfg.record.path else None
-    made = [p for p in (record, *record.parents) if not p.exists()] if record else []  # the deepest first
+    made = _not_there_yet(cfg)
     try:
         _open_outputs(cfg, model, record_origin).close()
     finally:
-        for p in made:
-            with contextlib.suppress(OSError):  # not made after all (the trial failed), or not empty now
-                if p == record:
-                    p.unlink()
-                else:
-                    p.rmdir()
+        _remove_made(made)
 
 
 def cmd_config(args) -> int:

@@ -30,11 +30,9 @@ class LatestEstimates:
 
     def __init__(self, maxlen: int = 1024):
         self._items: collections.deque[Estimate] = collections.deque(maxlen=maxlen)
-        self.count = 0
 
     def __call__(self, est: Estimate) -> None:
         self._items.append(est)  # deque.append is atomic; the oldest item falls off when full
-        self.count += 1
 
     def drain(self) -> list[Estimate]:
         out = []
@@ -121,8 +119,12 @@ class Engine:
                                    input_ok=False)
                     self._stop.wait(self.poll_s)
                     continue
+                # `finished` first: a finite source sets it after its last write, so a ring found empty after
+                # it was seen holds everything (checked the other way round, a last block written in between
+                # would never be analysed).
+                finished = self.source.finished
                 if ring.available() == 0:
-                    if self.source.finished:
+                    if finished:
                         if self.source.error is not None:
                             raise self.source.error
                         self._emit(self.analyzer.finish(self.source.overflows))

@@ -76,7 +76,7 @@ def frame_branch_pools(branch: FrameBranch, windows: np.ndarray) -> np.ndarray:
 
 
 def build_pooled_student(weights: PooledStudentWeights | Sequence[PooledStudentWeights], window_frames: int,
-                         n_features: int, input_name: str = "features") -> bytes:
+                         n_features: int) -> bytes:
     """Serialise the pooled student as an ONNX model (dynamic batch, fixed window and features).
 
     Several members (the same architecture trained with different seeds) share the pooling; each head's
@@ -98,7 +98,7 @@ def build_pooled_student(weights: PooledStudentWeights | Sequence[PooledStudentW
         nodes.append(helper.make_node(op, inputs, [output], **attrs))
         return output
 
-    x = input_name
+    x = "features"  # the card's input_name (write_model)
     mean_k = node("ReduceMean", [x], "mean_k", axes=[1], keepdims=1)
     mean = node("ReduceMean", [x], "mean", axes=[1], keepdims=0)
     dev = node("Sub", [x, mean_k], "dev")
@@ -148,7 +148,7 @@ def build_pooled_student(weights: PooledStudentWeights | Sequence[PooledStudentW
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", int(w.shape[1])]))
     graph = helper.make_graph(
         nodes, "live_mer_pooled_student",
-        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["batch", window_frames, n_features])],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["batch", window_frames, n_features])],
         outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="live_mer")
     model.ir_version = 8

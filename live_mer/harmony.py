@@ -919,7 +919,6 @@ def viterbi_chords(chroma: np.ndarray, bass: np.ndarray, frame_rate: float,
         state_chord = np.array([s % 12 + 12 * QUALITY_FAMILY[s // 12] for s in range(N_EXT - 1)])
         known = keys >= 0
         em[known, :-1] *= (24.0 * fit[keys[known]][:, state_chord]) ** p.chord_key_prior
-    n = chroma.shape[0]
     p_stay = p.chord_stay(frame_rate)
     return _viterbi(np.log(em + 1e-300), np.log(p_stay + (1 - p_stay) / N_EXT), np.log((1 - p_stay) / N_EXT))
 

@@ -45,13 +45,24 @@ def plot_result(result: dict, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams.update({"font.size": 13, "text.color": "#e6e6e6", "axes.labelcolor": "#e6e6e6",
+                         "xtick.color": "#bbbbbb", "ytick.color": "#bbbbbb", "axes.edgecolor": "#555555"})
+    fig = plt.figure(figsize=(16, 8), dpi=100, facecolor="#121216")
+    try:  # closed whatever happens: a worker plotting many files must not collect figures
+        _draw(fig, result, plt)
+        fig.subplots_adjust(left=0.07, right=0.98, top=0.92, bottom=0.08)
+        fig.savefig(path, facecolor=fig.get_facecolor())  # exactly 1600 x 800 pixels
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def _draw(fig, result: dict, plt) -> None:
+    """The four panels of :func:`plot_result` on ``fig``."""
     tl = result["timeline"]
     t = np.array([e["t"] for e in tl])
     # A frame starts where the previous one ended: the strips start at the first window's start.
     t0 = np.concatenate([[0.0], t[:-1]]) if len(t) else t
-    plt.rcParams.update({"font.size": 13, "text.color": "#e6e6e6", "axes.labelcolor": "#e6e6e6",
-                         "xtick.color": "#bbbbbb", "ytick.color": "#bbbbbb", "axes.edgecolor": "#555555"})
-    fig = plt.figure(figsize=(16, 8), dpi=100, facecolor="#121216")
     grid = fig.add_gridspec(4, 1, height_ratios=[5, 1, 0.8, 1.2], hspace=0.12)
     ax = fig.add_subplot(grid[0])
     ax_chord = fig.add_subplot(grid[1], sharex=ax)
@@ -77,7 +88,8 @@ def plot_result(result: dict, path: str | Path) -> Path:
     name = Path(result["path"]).name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     title = (f"{name}   —   valence {s['valence']:+.2f}, arousal {s['arousal']:+.2f}, "
              f"{s.get('quadrant', '')}   key {s.get('key') or '?'} {s.get('key_camelot', '')}")
-    ax.set_title(title, color="#ffffff", fontsize=16, loc="left", pad=12)
+    # parse_math off: a file name with two "$" is a name, not a formula (it made savefig fail)
+    ax.set_title(title, color="#ffffff", fontsize=16, loc="left", pad=12, parse_math=False)
     span = max(float(t[-1]) if len(t) else 1.0, 1.0)
     strips = ((ax_chord, "chord", [e.get("chord", "") for e in tl], 0.045),
               (ax_key, "key", [f"{e['key']} {e['key_camelot']}" if e.get("key") else "" for e in tl], 0.09))
@@ -98,8 +110,3 @@ def plot_result(result: dict, path: str | Path) -> Path:
         plt.setp(a.get_xticklabels(), visible=False)
     if len(t):
         ax.set_xlim(0, t[-1])
-    path = Path(path)
-    fig.subplots_adjust(left=0.07, right=0.98, top=0.92, bottom=0.08)
-    fig.savefig(path, facecolor=fig.get_facecolor())  # exactly 1600 x 800 pixels
-    plt.close(fig)
-    return path

@@ -56,11 +56,9 @@ class RingBuffer:
         self._written = written + n  # publish only after the copy is complete
         return True
 
-    def read(self, out: np.ndarray | None = None, max_frames: int | None = None) -> np.ndarray:
-        """Take up to ``max_frames`` unread frames (all by default) as a (frames x channels) array."""
+    def read(self, out: np.ndarray | None = None) -> np.ndarray:
+        """Take every unread frame as a (frames x channels) array (in ``out`` when it is large enough)."""
         n = self.available()
-        if max_frames is not None:
-            n = min(n, max_frames)
         if out is None or out.shape[0] < n:
             out = np.empty((n, self.channels), dtype=np.float32)
         start = self._read % self.capacity

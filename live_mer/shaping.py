@@ -35,9 +35,6 @@ class AttackRelease:
         self.smoothing = smoothing
         self.value: float | None = None
 
-    def reset(self) -> None:
-        self.value = None
-
     def update(self, target: float, dt: float) -> float:
         """Move towards ``target`` over ``dt`` seconds; returns the new value."""
         if self.value is None or not math.isfinite(self.value):
@@ -68,9 +65,6 @@ class LabelHold:
         self.label: str | None = None
         self._challenger: str | None = None
         self._since = 0.0
-
-    def reset(self) -> None:
-        self.label, self._challenger, self._since = None, None, 0.0
 
     def update(self, candidate: str, score: float, held_score: float, now: float) -> str:
         """Offer ``candidate`` (with ``score``) at time ``now`` (seconds); returns the label to show."""

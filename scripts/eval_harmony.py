@@ -46,7 +46,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from harmony_eval import common as C  # noqa: E402
-from harmony_eval.clips import clip_list, key_tuning_clips  # noqa: E402
+from harmony_eval.clips import clip_list, key_tuning_clips, wide_clips  # noqa: E402
 from harmony_eval.synth import make_pieces  # noqa: E402
 from live_mer.features import FeatureSpec  # noqa: E402
 from live_mer.harmony import KEY_PROFILES, StreamKey, key_label  # noqa: E402
@@ -264,8 +264,8 @@ def ensure_references(clips: list[Path], setup: bool, ref_dir: Path = CACHE / "r
                         str(ref_dir)] + [str(c) for c in missing], check=False, stdout=subprocess.DEVNULL)
 
 
-def eval_real(clips: list[Path], spec: FeatureSpec) -> dict:
-    ref_dir = CACHE / "ref"
+def eval_real(clips: list[Path], spec: FeatureSpec, ref_dir: Path = CACHE / "ref",
+              references: tuple[str, ...] = ("madmom", "chordia")) -> dict:
     tot: dict = {}
     rows, errors = [], Counter()
     key_clip, key_frames, file_key_clip, chords_madmom = [], [], [], []
@@ -283,7 +283,7 @@ def eval_real(clips: list[Path], spec: FeatureSpec) -> dict:
         path = C.offline_path(run, spec)
         est_off = C.chord_intervals(run, offline=path)
         row = {"clip": str(clip.relative_to(clip.parents[2]))}
-        for name in ("madmom", "chordia"):
+        for name in references:
             chords = ref.get(f"{name}_chords")
             if not chords:
                 errors[ref.get(f"error_{name}_chords", f"{name}: no output")] += 1
@@ -411,6 +411,9 @@ def main() -> int:
     ap.add_argument("--synth-seconds", type=float, default=60.0)
     ap.add_argument("--clips", type=int, default=60, help="real clips (of the 60 in the subset)")
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--wide", action="store_true",
+                    help="also the wide real-music set: every 4Q and Emotify clip in no other list (~710, 7.7 h), "
+                         "against madmom only (its references take ~20 min the first time, one core)")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--setup-refs", action="store_true", help="create the reference venv / compute missing refs")
     ap.add_argument("--speed-clips", type=int, default=10)
@@ -453,6 +456,10 @@ def main() -> int:
     if not args.skip_real:
         ensure_references(clips, args.setup_refs)
         result["real"] = eval_real(clips, spec)
+    if args.wide:
+        wide = wide_clips()
+        ensure_references(wide, args.setup_refs, CACHE / "ref_wide", only=("--madmom-only",))
+        result["real_wide"] = eval_real(wide, spec, CACHE / "ref_wide", ("madmom",))
     if not args.skip_speed:
         with_refs = [c for c in clips if (CACHE / "ref" / (c.stem + ".json")).exists()]
         result["speed"] = eval_speed((with_refs or clips)[: args.speed_clips], spec, None, args.speed_repeats)
@@ -494,9 +501,12 @@ def print_table(r: dict) -> None:
         print(f"   {'key MIREX weighted, all frames':38s} {pct(s['key_mirex']):>8s}")
         print(f"   modulations detected {s['modulations'] - s['modulations_missed']}/{s['modulations']}, delay median "
               f"{s['modulation_delay_median_s']:.1f} s, max {s['modulation_delay_max_s']:.1f} s")
-    if r.get("real"):
-        s = r["real"]
-        print(f"\n2. Real music: {s['clips']} clips, {s['audio_seconds'] / 60:.1f} min (agreement with offline references)")
+    for part, title in (("real", "2. Real music"),
+                        ("real_wide", "2b. Real music, the wide set (every clip in no other list)")):
+        if not r.get(part):
+            continue
+        s = r[part]
+        print(f"\n{title}: {s['clips']} clips, {s['audio_seconds'] / 60:.1f} min (agreement with offline references)")
         print(f"   {'metric':38s} {'causal':>8s} {'offline':>8s} target")
         for name in ("madmom", "chordia"):
             print(f"   {'majmin agreement vs ' + name:38s} {pct(s.get('majmin_vs_' + name)):>8s} "

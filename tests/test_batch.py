@@ -188,3 +188,31 @@ def test_an_unreadable_folder_or_file_is_a_failure_that_says_why(tmp_path, tiny_
     assert rows[str(lib / "ok" / "a.wav")]["quadrant"]
     assert "cannot read this folder" in rows[str(lib / "locked")]["error"]
     assert alone.returncode == 1 and "cannot read this folder" in alone.stderr and "no audio files" not in alone.stderr
+
+
+def test_a_name_with_dollars_is_plotted_as_written(tmp_path, tiny_model_path):
+    """matplotlib reads "$...$" as a formula: a track named so used to fail at its plot after its JSON was
+    written as done, so --resume never plotted it."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    sf.write(lib / "Cash $$ money.wav", triad(57, True, 4, 22050), 22050)
+    out = tmp_path / "out"
+    r = run(lib, "--out", out, "--plot", "--model", tiny_model_path)
+    assert r.returncode == 0 and "1 analysed, 0 already done, 0 failed" in r.stderr, r.stderr
+    assert (out / "Cash $$ money.wav.json").exists() and (out / "Cash $$ money.wav.png").exists()
+
+
+def test_a_plot_that_fails_leaves_no_figure_open(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from live_mer.plot import plot_result
+
+    result = {"path": "x.wav", "summary": {"valence": 0.1, "arousal": 0.2, "quadrant": "Q1"},
+              "timeline": [{"t": 0.5, "valence": 0.1, "arousal": 0.2, "quadrant": "Q1", "chord": "A:min",
+                            "key": "A minor", "key_camelot": "8A", "loudness_db": -20.0}]}
+    before = len(plt.get_fignums())
+    with pytest.raises(OSError):
+        plot_result(result, tmp_path / "no such folder" / "x.png")
+    assert len(plt.get_fignums()) == before
+    assert plot_result(result, tmp_path / "x.png").exists()

@@ -575,3 +575,28 @@ def test_a_configured_file_loops(tmp_path, tiny_model_path, song):
     assert r.returncode == 0, r.stderr
     assert time.monotonic() - t0 >= 8  # the 6 s file started again instead of ending the run
     assert int(r.stderr.split(" estimates")[0].split()[-1]) >= 13, r.stderr
+
+
+def test_a_stream_the_sound_card_refuses_leaves_nothing_running_or_written(tmp_path, tiny_model_path, monkeypatch):
+    """listen opens its outputs before the audio starts: when the start fails (PortAudio refuses the stream)
+    the OSC sender, the control port and the recorder are closed again and the new recording is removed."""
+    import threading
+
+    from live_mer import analyzer, cli, sources
+
+    def refuse(self):
+        raise sources.SourceError("cannot open input device 'x' at 12345 Hz with 1 channel(s): Invalid sample rate")
+
+    monkeypatch.setattr(sources.DemoSource, "start", refuse)
+    monkeypatch.setattr(analyzer.Analyzer, "warm_up", lambda self: 0.0)
+    rec = tmp_path / "night" / "show.csv"
+    control = free_udp_port()
+    rc = cli.main(["listen", "--demo", "--model", str(tiny_model_path), "--provider", "cpu", "--record", str(rec),
+                   "--osc", "127.0.0.1:9", "--control", str(control), "--quiet"])
+    assert rc == 2
+    assert not rec.exists() and not rec.parent.exists()
+    time.sleep(0.2)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("live_mer")]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", control))  # the control port is free again
+    s.close()

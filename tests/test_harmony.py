@@ -363,11 +363,19 @@ def test_out_of_range_harmony_settings_are_named(field, value):
 
 
 def test_the_harmony_clip_lists_are_disjoint(shared_data, monkeypatch):
-    """Evaluation clips, the emission's real training clips and the file key's tuning clips never overlap."""
+    """Evaluation clips, the emission's real training clips, the file key's tuning clips and the wide evaluation
+    set never overlap, and the four together are every 4Q and Emotify clip (besides the CC music)."""
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
     from harmony_eval import clips
 
     monkeypatch.setattr(clips, "DATA", shared_data)
-    lists = [set(clips.clip_list()), set(clips.chord_training_clips()), set(clips.key_tuning_clips())]
-    assert [len(x) for x in lists] == [60, 64, 211]
-    assert not (lists[0] & lists[1]) and not (lists[0] & lists[2]) and not (lists[1] & lists[2])
+    lists = [set(clips.clip_list()), set(clips.chord_training_clips()), set(clips.key_tuning_clips()),
+             set(clips.wide_clips())]
+    assert [len(x) for x in lists] == [60, 64, 211, 711]
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not (lists[i] & lists[j]), (i, j)
+    every = {p for p in (shared_data / "4q" / "audio").rglob("*") if p.is_file()}
+    every |= {p for p in (shared_data / "emotify").rglob("*") if p.suffix in (".mp3", ".ogg", ".wav", ".flac")}
+    assert set().union(*lists) - every == {shared_data / "cc-excerpts" / n for n in clips.CC_MUSIC}
+    assert len(every) == 1040 and every <= set().union(*lists)

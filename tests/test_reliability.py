@@ -172,3 +172,54 @@ def test_long_silence_then_music_recovers(tiny_model):
     assert music[-1].chord == fresh[-1].chord == "A:min"
     assert abs(music[-1].arousal - fresh[-1].arousal) < 0.05
     assert music[-1].key == fresh[-1].key
+
+
+class _CountingAnalyzer:
+    """Counts the frames the engine hands over (no model, no numba)."""
+
+    input_rate = 22050
+
+    def __init__(self):
+        self.frames = 0
+
+    def warm_up(self):
+        return 0.0
+
+    def process(self, block, overflows=0):
+        self.frames += len(block)
+        return []
+
+    def finish(self, overflows=0):
+        return []
+
+
+def test_the_last_block_of_a_finite_source_is_never_lost():
+    """A file's reader writes its last block and then says it is finished: if the engine sees the ring empty
+    just before that write and the flag just after it, the block must still be analysed."""
+    from live_mer.ringbuffer import RingBuffer
+
+    class LastWriteBetweenTheChecks:
+        samplerate, channels, realtime, overflows, error, name = 22050, 1, False, 0, None, "file"
+
+        def __init__(self):
+            self.ring, self._written = RingBuffer(22050, 1), False
+
+        def start(self):
+            pass
+
+        def stop(self):
+            pass
+
+        @property
+        def finished(self):
+            if not self._written:  # what the reader thread does while the engine looks at the ring
+                self.ring.write(np.ones((1024, 1), np.float32))
+                self._written = True
+            return True
+
+    analyzer = _CountingAnalyzer()
+    engine = Engine(LastWriteBetweenTheChecks(), analyzer, [])
+    engine.start()
+    assert engine.wait(5.0)
+    engine.stop()
+    assert analyzer.frames == 1024

@@ -1,6 +1,7 @@
 """The deterministic real-music clip subsets of the harmony work (paths under shared/data), pairwise disjoint:
-the evaluation clips of eval_harmony.py, the chord emission's real training clips (train_chords.py) and the
-clips on which the whole-file key was tuned (eval_harmony.py --tune-file-key)."""
+the evaluation clips of eval_harmony.py, the chord emission's real training clips (train_chords.py), the
+clips on which the whole-file key was tuned (eval_harmony.py --tune-file-key) and every other clip (the wide
+evaluation set, eval_harmony.py --wide)."""
 
 from __future__ import annotations
 
@@ -51,4 +52,12 @@ def key_tuning_clips() -> list[Path]:
     out = [DATA / r["path"] for r in _rows("4q")[5::4][:170]]
     out += [DATA / r["path"] for r in _rows("emotify")[3::5][:70]]
     taken = set(clip_list()) | set(chord_training_clips())
+    return [p for p in out if p.exists() and p not in taken]
+
+
+def wide_clips() -> list[Path]:
+    """Every 4Q and Emotify clip in none of the three lists above (about 710): the wide real-music set, on which
+    nothing of the harmony path was trained, tuned or chosen."""
+    taken = set(clip_list()) | set(chord_training_clips()) | set(key_tuning_clips())
+    out = [DATA / r["path"] for dataset in ("4q", "emotify") for r in _rows(dataset)]
     return [p for p in out if p.exists() and p not in taken]
