@@ -218,9 +218,9 @@ class LevelMeter(QtWidgets.QWidget):
     def clipping(self) -> bool:
         return self.clip_age < self.CLIP_HOLD_S
 
-    def set_level(self, loudness_db: float, peak: float, clipped: int) -> None:
-        """Take one estimate's level (RMS dBFS), peak (linear) and clipped-sample count."""
-        peak_db = 20.0 * math.log10(peak) if peak > 1e-6 else self.FLOOR_DB
+    def set_level(self, loudness_db: float, peak_db: float, clipped: int) -> None:
+        """Take one estimate's level (RMS dBFS), peak (dBFS, :attr:`Estimate.peak_db`) and clipped-sample
+        count."""
         rms = max(self.FLOOR_DB, min(0.0, loudness_db))
         self.target_db = rms
         self.rms_db = max(self.rms_db, rms)  # rise instantly, fall with ballistics

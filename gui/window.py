@@ -665,7 +665,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tag_bars.setVisible(bool(tags))
         self.chord_panel.update_estimate(last.chord, last.chord_confidence, last.key, last.key_camelot,
                                          last.key_open, last.key_confidence, last.chord_ext, last.chord_ext_confidence)
-        self.meter.set_level(last.loudness_db, max(e.peak for e in estimates), sum(e.clipped for e in estimates))
+        self.meter.set_level(last.loudness_db, max(e.peak_db for e in estimates), sum(e.clipped for e in estimates))
 
     def _check_health(self, wall: float) -> None:
         if not self._running_ui:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
@@ -9,6 +10,8 @@ from typing import Mapping
 # The quadrants of Russell's valence/arousal plane, as the plots and the monitor name them.
 QUADRANT_NAMES = {"Q1": "happy / exuberant", "Q2": "angry / tense", "Q3": "sad / depressed", "Q4": "calm / serene"}
 
+
+SILENCE_DB = -120.0  # dBFS of silence: the floor of the loudness and peak levels (features: 10 log10(power + 1e-12))
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
@@ -70,7 +73,7 @@ class Estimate:
     chord_ext: str = "N"
     chord_ext_confidence: float = 0.0
     key_change: bool = False
-    loudness_db: float = -120.0
+    loudness_db: float = SILENCE_DB
     onset: float = 0.0
     peak: float = 0.0
     clipped: int = 0
@@ -78,6 +81,11 @@ class Estimate:
     overflows: int = 0
     input_ok: bool = True
     latency_ms: float = 0.0
+
+    @property
+    def peak_db(self) -> float:
+        """The block's peak in dBFS, -120 (the floor of every level) for silence."""
+        return 20.0 * math.log10(self.peak) if self.peak > 1e-6 else SILENCE_DB
 
     def to_dict(self) -> dict:
         """Plain JSON-serialisable dict (the ``timeline`` entry of the analyze JSON contract)."""

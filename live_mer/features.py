@@ -231,6 +231,8 @@ def _assemble(logmel, chroma, loudness, onset, chord, chord_conf, key, key_conf,
         out[f, col + 5] = key_conf[f]
 
 
+RUN_BLOCK = 2048  # samples per push in Frontend.run: about what a live audio callback delivers
+
 @dataclass(frozen=True)
 class FrameBatch:
     """Frames produced by one :meth:`Frontend.push`; all arrays have one row per frame."""
@@ -308,6 +310,13 @@ class Frontend:
                   np.full(1, -120.0, np.float32), np.zeros(1, np.float32), np.full(1, NO_CHORD, np.int64),
                   np.ones(1, np.float32), np.full(1, -1, np.int64), np.zeros(1, np.float32), out)
         return out[0]
+
+    def run(self, mono: np.ndarray, block: int = RUN_BLOCK) -> FrameBatch:
+        """Every frame of a whole mono signal: pushed in ``block``-sample pieces, as a live audio callback
+        delivers them, and flushed at its end (training and evaluation run whole clips through this)."""
+        batches = [self.push(mono[i:i + block]) for i in range(0, len(mono), block)]
+        batches.append(self.push(np.zeros(0, np.float32), flush=True))
+        return FrameBatch(**{f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in fields(FrameBatch)})
 
     def push(self, mono: np.ndarray, flush: bool = False) -> FrameBatch:
         """Consume mono float32 samples at ``input_rate``; return every frame completed by them.

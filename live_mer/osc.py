@@ -72,7 +72,6 @@ MAX_PENDING_ENDS = 16  # stream ends remembered for destinations still sending a
 # A UDP port nobody listens on fails every other send (the kernel reports one datagram's refusal on the
 # next send): a refusing destination counts as listening again after this many clean sends in a row.
 RECOVERED_AFTER = 3
-SILENCE_DB = -120.0  # peak dBFS of silence: the floor of /mer/level too (features: 10 log10(power + 1e-12))
 log = logging.getLogger("live_mer")
 
 
@@ -246,9 +245,8 @@ def encode(frame: Frame, cfg: DestinationConfig, prefix: str, model_name: str, p
     if "onset" in sel:
         out.append(("onset", f"{prefix}/onset", [frame.onset]))
     if "status" in sel and (fresh or array):
-        peak_db = 20.0 * math.log10(est.peak) if est.peak > 10 ** (SILENCE_DB / 20) else SILENCE_DB
         out.append(("status", f"{prefix}/status", [est.overflows, est.clipped, est.latency_ms, model_name]))
-        out.append(("status", f"{prefix}/status/input", [int(est.input_ok), est.peak, peak_db]))
+        out.append(("status", f"{prefix}/status/input", [int(est.input_ok), est.peak, est.peak_db]))
         out.append(("status", f"{prefix}/status/provider", [provider]))
     if array:
         return [(f"{prefix}/frame", [_blank(x) if output in muted else x for output, _, args in out for x in args])]

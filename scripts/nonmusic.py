@@ -205,8 +205,5 @@ def nonmusic_features(count: int, spec: FeatureSpec, seconds: float = 20.0, seed
     out = []
     for i in range(count):
         _, audio = nonmusic_audio(i, seconds, spec.sample_rate, seed)
-        fe = Frontend(spec, spec.sample_rate)
-        rows = [fe.push(audio[a:a + 2048]).features for a in range(0, audio.shape[0], 2048)]
-        rows.append(fe.push(np.zeros(0, np.float32), flush=True).features)
-        out.append(np.concatenate(rows))
+        out.append(Frontend(spec, spec.sample_rate).run(audio).features)
     return out

@@ -58,7 +58,6 @@ TRAIN_BASS_PROGRAMS = (35, 36, 37, 87)
 CACHE = CACHE_ROOT / "chord_train"
 REAL_GROUP = 100_000  # group ids of real clips start here
 REAL_WEIGHT = 3  # a real frame counts this many times in an epoch (chosen with eval_harmony.py --tune-emission)
-BLOCK = 2048
 EDGE_SECONDS = 0.12  # frames this close to a label change are left out (the window straddles two chords)
 CONTEXT_FRAMES = 24  # the emission also reads the mean chroma of the last 24 frames (0.56 s), this one included (ditto)
 SEED = 0  # initialisation, validation split, batch order; chosen among 0-2 with eval_harmony.py --tune-emission
@@ -72,11 +71,10 @@ assert not set(TRAIN_PROGRAMS) & set(CHORD_PROGRAMS) and not set(TRAIN_BASS_PROG
 
 
 def frontend_frames(x: np.ndarray, sr: int, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Chroma, bass chroma and frame centre times of ``x`` through the live front end, in live-sized blocks."""
-    fe = Frontend(spec, sr)
-    batches = [fe.push(x[i:i + BLOCK]) for i in range(0, len(x), BLOCK)]
-    times = np.concatenate([b.times for b in batches]) - 0.5 * spec.hop_length / spec.sample_rate
-    return (np.concatenate([b.chroma for b in batches]), np.concatenate([b.bass_chroma for b in batches]), times)
+    """Chroma, bass chroma and frame centre times of ``x`` through the live front end, in live-sized blocks
+    (to its end: the resampler's delay flushed)."""
+    b = Frontend(spec, sr).run(x)
+    return b.chroma, b.bass_chroma, b.times - 0.5 * spec.hop_length / spec.sample_rate
 
 
 def label_frames(times: np.ndarray, segments: list[tuple[float, float, int]]) -> np.ndarray:

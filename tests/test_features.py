@@ -36,6 +36,18 @@ def test_block_size_does_not_change_features():
     np.testing.assert_allclose(whole, small, rtol=1e-4, atol=1e-4)
 
 
+def test_run_is_every_frame_of_a_whole_signal():
+    """Frontend.run (what training and evaluation use) gives exactly the live pushes' frames, to the end."""
+    sr = 44100  # resampled: the flushed tail matters
+    x = np.random.default_rng(1).standard_normal(sr * 2 + 777).astype(np.float32) * 0.1 + tone([330], 2 + 777 / sr, sr)
+    _, batches, feats = run(x, sr, block=2048)
+    whole = Frontend(FeatureSpec(), sr).run(x)
+    np.testing.assert_array_equal(whole.features, feats)
+    np.testing.assert_array_equal(whole.times, np.concatenate([b.times for b in batches]))
+    np.testing.assert_array_equal(whole.chord, np.concatenate([b.chord for b in batches]))
+    assert len(batches[-1]) > 0  # the flush did add frames
+
+
 def test_frame_count_and_times():
     spec = FeatureSpec()
     fe, batches, feats = run(np.zeros(spec.sample_rate * 2, np.float32), spec.sample_rate)

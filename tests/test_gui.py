@@ -538,9 +538,9 @@ def test_readouts_speak_like_musicians_and_meters(qapp):
                                                   "N.C."]
     assert key_display("Bb minor") == "B\u266d minor" and key_display("") == "\u2014"
     meter = LevelMeter()
-    meter.set_level(-12.0, 1.0, clipped=5)
+    meter.set_level(-12.0, 0.0, clipped=5)
     assert meter.clipping and meter.rms_db == -12.0 and meter.peak_db == 0.0
-    meter.set_level(-40.0, 0.01, clipped=0)
+    meter.set_level(-40.0, -40.0, clipped=0)
     meter.advance(0.5)  # the bar falls with ballistics, not at once
     assert -40.0 < meter.rms_db < -12.0 and meter.clipping
     meter.advance(LevelMeter.CLIP_HOLD_S)

@@ -11,8 +11,6 @@ from live_mer.features import FeatureSpec, Frontend
 from live_mer.harmony import (EXT_NO_CHORD, HarmonyParams, chord_ext_label, chord_ext_to_majmin, chord_label,
                               key_label, viterbi_chords)
 
-BLOCK = 2048  # samples per push, like a live audio callback feeding the analyzer
-
 
 @dataclass
 class Run:
@@ -37,13 +35,11 @@ def run_frontend(audio: np.ndarray, sr: int, spec: FeatureSpec | None = None) ->
     spec = spec or FeatureSpec()
     fe = Frontend(spec, sr)
     t0 = time.perf_counter()
-    batches = [fe.push(audio[i:i + BLOCK]) for i in range(0, len(audio), BLOCK)]
-    batches.append(fe.push(np.zeros(0, np.float32), flush=True))
+    b = fe.run(audio)
     dt = time.perf_counter() - t0
-    cat = lambda name: np.concatenate([getattr(b, name) for b in batches])  # noqa: E731
     lag = int(round(fe.harmony_lag_seconds * spec.frame_rate))
-    return Run(cat("times"), spec.hop_length / spec.sample_rate, lag, cat("chord"), cat("chord_confidence"),
-               cat("chord_ext"), cat("key"), cat("key_change"), cat("chroma"), cat("bass_chroma"), cat("tuning"), dt)
+    return Run(b.times, spec.hop_length / spec.sample_rate, lag, b.chord, b.chord_confidence, b.chord_ext, b.key,
+               b.key_change, b.chroma, b.bass_chroma, b.tuning, dt)
 
 
 def frames_to_intervals(times: np.ndarray, hop: float, labels: list[str]):
