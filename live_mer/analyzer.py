@@ -132,6 +132,7 @@ class Analyzer:
         self._clipped = 0
         self._nonfinite = 0
         self._onset_sum = 0.0
+        self._power_sum = 0.0  # the hop's frames' power (linear), for its level
         self._key_changed = False
         self._stream_key.reset()
 
@@ -177,28 +178,34 @@ class Analyzer:
 
     def _consume(self, batch: FrameBatch, overflows: int, t0: float) -> list[Estimate]:
         self._stream_key.update(batch.chroma, batch.bass_chroma, batch.chord)
-        # (frame index in batch, window copy, onset mean, key changed during the hop)
-        due: list[tuple[int, np.ndarray, float, bool]] = []
+        # (frame index in batch, window copy, onset mean, key changed during the hop, level of the hop)
+        due: list[tuple[int, np.ndarray, float, bool, float]] = []
         i, n = 0, len(batch)
         while i < n:
             take = min(n - i, self.hop_frames - self._since_hop)
             self._append(batch.features[i:i + take])
             self._onset_sum += float(batch.onset[i:i + take].sum())
+            self._power_sum += float(np.sum(10.0 ** (batch.loudness_db[i:i + take].astype(np.float64) / 10.0)))
             self._key_changed |= bool(batch.key_change[i:i + take].any())
             self._since_hop += take
             i += take
             if self._since_hop == self.hop_frames:
+                # the hop's level is its frames' mean power: one frame of it would alias (a drum hit every
+                # half second read -120 dB between hits, most of the time); each frame's power already
+                # holds the features' 1e-12 floor, so silence stays -120
+                level = 10.0 * math.log10(self._power_sum / self.hop_frames)
                 due.append((i - 1, self._hist[self._end - self.window_frames:self._end].copy(),
-                            self._onset_sum / self.hop_frames, self._key_changed))
+                            self._onset_sum / self.hop_frames, self._key_changed, level))
                 self._since_hop = 0
                 self._onset_sum = 0.0
+                self._power_sum = 0.0
                 self._key_changed = False
         if not due:
             return []
-        outputs = self.model.run(np.stack([w for _, w, _, _ in due]))
+        outputs = self.model.run(np.stack([w for _, w, _, _, _ in due]))
         latency_ms = (time.perf_counter() - t0) * 1000.0
-        return [self._estimate(k, frame, onset, changed, outputs, batch, overflows, latency_ms)
-                for k, (frame, _, onset, changed) in enumerate(due)]
+        return [self._estimate(k, frame, onset, changed, level, outputs, batch, overflows, latency_ms)
+                for k, (frame, _, onset, changed, level) in enumerate(due)]
 
     def _append(self, rows: np.ndarray) -> None:
         n = rows.shape[0]
@@ -209,8 +216,8 @@ class Analyzer:
         self._hist[self._end:self._end + n] = rows
         self._end += n
 
-    def _estimate(self, k: int, frame: int, onset: float, key_changed: bool, outputs: dict[str, np.ndarray], batch: FrameBatch,
-                  overflows: int, latency_ms: float) -> Estimate:
+    def _estimate(self, k: int, frame: int, onset: float, key_changed: bool, level_db: float,
+                  outputs: dict[str, np.ndarray], batch: FrameBatch, overflows: int, latency_ms: float) -> Estimate:
         raw = np.concatenate([np.asarray(outputs["va"][k], dtype=np.float64)]
                              + [np.asarray(outputs[h.name][k], dtype=np.float64) for h in self._cat_heads])
         raw = np.nan_to_num(raw, nan=0.0, posinf=1.0, neginf=-1.0)
@@ -240,7 +247,7 @@ class Analyzer:
             chord_ext=chord_ext_label(int(batch.chord_ext[frame])),
             chord_ext_confidence=float(batch.chord_ext_confidence[frame]),
             key_change=key_changed,
-            loudness_db=float(batch.loudness_db[frame]),
+            loudness_db=level_db,
             onset=float(onset),
             peak=self._peak, clipped=self._clipped, nonfinite=self._nonfinite,
             overflows=int(overflows), latency_ms=latency_ms,

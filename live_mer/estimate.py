@@ -38,7 +38,8 @@ class Estimate:
     key_change : bool
         True if the key changed (or was first established) during this hop.
     loudness_db : float
-        Frame RMS level in dBFS of the newest frame (a full-scale sine reads -3 dB).
+        RMS level in dBFS over the hop (the mean power of its frames; a full-scale sine reads -3 dB, digital
+        silence -120).
     onset : float
         Onset strength (positive log-mel flux) averaged over the hop.
     peak : float
