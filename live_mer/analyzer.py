@@ -177,7 +177,7 @@ class Analyzer:
         return clean
 
     def _consume(self, batch: FrameBatch, overflows: int, t0: float) -> list[Estimate]:
-        self._stream_key.update(batch.chroma, batch.bass_chroma, batch.chord)
+        self._stream_key.update(batch.chroma, batch.bass_chroma, batch.chord, batch.key)
         # (frame index in batch, window copy, onset mean, key changed during the hop, level of the hop)
         due: list[tuple[int, np.ndarray, float, bool, float]] = []
         i, n = 0, len(batch)

@@ -106,8 +106,8 @@ def analyze_stream(analyzer: Analyzer, blocks) -> list[Estimate]:
 
 def summarize(estimates: list[Estimate], key: tuple[int, float] = (-1, 0.0)) -> dict:
     """Clip-level summary: mean valence/arousal and head values, dominant quadrant, and the file's ``key``
-    (index and confidence from :meth:`Analyzer.stream_key`; left empty if the live key tracker never
-    established a key, as for speech, noise or drums)."""
+    (index and confidence from :meth:`Analyzer.stream_key`; empty where it has none: the live key tracker
+    never established a key, as for speech, noise or drums)."""
     summary: dict = {"valence": 0.0, "arousal": 0.0, "quadrant": ""}
     if estimates:
         summary.update(valence=float(np.mean([e.valence for e in estimates])),
@@ -122,7 +122,7 @@ def summarize(estimates: list[Estimate], key: tuple[int, float] = (-1, 0.0)) -> 
             else:
                 summary[name] = values
     index, confidence = key
-    if index >= 0 and any(e.key for e in estimates):
+    if index >= 0:
         summary.update(key=key_name(index), key_camelot=camelot(index), key_open=open_key(index),
                        key_confidence=float(confidence))
     else:

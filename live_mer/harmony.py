@@ -865,7 +865,9 @@ class StreamKey:
     modulations), this one may wait for the end: it scores each of the 24 keys by how likely the
     stream's chord histogram is in that key (mean log P(chord | key), :func:`chord_given_key`) plus
     ``profile_weight`` times the correlation of the stream's mean chroma (treble + ``bass_weight`` x bass)
-    with the key profile. :meth:`estimate` gives the best key and its softmax share of the 24 scores.
+    with the key profile. :meth:`estimate` gives the best key and its softmax share of the 24 scores, and
+    no key for a stream in which the live key tracker never established one (speech, noise, drums: a few
+    stray chords there are no key).
     """
 
     def __init__(self, profile: str = STREAM_KEY_PROFILE, profile_weight: float = STREAM_KEY_PROFILE_WEIGHT,
@@ -878,16 +880,20 @@ class StreamKey:
     def reset(self) -> None:
         self._chroma = np.zeros(12)
         self._chords = np.zeros(NO_CHORD)
+        self._key_heard = False
 
-    def update(self, chroma: np.ndarray, bass: np.ndarray, chord: np.ndarray) -> None:
-        """Add frames: chroma and bass chroma (n, 12), majmin chord indices (n,) (N frames are skipped)."""
+    def update(self, chroma: np.ndarray, bass: np.ndarray, chord: np.ndarray, key: np.ndarray) -> None:
+        """Add frames: chroma and bass chroma (n, 12), majmin chord indices (n,) (N frames are skipped) and
+        the live tracker's keys (n,; -1 before it established one)."""
         if len(chord):  # one Numba call: numpy's per-call overhead would cost more than the sums
             _accumulate_key_evidence(chroma, bass, chord, self.bass_weight, self._chroma, self._chords)
+            self._key_heard = self._key_heard or bool((key >= 0).any())
 
     def scores(self) -> np.ndarray | None:
-        """The 24 keys' scores (12 major then 12 minor tonics); None before any chord was heard."""
+        """The 24 keys' scores (12 major then 12 minor tonics); None before any chord was heard or while the
+        live tracker has not established a key."""
         total = self._chords.sum()
-        if total == 0:
+        if total == 0 or not self._key_heard:
             return None
         v = self._chroma - self._chroma.mean()
         norm = np.linalg.norm(v)
@@ -895,7 +901,7 @@ class StreamKey:
         return self._log_chord_given_key @ (self._chords / total) + self.profile_weight * corr
 
     def estimate(self) -> tuple[int, float]:
-        """(key index, confidence in 0..1), or (-1, 0.0) before any chord was heard."""
+        """(key index, confidence in 0..1), or (-1, 0.0) when :meth:`scores` has none."""
         s = self.scores()
         if s is None:
             return -1, 0.0

@@ -101,8 +101,8 @@ def file_key(run: C.Run, key: StreamKey | None = None) -> int:
     """The clip's key as the ``analyze`` summary gives it (:class:`StreamKey` over the whole clip)."""
     key = key or StreamKey()
     key.reset()
-    key.update(run.chroma, run.bass, run.chord)
-    return key.estimate()[0] if (run.key >= 0).any() else -1
+    key.update(run.chroma, run.bass, run.chord, run.key)
+    return key.estimate()[0]
 
 
 def tune_file_key(spec: FeatureSpec, setup: bool) -> dict:

@@ -223,14 +223,17 @@ def test_stream_key_is_the_key_of_the_whole_stream(shift):
         b = track(x, sr)
         sk.reset()
         for i in range(0, len(b.chord), 100):  # in pieces, as the Analyzer feeds it
-            sk.update(b.chroma[i:i + 100], b.bass_chroma[i:i + 100], b.chord[i:i + 100])
+            sk.update(b.chroma[i:i + 100], b.bass_chroma[i:i + 100], b.chord[i:i + 100], b.key[i:i + 100])
         k, confidence = sk.estimate()
         assert key_name(k) == f"{PITCH_CLASSES[(tonic + shift) % 12]} {mode}" and confidence > 0.5
     noise = (np.random.default_rng(5).standard_normal(sr * 6) * 0.2).astype(np.float32)
     b = track(noise, sr)
     sk.reset()
-    sk.update(b.chroma, b.bass_chroma, b.chord)
-    assert sk.estimate()[1] < 0.5  # (no chord at all would give (-1, 0.0))
+    sk.update(b.chroma, b.bass_chroma, b.chord, b.key)
+    assert sk.estimate()[1] < 0.5  # (no chord or no live key at all gives (-1, 0.0))
+    sk.reset()
+    sk.update(b.chroma, b.bass_chroma, np.zeros_like(b.chord), np.full_like(b.key, -1))  # chords, no live key
+    assert sk.estimate() == (-1, 0.0)
 
 
 def test_online_tuning_estimate_follows_a_detuned_input():
