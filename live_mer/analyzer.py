@@ -137,8 +137,9 @@ class Analyzer:
         self._stream_key.reset()
 
     def stream_key(self) -> tuple[int, float]:
-        """The key of everything since :meth:`reset` (key index, confidence; -1 before any chord): a file's
-        key, judged on the whole stream (:class:`~live_mer.harmony.StreamKey`), unlike the live ``key``."""
+        """The key of everything since :meth:`reset` (key index, confidence; -1 before any chord, or while the
+        live tracker has not established a key): a file's key, judged on the whole stream
+        (:class:`~live_mer.harmony.StreamKey`), unlike the live ``key``."""
         return self._stream_key.estimate()
 
     def process(self, audio: np.ndarray, overflows: int = 0) -> list[Estimate]:

@@ -194,8 +194,8 @@ def cmd_listen(args) -> int:
           + (f", recording to {cfg.record.path}" if cfg.record.path else ""), file=sys.stderr)
     print(f"{_when(sys.stderr)}Ctrl-C stops.", file=sys.stderr)
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    # put back when listen returns (a caller in the same process, the tests, keeps its Ctrl-C)
+    previous = [(sig, signal.signal(sig, lambda *_: stop.set())) for sig in (signal.SIGINT, signal.SIGTERM)]
     tty = sys.stdout.isatty()
     last_print = last_check = 0.0
     receivers: dict = {}
@@ -209,6 +209,8 @@ def cmd_listen(args) -> int:
         engine.stop()
         outputs.close()
         _remove_made(made)
+        for sig, handler in previous:
+            signal.signal(sig, handler)
         raise
     finally:
         note.cancel()
@@ -228,6 +230,8 @@ def cmd_listen(args) -> int:
     finally:
         engine.stop()
         outputs.close()
+        for sig, handler in previous:
+            signal.signal(sig, handler)
     if tty and not args.quiet:
         print()
     sent = ", ".join(f"{s['destination']} sent {s['sent']} errors {s['errors']}" + _why(s) for s in osc.stats())

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -591,9 +592,11 @@ def test_a_stream_the_sound_card_refuses_leaves_nothing_running_or_written(tmp_p
     monkeypatch.setattr(analyzer.Analyzer, "warm_up", lambda self: 0.0)
     rec = tmp_path / "night" / "show.csv"
     control = free_udp_port()
+    handlers = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
     rc = cli.main(["listen", "--demo", "--model", str(tiny_model_path), "--provider", "cpu", "--record", str(rec),
                    "--osc", "127.0.0.1:9", "--control", str(control), "--quiet"])
     assert rc == 2
+    assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)] == handlers  # this process' Ctrl-C
     assert not rec.exists() and not rec.parent.exists()
     time.sleep(0.2)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("live_mer")]

@@ -230,7 +230,7 @@ def test_stream_key_is_the_key_of_the_whole_stream(shift):
     b = track(noise, sr)
     sk.reset()
     sk.update(b.chroma, b.bass_chroma, b.chord, b.key)
-    assert sk.estimate()[1] < 0.5  # (no chord or no live key at all gives (-1, 0.0))
+    assert sk.estimate() == (-1, 0.0)  # noise: no file key
     sk.reset()
     sk.update(b.chroma, b.bass_chroma, np.zeros_like(b.chord), np.full_like(b.key, -1))  # chords, no live key
     assert sk.estimate() == (-1, 0.0)
