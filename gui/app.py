@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--osc", action="append", metavar="HOST:PORT", help="OSC destination (repeatable)")
     p.add_argument("--prefix", help="OSC address prefix (default /mer)")
     p.add_argument("--hop", type=float, metavar="S", help="seconds between estimates (default: the model's, "
-                                                         "0.51 s), rounded to whole 23-ms feature frames; 0.1: the level follows about 4x, chords 2x sooner")
+                                                         "0.51 s), rounded to whole 23-ms feature frames; 0.1: the "
+                                                         "level follows about 4x, chords 2x sooner")
     p.add_argument("--smoothing", type=float, help="smoothing of the estimates, seconds (what the monitor shows "
                                                     "and OSC receives; OSC outputs are also shaped, see --config)")
     p.add_argument("--preset", help=f"start with a preset: {', '.join(PRESETS)}, or a [presets.<name>] "
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML configuration file (see `live-mer config --example`)")
     p.add_argument("--kiosk", action="store_true", help="start full screen without controls (F11 toggles)")
     p.add_argument("--fps", type=float, default=30.0, help="display rate, 1..60 frames per second (default 30)")
-    p.add_argument("--history", type=int, default=60, metavar="S", help="timeline length in seconds (default 60)")
+    p.add_argument("--history", type=int, metavar="S", help="timeline length in seconds (default 60)")
     p.add_argument("--no-start", action="store_true", help="open the window without starting the analysis")
     p.add_argument("--screenshot", metavar="PNG", help="save a picture of the window after --screenshot-after "
                                                       "seconds, then quit (for docs and bug reports)")
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.fps <= 60:
         print("error: --fps must be in 1..60", file=sys.stderr)
         return 2
-    if not 10 <= args.history <= 600:
+    if args.history is not None and not 10 <= args.history <= 600:
         print("error: --history must be in 10..600 seconds", file=sys.stderr)
         return 2
     if args.hop is not None and not configmod.hop_plausible(args.hop):
@@ -137,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     osc = ", ".join(args.osc) if args.osc else ", ".join(d.label for d in osc_configs)
     smoothing = args.smoothing if args.smoothing is not None else cfg.analysis.smoothing_s
     window = MainWindow(session, choice, smoothing_s=smoothing, osc=osc, preset=preset or None,
-                        history_s=args.history, fps=args.fps, presets=presets, osc_configs=osc_configs)
+                        fps=args.fps, presets=presets, osc_configs=osc_configs)
+    # Flags given on the command line win over the preset's values (the preset picker then says Custom).
+    if args.smoothing is not None:
+        window.choose_smoothing(args.smoothing)
+    if args.history is not None:
+        window.choose_history(args.history)
     window.resize(width, height)
     if args.screenshot:
         def shoot() -> None:

@@ -42,6 +42,21 @@ class History:
         self._start = self._end = 0
         self.columns, self._heads = {}, {}
 
+    def reserve(self, capacity: int) -> None:
+        """Keep at least ``capacity`` rows from now on (the rows held so far stay)."""
+        if capacity <= self.capacity:
+            return
+        n, held = len(self), slice(self._start, self._end)
+
+        def grown(arr: np.ndarray) -> np.ndarray:
+            new = np.zeros((2 * capacity, *arr.shape[1:]))
+            new[:n] = arr[held]
+            return new
+
+        self._t, self._va = grown(self._t), grown(self._va)
+        self._heads = {name: grown(arr) for name, arr in self._heads.items()}
+        self.capacity, self._start, self._end = capacity, 0, n
+
     def append(self, t: float, est: Estimate) -> None:
         if not self.columns and est.heads:
             self.columns = {name: list(values) for name, values in est.heads.items()}
@@ -88,6 +103,7 @@ def _style_plot(plot: pg.PlotItem, left_width: int = 86) -> None:
 
 
 SMALLEST_TEXT = 0.6  # plot titles shrink to fit a small window, down to this share of their size
+MOOD_LABEL_MIN_PX = 9  # the heat map's mood names: smaller than this, fewer rows are named instead
 
 
 def fit_scale(width: float, room: float) -> float:
@@ -164,9 +180,12 @@ class Timeline(pg.GraphicsLayoutWidget):
             plot.setXLink(self.mood_plot)
             plot.getAxis("bottom").setStyle(showValues=False)
         self.mood_plot.getAxis("bottom").setLabel("")
-        self.mood_plot.getAxis("left").setStyle(tickFont=theme.font(12))
         self.mood_plot.getAxis("left").setTicks([[]])  # the mood names arrive with the first estimate
         self.mood_plot.setYRange(0, 1, padding=0)
+        self.mood_plot.invertY(True)  # the first mood on top, as in the mood bars
+        self.mood_names: list[str] = []
+        self.mood_label_fit = (0, 0)  # (font px, every n-th row named) of the mood names
+        self.mood_plot.getViewBox().sigResized.connect(self._fit_mood_labels)
         self.ci.layout.setRowStretchFactor(0, 5)
         self.ci.layout.setRowStretchFactor(1, 3)
         self.ci.layout.setRowStretchFactor(2, 5)
@@ -193,6 +212,21 @@ class Timeline(pg.GraphicsLayoutWidget):
             for plot, _ in self._titles:  # the plots' new minimum widths now, not on the next layout pass
                 plot.layout.activate()
             self.ci.layout.activate()
+
+    def _fit_mood_labels(self, *_) -> None:
+        """Name the heat map's rows as large as a row allows (12 px at most): on a plot too short for names
+        of a readable size in every row, every other row (or every third, ...) is named."""
+        n = len(self.mood_names)
+        if not n:
+            return
+        row = self.mood_plot.getViewBox().height() / n
+        fit = next(((px, step) for step in range(1, n + 1) for px in range(12, MOOD_LABEL_MIN_PX - 1, -1)
+                    if QtGui.QFontMetrics(theme.font(px)).height() <= row * step), (MOOD_LABEL_MIN_PX, n))
+        if fit != self.mood_label_fit:
+            self.mood_label_fit = px, step = fit
+            axis = self.mood_plot.getAxis("left")
+            axis.setStyle(tickFont=theme.font(px))
+            axis.setTicks([[(i + 0.5, head_label(n)) for i, n in enumerate(self.mood_names) if i % step == 0]])
 
     def _curve(self, plot: pg.PlotItem, color: str | None) -> pg.PlotCurveItem:
         pen = pg.mkPen(color, width=3) if color else pg.mkPen(None)
@@ -241,12 +275,12 @@ class Timeline(pg.GraphicsLayoutWidget):
             values = heads[name]
             if name != self.mood_head:
                 self.mood_head = name
-                names = history.columns[name]
-                self.mood_plot.setYRange(0, len(names), padding=0)
-                self.mood_plot.getAxis("left").setTicks([[(i + 0.5, head_label(n)) for i, n in enumerate(names)]])
-            # Scale each column to its own maximum: which mood leads matters more than the raw share.
-            peak = np.maximum(values.max(axis=1, keepdims=True), 1e-6)
-            self.heat.setImage(values / peak, levels=(0.0, 1.0), autoLevels=False)
+                self.mood_names = history.columns[name]
+                self.mood_plot.setYRange(0, len(self.mood_names), padding=0)
+                self.mood_label_fit = (0, 0)
+                self._fit_mood_labels()
+            # An absolute scale, as the mood bars': silence, every mood weak, is dark, not as bright as music.
+            self.heat.setImage(values, levels=(0.0, 1.0), autoLevels=False)
             dt = float(np.median(np.diff(t))) if len(t) > 2 else 0.25
             self.heat.setRect(QtCore.QRectF(t[0] - dt, 0, t[-1] - t[0] + dt, values.shape[1]))
         self.scroll(now)
@@ -367,42 +401,69 @@ class VAPlane(pg.PlotWidget):
         self._trail_alphas = np.linspace(25, 200, n).astype(int)
         self.target = (0.0, 0.0)
         self.position = (0.0, 0.0)
+        self.dot.hide()  # until the first estimate: a dot at (0, 0) would read as a neutral estimate
         self.quadrant = ""
+        self.stale = False
         self._probs: dict[str, float] = {}
         self._label_scale = 1.0
-        self._label_html: dict[str, str] = {}
-        self._show_point()
+        self._two_lines = True
+        self._shown_html: dict[str, str] = {}
         self.set_quadrant("", {})
+        plot.getViewBox().sigResized.connect(self._fit_labels)
+
+    @staticmethod
+    def _label_html(quadrant: tuple, on: bool, prob: str, scale: float, two_lines: bool) -> str:
+        """A quadrant's name (a ``theme.QUADRANTS`` row) at ``scale``, brighter when ``on``; its other name and
+        probability on a second line if ``two_lines``."""
+        code, short, long_name, color, sv, _ = quadrant
+        html = (f"<div style='color:{color if on else theme.TEXT_DIM};text-align:{'left' if sv < 0 else 'right'}'>"
+                f"<span style='font-size:{(17 if on else 14) * scale:.0f}pt;font-weight:bold'>{code} {short}</span>")
+        if two_lines:
+            html += f"<br><span style='font-size:{max(8, 11 * scale):.0f}pt'>{long_name.split(' / ')[-1]}{prob}</span>"
+        return html + "</div>"
 
     def set_quadrant(self, quadrant: str, probs: dict[str, float]) -> None:
-        """Brighten the current quadrant's name; show each quadrant's probability under its name."""
+        """Brighten the current quadrant's name (not while out of date); show each quadrant's probability."""
         self.quadrant, self._probs = quadrant, dict(probs)
-        k = self._label_scale
-        for code, short, long_name, color, sv, _ in theme.QUADRANTS:
-            on = code == quadrant
-            c = color if on else theme.TEXT_DIM
-            second = long_name.split(" / ")[-1]
-            prob = f" {probs[code] * 100:.0f}%" if code in probs else ""
-            align = "left" if sv < 0 else "right"
-            html = (f"<div style='color:{c};text-align:{align}'>"
-                    f"<span style='font-size:{(17 if on else 14) * k:.0f}pt;font-weight:bold'>{code} {short}</span>"
-                    f"<br><span style='font-size:{max(8, 11 * k):.0f}pt'>{second}{prob}</span></div>")
-            if self._label_html.get(code) != html:  # re-laying-out rich text is the costly part
-                self._label_html[code] = html
+        for row in theme.QUADRANTS:
+            code = row[0]
+            html = self._label_html(row, code == quadrant and not self.stale,
+                                    f" {probs[code] * 100:.0f}%" if code in probs else "", self._label_scale,
+                                    self._two_lines)
+            if self._shown_html.get(code) != html:  # re-laying-out rich text is the costly part
+                self._shown_html[code] = html
                 self.quadrant_labels[code].setHtml(html)
 
-    def resizeEvent(self, event) -> None:
-        # Quadrant names scale with the plane so they never collide on a small window and stay
-        # readable from afar on a big screen.
-        super().resizeEvent(event)
-        if "_label_html" not in self.__dict__:  # pyqtgraph resizes during its own __init__
-            return
-        scale = min(1.6, max(0.6, min(self.width(), self.height()) / 440.0))
-        if abs(scale - self._label_scale) > 0.02:
-            self._label_scale = scale
+    def set_stale(self, stale: bool) -> None:
+        """Fade the dot and its trail, and unlight the current quadrant, while they are out of date."""
+        if stale != self.stale:
+            self.stale = stale
+            for item in (self.dot, self.trail, self.trail_line):
+                item.setOpacity(theme.STALE_OPACITY if stale else 1.0)
             self.set_quadrant(self.quadrant, self._probs)
+
+    def _fit_labels(self, *_) -> None:
+        """Quadrant names scale with the plane, so they stay readable from afar on a big screen; where the
+        names of two neighbouring quadrants would still run into each other, their second lines go."""
+        scale = min(1.6, max(0.6, min(self.width(), self.height()) / 440.0))
+        vb = self.getPlotItem().getViewBox()
+        room = 1.96 / 2.16 * min(vb.width(), vb.height())  # px from the left names' anchors to the right ones'
+        scratch = QtWidgets.QGraphicsTextItem()
+        widths = {}
+        for row in theme.QUADRANTS:  # at their widest: lit, and 100%
+            scratch.setHtml(self._label_html(row, True, " 100%", scale, True))
+            widths[row[0]] = scratch.boundingRect().width()
+        two_lines = all(widths[left] + widths[right] <= room for left, right in (("Q2", "Q1"), ("Q3", "Q4")))
+        if abs(scale - self._label_scale) > 0.02 or two_lines != self._two_lines:
+            self._label_scale, self._two_lines = scale, two_lines
+            self.set_quadrant(self.quadrant, self._probs)
+
+    def resizeEvent(self, event) -> None:
         # The axis titles shrink rather than run past the plane's edges on a small window. The square
         # plane is as wide as the shorter side allows.
+        super().resizeEvent(event)
+        if "_axis_title_width" not in self.__dict__:  # pyqtgraph resizes during its own __init__
+            return
         room = min(self.width() - 52, self.height() - 40) - 8
         scale = fit_scale(self._axis_title_width, room)
         if abs(scale - self._axis_scale) > 0.02:
@@ -419,6 +480,10 @@ class VAPlane(pg.PlotWidget):
         recent = recent[-self.TRAIL:]
         if len(recent):
             self.target = (float(recent[-1, 0]), float(recent[-1, 1]))
+            if not self.dot.isVisible():  # the first estimate: the dot appears there, not gliding from (0, 0)
+                self.position = self.target
+                self._show_point()
+                self.dot.show()
         n = len(recent)
         color = QtGui.QColor(theme.QUADRANT_COLOR.get(quadrant, theme.TEXT))
         brushes = []

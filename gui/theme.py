@@ -21,6 +21,7 @@ GRID = "#2a303c"
 TEXT = "#eef1f6"
 TEXT_DIM = "#8a93a6"
 TEXT_FAINT = "#4d5566"
+STALE_OPACITY = 0.3  # readouts of a stream that stopped or stalled are drawn this faint until estimates flow again
 
 # Signals.
 VALENCE = "#ffb000"  # amber

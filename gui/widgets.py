@@ -51,7 +51,25 @@ def _caption(text: str) -> QtWidgets.QLabel:
     return label
 
 
-class ConfidenceBar(QtWidgets.QWidget):
+class Fading:
+    """A painted readout that fades (its ``paintEvent`` paints at :data:`theme.STALE_OPACITY`) while what it
+    shows is out of date: the analysis stopped or the input stalled."""
+
+    stale = False
+
+    def set_stale(self, stale: bool) -> None:
+        if stale != self.stale:
+            self.stale = stale
+            self.update()
+
+    def _painter(self) -> QtGui.QPainter:
+        p = QtGui.QPainter(self)
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        p.setOpacity(theme.STALE_OPACITY if self.stale else 1.0)
+        return p
+
+
+class ConfidenceBar(Fading, QtWidgets.QWidget):
     """A thin horizontal bar (0..1) with the percentage beside it."""
 
     def __init__(self, color: str = theme.TEXT, parent: QtWidgets.QWidget | None = None):
@@ -68,8 +86,7 @@ class ConfidenceBar(QtWidgets.QWidget):
             self.update()
 
     def paintEvent(self, event) -> None:
-        p = QtGui.QPainter(self)
-        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        p = self._painter()
         text_w = 52
         bar = QtCore.QRectF(0, self.height() / 2 - 4, max(10, self.width() - text_w - 8), 8)
         p.setPen(QtCore.Qt.PenStyle.NoPen)
@@ -89,7 +106,8 @@ class ChordKeyPanel(QtWidgets.QFrame):
 
     The chord is shown as a musician writes it (``Am``, ``F♯``), the key with its Camelot code on a
     badge in the wheel's colour and its Open Key code; both dim when their confidence is low, so a
-    guess never looks like a certainty from across the room.
+    guess never looks like a certainty from across the room, and everything dims while it is out of
+    date (:meth:`set_stale`).
     """
 
     LOW_CONFIDENCE = 0.35
@@ -100,6 +118,8 @@ class ChordKeyPanel(QtWidgets.QFrame):
         self.chord = "N"
         self.key = ""
         self.camelot = ""
+        self.chord_confidence = self.key_confidence = 0.0
+        self.stale = False
         self._badge_px = 36
         self.chord_ext = ""
         self.chord_label = _fixed_label(chord_display("N"), QtCore.Qt.AlignmentFlag.AlignHCenter)
@@ -131,8 +151,7 @@ class ChordKeyPanel(QtWidgets.QFrame):
         grid.setColumnStretch(1, 3)
         grid.setColumnStretch(2, 3)
         self._restyle()
-        self._dim(self.chord_label, True)
-        self._dim(self.key_label, True)
+        self._dim_guesses()
 
     def update_estimate(self, chord: str, chord_confidence: float, key: str, camelot: str, open_key: str,
                         key_confidence: float, chord_ext: str = "N", chord_ext_confidence: float = 0.0) -> None:
@@ -155,10 +174,23 @@ class ChordKeyPanel(QtWidgets.QFrame):
             self.camelot_label.setText(camelot)
             self.key_detail.setText(f"Open Key<br><b>{open_key}</b>" if open_key else "")
             self._restyle()
+        self.chord_confidence, self.key_confidence = chord_confidence, key_confidence
         self.chord_conf.set_value(chord_confidence)
         self.key_conf.set_value(key_confidence)
-        self._dim(self.chord_label, chord_confidence < self.LOW_CONFIDENCE or chord == "N")
-        self._dim(self.key_label, key_confidence < self.LOW_CONFIDENCE or not key)
+        self._dim_guesses()
+
+    def set_stale(self, stale: bool) -> None:
+        """Dim the chord, the key and its badge while they are out of date (stopped, stalled)."""
+        if stale != self.stale:
+            self.stale = stale
+            self.chord_conf.set_stale(stale)
+            self.key_conf.set_stale(stale)
+            self._restyle()
+            self._dim_guesses()
+
+    def _dim_guesses(self) -> None:
+        self._dim(self.chord_label, self.stale or self.chord_confidence < self.LOW_CONFIDENCE or self.chord == "N")
+        self._dim(self.key_label, self.stale or self.key_confidence < self.LOW_CONFIDENCE or not self.key)
 
     @staticmethod
     def _dim(label: QtWidgets.QLabel, dim: bool) -> None:
@@ -171,6 +203,8 @@ class ChordKeyPanel(QtWidgets.QFrame):
         # A style sheet sets the badge's font too (a widget style sheet overrides setFont).
         bg = theme.camelot_color(self.camelot) if self.camelot else theme.PANEL_EDGE
         fg = "#0a0c10" if self.camelot else theme.TEXT_DIM
+        if self.stale:  # the wheel's colour, faded: still there, but no longer shouting
+            bg, fg = QtGui.QColor(bg).darker(300).name(), theme.TEXT_DIM
         self.camelot_label.setStyleSheet(f"background: {bg}; color: {fg}; border-radius: 10px; padding: 0 10px; "
                                          f"font-family: '{theme.FONT_FAMILY}'; font-weight: bold; "
                                          f"font-size: {self._badge_px}px;")
@@ -230,6 +264,12 @@ class LevelMeter(QtWidgets.QWidget):
         if clipped > 0:
             self.clip_age = 0.0
             self.clipped_total += int(clipped)
+        self.update()
+
+    def fall_to_floor(self) -> None:
+        """No more input (stopped, ended, stalled): the bar and then the peak hold fall to the floor with
+        the meter's ballistics, instead of showing the last level for ever."""
+        self.target_db = self.peak_db = self.FLOOR_DB
         self.update()
 
     def advance(self, dt: float) -> None:
@@ -303,7 +343,7 @@ def head_label(name: str) -> str:
     return GEMS_SHORT.get(name, name.replace("_", " "))
 
 
-class MoodBars(QtWidgets.QFrame):
+class MoodBars(Fading, QtWidgets.QFrame):
     """Horizontal bars of one categorical head (the nine GEMS moods, or mood tags), strongest highlighted.
 
     The values are shares or probabilities in 0..1 and a full bar is 1: bars drawn relative to the
@@ -329,8 +369,7 @@ class MoodBars(QtWidgets.QFrame):
 
     def paintEvent(self, event) -> None:
         super().paintEvent(event)
-        p = QtGui.QPainter(self)
-        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        p = self._painter()
         w, h = self.width(), self.height()
         p.setPen(QtGui.QColor(theme.TEXT_DIM))
         p.setFont(theme.font(12, bold=True))
@@ -370,7 +409,8 @@ class Banner(QtWidgets.QFrame):
     """A full-width message strip for errors and warnings, hidden when there is nothing to say.
 
     Errors stay until they are dismissed or the cause is fixed (a successful start clears them), so
-    a problem that happened while nobody looked is still on screen when someone does.
+    a problem that happened while nobody looked is still on screen when someone does. A passing note
+    ("the device is back") can go by itself after a few seconds: a kiosk has no pointer to dismiss it.
     """
 
     COLORS: ClassVar[dict[str, tuple[str, str]]] = {
@@ -392,13 +432,19 @@ class Banner(QtWidgets.QFrame):
         row.setContentsMargins(14, 8, 8, 8)
         row.addWidget(self.label, 1)
         row.addWidget(close)
+        self._expiry = QtCore.QTimer(self, singleShot=True)
+        self._expiry.timeout.connect(self.clear)
         self.hide()
 
     @property
     def text(self) -> str:
         return self.label.text() if not self.isHidden() else ""
 
-    def show_message(self, text: str, level: str = "error") -> None:
+    def show_message(self, text: str, level: str = "error", expire_s: float = 0.0) -> None:
+        """Show ``text``; with ``expire_s`` > 0 it goes by itself after that many seconds."""
+        self._expiry.stop()
+        if expire_s > 0:
+            self._expiry.start(round(expire_s * 1000))
         bg, fg = self.COLORS[level]
         self.level = level
         self.setStyleSheet(f"Banner {{ background: {bg}; border-radius: 6px; }} QLabel, QPushButton "
@@ -407,6 +453,7 @@ class Banner(QtWidgets.QFrame):
         self.show()
 
     def clear(self) -> None:
+        self._expiry.stop()
         self.level = ""
         self.label.setText("")
         self.hide()

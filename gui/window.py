@@ -11,11 +11,13 @@ import time
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from live_mer import config as configmod
 from live_mer import sources
 from live_mer.estimate import Estimate
 from live_mer.fileanalysis import AudioFileError
 from live_mer.model import ModelError
 from live_mer.osc import DestinationError
+from live_mer.outputs import LABEL_OUTPUTS, OutputSettings
 from live_mer.sources import DeviceSource, SourceError, list_input_devices
 
 from . import theme
@@ -92,6 +94,16 @@ def osc_status_html(stats: dict) -> str:
             f"<span style='color:{theme.TEXT_DIM}'>{note}</span>")
 
 
+def held_labels(settings: OutputSettings) -> str:
+    """Which labels OSC holds, and how long (``"quadrant 1.5 s · key 2 s"``); ``""`` if none.
+
+    The window shows every estimate as it comes; OSC sends shaped values, and a held label changes only
+    once a challenger has led for its hold time, so visuals may show the previous one meanwhile.
+    """
+    held = ((name, settings.shape(name).hold_ms) for name in LABEL_OUTPUTS if name not in settings.muted)
+    return " · ".join(f"{name} {ms / 1000:g} s" for name, ms in held if ms > 0)
+
+
 class MainWindow(QtWidgets.QMainWindow):
     """The live monitor.
 
@@ -106,7 +118,8 @@ class MainWindow(QtWidgets.QMainWindow):
     osc : str
         Initial OSC destinations, comma-separated ``HOST:PORT`` (empty: no OSC).
     preset : str or None
-        A name in ``presets``, applied over ``smoothing_s``, ``osc`` and ``history_s``.
+        A name in ``presets``, applied over ``smoothing_s`` and ``history_s`` (flags given on the command
+        line are applied after it: :meth:`choose_smoothing`, :meth:`choose_history`).
     history_s : int
         Visible timeline span, seconds.
     fps : float
@@ -119,6 +132,7 @@ class MainWindow(QtWidgets.QMainWindow):
     """
 
     STALL_S = 3.0  # no estimate for this long while running: warn that the input went quiet
+    BACK_NOTE_S = 5.0  # "the input device is back" goes by itself after this long
     WARMUP_S = 3.0  # audio the engine skips this soon after a start is warm-up, not a problem to report
 
     def __init__(self, session: Session, source: SourceChoice | None = None, smoothing_s: float = 1.0,
@@ -128,8 +142,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session = session
         self.presets = dict(PRESETS if presets is None else presets)
         self._osc_configs = {c.label: c for c in osc_configs}
-        # Rows for the longest timeline (600 s) at the session's hop (a shorter hop keeps more estimates).
-        self.history = History(max(4096, int(1.25 * MAX_HISTORY_S / session.hop_s)) if session.hop_s else 4096)
+        self._base_outputs = session.output_settings  # the configuration's [outputs], for presets without their own
+        self.history = History(self._history_rows())
         self.last_estimate: Estimate | None = None
         self.estimates_shown = 0
         self.now = 0.0  # display clock, in stream seconds (continues across restarts)
@@ -145,6 +159,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._osc_applied: tuple[Destination, ...] = ()
         self._dropped_base = 0.0
         self._input_lost = False
+        self._stream_note = ""  # the banner's note on the stream ("... ended."): a start makes it obsolete
+        self._kiosk = False
         self._previous_source = source or SourceChoice(DEMO)
         self._smoothing_timer = QtCore.QTimer(self, singleShot=True, interval=500)
         self._smoothing_timer.timeout.connect(self._apply_smoothing)
@@ -176,8 +192,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------------------------ building
     def _build_controls(self, source: SourceChoice, smoothing_s: float, osc: str, history_s: int) -> None:
+        narrow = QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         self.source_combo = SourceCombo(lambda: self.refresh_devices(rescan=self._may_rescan()))
-        self.source_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.source_combo.setSizeAdjustPolicy(narrow)
         self.source_combo.setMinimumContentsLength(6)
         self.source_combo.setToolTip("Audio input: a sound card, the built-in demo piece, or a file")
         self.refresh_devices(select=source)
@@ -195,14 +212,16 @@ class MainWindow(QtWidgets.QMainWindow):
             self.preset_combo.setItemData(self.preset_combo.count() - 1, p.description,
                                           QtCore.Qt.ItemDataRole.ToolTipRole)
         self.preset_combo.setToolTip("Presets set smoothing and timeline length (a configuration file's presets: "
-                                     "OSC output shaping); they never change where the OSC goes")
+                                     "OSC output shaping); they never change where the OSC goes. A change by hand "
+                                     "shows Custom; picking Custom or a built-in preset goes back to the "
+                                     "configuration's output shaping")
         # Narrow enough for a 1024-pixel screen: long names are shown in full in the open list.
-        self.preset_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preset_combo.setSizeAdjustPolicy(narrow)
         self.preset_combo.setMinimumContentsLength(5)
         self.preset_combo.activated.connect(lambda i: self.apply_preset(self.preset_combo.itemText(i)))
 
         self.smoothing_spin = QtWidgets.QDoubleSpinBox()
-        self.smoothing_spin.setRange(0.0, 30.0)
+        self.smoothing_spin.setRange(0.0, configmod.MAX_SMOOTHING_S)
         self.smoothing_spin.setDecimals(2)
         self.smoothing_spin.setSingleStep(0.25)
         self.smoothing_spin.setSuffix(" s")
@@ -224,7 +243,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.history_combo.addItem(f"{s} s", s)
         self.history_combo.setToolTip("Timeline length")
         self._select_history(history_s)
-        self.history_combo.activated.connect(lambda i: self.set_history(self.history_combo.itemData(i)))
+        self.history_combo.activated.connect(lambda i: self.choose_history(self.history_combo.itemData(i)))
 
         self.fullscreen_button = QtWidgets.QPushButton("Full screen")
         self.fullscreen_button.setToolTip("Full-screen kiosk view without controls (F11; Esc leaves)")
@@ -467,13 +486,14 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         self._previous_source = choice
         self._osc_applied = destinations
+        self.history.reserve(self._history_rows())  # the hop as rounded to whole frames is known now
         self._t_offset = self.now  # the new stream continues the timeline where the old one stopped
         self._latest_t = self.now
         self._started_wall = self._last_data_wall = time.perf_counter()
         self._dropped_base = 0.0
         self._input_lost = False
         self._set_running(True)
-        if self.banner.level in ("error", "warning"):
+        if self.banner.level in ("error", "warning") or self.banner.text == self._stream_note:
             self.banner.clear()
         self._update_status()
         return True
@@ -497,6 +517,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _set_running(self, running: bool) -> None:
         self._running_ui = running
+        if not running:
+            self._show_stale(True)
         self.start_button.setText("Stop" if running else "Start")
         self.start_button.setProperty("running", running)
         self.start_button.style().unpolish(self.start_button)
@@ -506,17 +528,31 @@ class MainWindow(QtWidgets.QMainWindow):
     def running(self) -> bool:
         return self._running_ui
 
+    def _show_stale(self, stale: bool) -> None:
+        """Mark the readouts as out of date (the analysis stopped, the input stalled or was lost: the meter
+        falls to its floor, the rest dims) or as current again."""
+        if stale:
+            self.meter.fall_to_floor()
+        for view in (self.chord_panel, self.va_plane, self.mood, self.tag_bars):
+            view.set_stale(stale)
+
+    def _note_stream(self, text: str, expire_s: float = 0.0) -> None:
+        """Say something about the stream in the banner (the next start clears it)."""
+        self._stream_note = text
+        self.banner.show_message(text, "info", expire_s)
+
     # ----------------------------------------------------------------------------------- settings
     def apply_preset(self, name: str, restart: bool = True) -> None:
         """Apply a preset's settings. While running, OSC and output shaping change live; the analysis
-        restarts (once) only if the smoothing changes."""
+        restarts (once) only if the smoothing changes. A preset without output shaping of its own (a
+        built-in one, or "Custom", which keeps the current smoothing and history) restores the output
+        shaping the session started with (the configuration's [outputs])."""
         i = self.preset_combo.findText(name)
         if i < 0:
             raise KeyError(f"no preset {name!r}; presets: {', '.join(self.presets)}")
         self.preset_combo.setCurrentIndex(i)
-        preset = self.presets.get(name)
-        if preset is None:  # "Custom": keep the current values
-            return
+        preset = self.presets.get(name, Preset())
+        self.session.set_output_settings(preset.outputs or self._base_outputs)
         smoothing_changed = (preset.smoothing_s is not None
                              and abs(preset.smoothing_s - self.smoothing_spin.value()) > 1e-9)
         if preset.smoothing_s is not None:
@@ -525,11 +561,13 @@ class MainWindow(QtWidgets.QMainWindow):
             self.smoothing_spin.blockSignals(False)
         if preset.history_s is not None:
             self.set_history(preset.history_s)
-        if preset.outputs is not None:
-            self.session.set_output_settings(preset.outputs)
         self._smoothing_timer.stop()
         if restart and self._running_ui and smoothing_changed:
             self.start()
+
+    def choose_smoothing(self, seconds: float) -> None:
+        """Change the smoothing as the spin box does (the preset picker then says Custom)."""
+        self.smoothing_spin.setValue(seconds)
 
     def _smoothing_edited(self) -> None:
         self.preset_combo.setCurrentText(CUSTOM)
@@ -554,6 +592,13 @@ class MainWindow(QtWidgets.QMainWindow):
             return None
         self._mark_osc(True)
         return tuple(self._osc_configs.get(label, label) for label in labels)
+
+    def _planned_destinations(self) -> str:
+        """The OSC field's destinations, where a start will send ("" if none, or not valid)."""
+        try:
+            return ", ".join(parse_destinations(self.osc_edit.text()))
+        except DestinationError:
+            return ""
 
     def _mark_osc(self, valid: bool) -> None:
         if self.osc_edit.property("invalid") != (not valid):
@@ -589,6 +634,12 @@ class MainWindow(QtWidgets.QMainWindow):
             i = self.history_combo.count() - 1
         self.history_combo.setCurrentIndex(i)
 
+    def choose_history(self, seconds: int) -> None:
+        """Change the timeline length as the picker does: a change the preset did not make (it says Custom)."""
+        if seconds != self.timeline.history_s:
+            self.preset_combo.setCurrentText(CUSTOM)
+        self.set_history(seconds)
+
     def set_history(self, seconds: int) -> None:
         self._select_history(seconds)
         self.timeline.set_history(seconds)
@@ -600,19 +651,22 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------------------- kiosk mode
     def toggle_kiosk(self) -> None:
-        if self.isFullScreen():
+        if self._kiosk:
             self.leave_kiosk()
         else:
             self.enter_kiosk()
 
     def enter_kiosk(self) -> None:
         """Full screen, controls hidden: what an installation or a stage monitor shows."""
+        self._kiosk = True
         self.controls.hide()
         self.setCursor(QtCore.Qt.CursorShape.BlankCursor)  # no pointer parked on a projected image
         self.showFullScreen()
 
     def leave_kiosk(self) -> None:
-        if self.isFullScreen():
+        """Controls and pointer back, even if the window manager has already ended the full screen."""
+        if self._kiosk:
+            self._kiosk = False
             self.controls.show()
             self.unsetCursor()
             self.showNormal()
@@ -644,6 +698,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _hop(self) -> float:
         return self.session.hop_seconds
 
+    def _history_rows(self) -> int:
+        """Rows for the longest timeline (600 s) at the session's hop (a shorter hop keeps more estimates)."""
+        return max(4096, int(1.25 * MAX_HISTORY_S / self._hop()))
+
     def _take(self, estimates: list[Estimate]) -> None:
         for est in estimates:
             self.history.append(est.t + self._t_offset, est)
@@ -666,6 +724,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.chord_panel.update_estimate(last.chord, last.chord_confidence, last.key, last.key_camelot,
                                          last.key_open, last.key_confidence, last.chord_ext, last.chord_ext_confidence)
         self.meter.set_level(last.loudness_db, max(e.peak_db for e in estimates), sum(e.clipped for e in estimates))
+        # what is left of a stream after it stopped, and the silence fed while a device is lost, is no news
+        self._show_stale(not self._running_ui or not last.input_ok)
 
     def _check_health(self, wall: float) -> None:
         if not self._running_ui:
@@ -678,8 +738,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if error is not None:
                 self.banner.show_message(f"Analysis stopped: {error}", "error")
             else:
-                self.banner.show_message(f"{self.source_choice().label if self.source_choice() else 'Input'} "
-                                         "ended.", "info")
+                self._note_stream(f"{self.source_choice().label if self.source_choice() else 'Input'} ended.")
             return
         source = session.source
         if session.engine.input_lost:
@@ -691,9 +750,10 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         if self._input_lost:
             self._input_lost = False
-            self.banner.show_message(f"Input device {source.name!r} is back.", "info")
+            self._note_stream(f"Input device {source.name!r} is back.", self.BACK_NOTE_S)
         quiet = wall - max(self._last_data_wall, self._started_wall)
         if quiet > max(self.STALL_S, 4 * self._hop()):
+            self._show_stale(True)
             self.banner.show_message(f"No audio from {source.name!r} for {quiet:.0f} s: is the input still "
                                      "connected?", "warning")
         elif self.banner.level == "warning" and self.banner.text.startswith("No audio"):
@@ -733,10 +793,18 @@ class MainWindow(QtWidgets.QMainWindow):
             labels["analysis"].setText("analysis –")
             labels["overflows"].setText("overflows –")
         stats = s.osc_stats()
-        if not stats:
-            labels["osc"].setText(f"OSC <span style='color:{dim}'>off</span>")
+        held = held_labels(s.output_settings)
+        planned = self._planned_destinations()
+        if stats:
+            note = f" <span style='color:{dim}'>· labels held: {held}</span>" if held else ""
+            labels["osc"].setText("OSC " + "  ".join(osc_status_html(d) for d in stats) + note)
+        elif planned:
+            labels["osc"].setText(f"OSC \u2192 {planned} <span style='color:{dim}'>when started</span>")
         else:
-            labels["osc"].setText("OSC " + "  ".join(osc_status_html(d) for d in stats))
+            labels["osc"].setText(f"OSC <span style='color:{dim}'>off</span>")
+        labels["osc"].setToolTip(f"The window shows every estimate as it comes; OSC sends shaped values, and holds "
+                                 f"the labels ({held}) until a new one has led that long: visuals may show the "
+                                 "previous label meanwhile." if stats and held else "")
         self._arrange_status()
 
     # --------------------------------------------------------------------------------- closing

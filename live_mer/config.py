@@ -78,6 +78,7 @@ class ModelConfig:
     threads: int = 1  # onnxruntime intra-op threads
 
 
+MAX_SMOOTHING_S = 60.0  # analysis.smoothing_s (and the monitor's smoothing control) range over 0..this
 HOP_ALLOWED = ("0 (the model's own hop) or seconds from one feature frame to the model's window (0.0233..5.99 s "
                "for the shipped model)")
 
@@ -146,8 +147,8 @@ class Config:
             bad("model.provider", m.provider, f"one of {', '.join(PROVIDER_CHOICES)}")
         if not 1 <= m.threads <= 64:
             bad("model.threads", m.threads, "1..64")
-        if not 0 <= a.smoothing_s <= 60:
-            bad("analysis.smoothing_s", a.smoothing_s, "0..60 seconds")
+        if not 0 <= a.smoothing_s <= MAX_SMOOTHING_S:
+            bad("analysis.smoothing_s", a.smoothing_s, f"0..{MAX_SMOOTHING_S:g} seconds")
         if not 0.1 <= a.max_backlog_s <= 30:
             bad("analysis.max_backlog_s", a.max_backlog_s, "0.1..30 seconds")
         if not hop_plausible(a.hop_s):

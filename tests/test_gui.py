@@ -29,17 +29,19 @@ if str(ROOT) not in sys.path:  # `gui` is a top-level package beside live_mer, n
 
 from gui import app as gui_app  # noqa: E402
 from gui import theme  # noqa: E402
-from gui.plots import History, VAPlane  # noqa: E402
-from gui.presets import PRESETS, from_config  # noqa: E402
+from gui.plots import History, Timeline, VAPlane  # noqa: E402
+from gui.presets import PRESETS, Preset, from_config  # noqa: E402
 from gui.session import DEMO, DEVICE, FILE, Session, SourceChoice  # noqa: E402
-from gui.widgets import LevelMeter, MoodBars, chord_display, key_display  # noqa: E402
+from gui.widgets import LevelMeter, MoodBars, chord_display, head_label, key_display  # noqa: E402
 from gui.window import PREPARING, MainWindow, osc_status_html  # noqa: E402
 from live_mer import config as configmod  # noqa: E402
 from live_mer.analyzer import Analyzer  # noqa: E402
 from live_mer.estimate import Estimate  # noqa: E402
-from live_mer.sources import SourceError  # noqa: E402
+from live_mer.outputs import OutputSettings  # noqa: E402
+from live_mer.sources import DemoSource, SourceError  # noqa: E402
 from osc_receiver import Receiver  # noqa: E402
 from pulse_rig import load_sink, play, pulse_available, unload_sink  # noqa: E402
+from tiny_model import GEMS  # noqa: E402
 
 
 def live_mer_threads() -> list[str]:
@@ -121,15 +123,39 @@ def test_window_builds_with_all_views_and_controls(make_window):
     assert w.minimumSizeHint().width() <= 1024  # fits a 1024 x 768 screen or projector as a window
 
 
-@pytest.mark.parametrize("size", [(1280, 800), (1024, 768), (800, 800), (800, 600)])
-def test_nothing_is_cut_off_or_drawn_over_at_any_window_size(qapp, make_window, size):
+def tick_labels(axis) -> list[tuple[QtCore.QRectF, str]]:
+    """Where a pyqtgraph axis draws its tick labels and what they say, top to bottom (as its paint does)."""
+    image = QtGui.QImage(8, 8, QtGui.QImage.Format.Format_ARGB32)
+    painter = QtGui.QPainter(image)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return sorted(((rect, text) for rect, _, text in texts), key=lambda label: label[0].center().y())
+
+
+@pytest.mark.parametrize("size,kiosk", [((1280, 800), True), ((1024, 768), True), ((800, 800), True),
+                                        ((800, 600), True), ((1280, 720), False), ((1011, 600), False)])
+def test_nothing_is_cut_off_or_drawn_over_at_any_window_size(qapp, make_window, size, kiosk):
     """Small windows and kiosk screens: titles shrink instead of pushing the plots past their frame (which
     cut off the time axis' "now"), the status line takes a second row instead of cutting its parts
-    off, and the extended chord has its own row instead of being drawn over the confidence bar."""
+    off, the extended chord has its own row instead of being drawn over the confidence bar, the mood
+    heat map's names fit their rows (or every other row is named) and the plane's quadrant names do not
+    run into each other."""
     w = make_window(SourceChoice(DEMO))
-    w.controls.hide()  # as in kiosk mode, where the window is as small as the screen
+    w.controls.setVisible(not kiosk)  # kiosk mode: the window is as small as the screen
     w.timer.stop()  # the texts below stay as set
     w.chord_panel.update_estimate("F", 0.9, "C major", "8B", "1d", 0.9, "F:maj7", 0.91)
+    gems = {g: 0.3 for g in GEMS}
+    quadrants = {"Q1": 0.0, "Q2": 0.01, "Q3": 0.18, "Q4": 0.81}
+    for i in range(8):
+        w.history.append(i * 0.5, Estimate(t=i * 0.5, valence=0.2, arousal=-0.3,
+                                           heads={"quadrant": quadrants, "gems": gems}))
+    w.timeline.set_data(w.history, 4.0)
+    w.va_plane.set_quadrant("Q4", quadrants)
+    w.mood.set_values(gems)
+    w.tag_bars.set_values({"Calm": 0.5, "Angry": 0.2, "Dreamy": 0.1})
+    w.tag_bars.show()  # a model with a tags head: the plane gets less height
     labels = w.status_labels
     labels["input"].setText("<b>Scarlett 2i2 USB: Analog (1+2)</b> · 48000 Hz · 2 ch")
     labels["osc"].setText("OSC " + "  ".join(osc_status_html({"destination": f"192.168.1.{20 + i}:9000", "sent": 1200,
@@ -158,6 +184,14 @@ def test_nothing_is_cut_off_or_drawn_over_at_any_window_size(qapp, make_window, 
     assert panel.chord_detail.geometry().bottom() < panel.chord_conf.geometry().top()
     assert panel.chord_detail.height() >= panel.chord_detail.fontMetrics().height()
 
+    axis = t.mood_plot.getAxis("left")
+    rows = [rect.center().y() for rect, _ in tick_labels(axis)]
+    line = QtGui.QFontMetricsF(axis.style["tickFont"]).height()
+    assert len(rows) >= 4 and all(b - a >= line - 0.5 for a, b in zip(rows, rows[1:]))
+    va = w.va_plane.quadrant_labels
+    drawn = {code: label.textItem.mapRectToScene(label.textItem.boundingRect()) for code, label in va.items()}
+    assert not drawn["Q1"].intersects(drawn["Q2"]) and not drawn["Q3"].intersects(drawn["Q4"])
+
 
 def test_file_estimates_update_plots_labels_and_osc(qapp, make_window, progression, receiver):
     w = make_window(SourceChoice(FILE, str(progression), realtime=False, loop=False), osc=f"127.0.0.1:{receiver.port}")
@@ -185,8 +219,6 @@ def test_file_estimates_update_plots_labels_and_osc(qapp, make_window, progressi
     assert w.mood.values == pytest.approx(dict(last.heads["gems"]))
     tags = last.heads["tags"]  # the tiny model's three tags, most probable first
     assert w.tag_bars.isVisible() and list(w.tag_bars.values) == sorted(tags, key=tags.get, reverse=True)
-    assert w.meter.target_db == pytest.approx(np.clip(last.loudness_db, w.meter.FLOOR_DB, 0.0))
-    assert w.meter.hold_db > w.meter.FLOOR_DB and not w.meter.clipping
 
     # Status: input, model, analysis time, and OSC that really arrived.
     status = {k: v.text() for k, v in w.status_labels.items()}
@@ -199,9 +231,11 @@ def test_file_estimates_update_plots_labels_and_osc(qapp, make_window, progressi
     assert receiver.wait_for(len(recorded) + 1)  # the file's end reached the visuals too
     assert [m.address for m in receiver.bundles()[-1]] == ["/mer/status/stopped"]
 
-    # The file ended by itself: the window says so and is ready to start again.
+    # The file ended by itself: the window says so and is ready to start again; the readouts are out of date.
     assert spin(qapp, lambda: w.start_button.text() == "Start", 2.0)
     assert w.banner.level == "info" and "ended" in w.banner.text
+    assert w.meter.target_db == w.meter.FLOOR_DB and not w.meter.clipping
+    assert w.chord_panel.stale and w.mood.stale and w.va_plane.stale
 
 
 def test_switching_source_and_preset_restarts_the_engine(qapp, make_window, progression):
@@ -263,10 +297,182 @@ def test_configuration_presets_reshape_osc_without_a_restart(qapp, make_window, 
                     presets=presets)
     assert "club" in [w.preset_combo.itemText(i) for i in range(w.preset_combo.count())]
     assert w.start()
+    base = w.session.output_settings  # what the session started with: the configuration's [outputs]
     w.apply_preset("club")
     assert w.session.starts == 1 and w.session.running  # shaping changes live
     assert w.session.osc.settings is cfg.presets["club"] and w.session.output_settings is cfg.presets["club"]
     assert w.session.osc.settings.shape("arousal").attack_ms == 50.0
+
+    # A built-in preset and Custom bring back the shaping the session started with.
+    w.apply_preset("Club (fast)")
+    assert w.session.osc.settings is base and w.preset_combo.currentText() == "Club (fast)"
+    w.apply_preset("ambient")
+    assert w.session.osc.settings is cfg.presets["ambient"]
+    w.apply_preset("Custom")
+    assert w.session.osc.settings is base
+
+    # Every change by hand makes the picker say Custom; a preset's own changes do not.
+    w.apply_preset("Installation")
+    assert w.history_combo.currentData() == 120 and w.preset_combo.currentText() == "Installation"
+    i = w.history_combo.findData(30)
+    w.history_combo.setCurrentIndex(i)
+    w.history_combo.activated.emit(i)  # as picking it does
+    assert w.timeline.history_s == 30 and w.preset_combo.currentText() == "Custom"
+
+
+def test_the_status_line_says_which_osc_labels_are_held(qapp, make_window, progression):
+    """The window shows every estimate; OSC holds its labels (quadrant, key, chord) for a while: the status
+    line says which and how long, from the shaping in use."""
+    w = make_window(SourceChoice(FILE, str(progression), realtime=False, loop=True), osc="127.0.0.1:9000",
+                    presets={**PRESETS, "slow keys": Preset(outputs=OutputSettings().with_shape(
+                        "key", hold_ms=4000).with_mute("chord", True))})
+    assert w.start()
+    w._update_status()
+    osc = w.status_labels["osc"]
+    assert "held: quadrant 1.5 s \u00b7 chord 0.15 s \u00b7 key 2 s" in osc.text()
+    assert "previous label" in osc.toolTip()
+    w.apply_preset("slow keys")
+    w._update_status()
+    assert "held: quadrant 1.5 s \u00b7 key 4 s" in osc.text()  # a muted chord is not sent at all
+
+
+def test_command_line_flags_win_over_the_preset(qapp, tiny_model_path, monkeypatch):
+    seen = {}
+
+    def inspect_and_close():
+        window = next(x for x in qapp.topLevelWidgets() if isinstance(x, MainWindow) and x.isVisible())
+        seen[len(seen)] = (window.smoothing_spin.value(), window.timeline.history_s, window.preset_combo.currentText())
+        window.close()
+
+    monkeypatch.setattr(sys, "argv", ["gui"])
+    base = ["--model", str(tiny_model_path), "--demo", "--no-start", "--preset", "Club (fast)"]
+    for flags in ([], ["--smoothing", "2.5", "--history", "600"], ["--smoothing", "45"]):
+        QtCore.QTimer.singleShot(300, inspect_and_close)
+        assert gui_app.main([*base, *flags]) == 0
+    assert seen == {0: (0.3, 30, "Club (fast)"), 1: (2.5, 600, "Custom"), 2: (45.0, 30, "Custom")}
+
+
+def lit(bars: MoodBars) -> bool:
+    """Whether the strongest of the bars is drawn in its full colour (not faded as out of date)."""
+    highlight = QtGui.QColor(theme.INFO).rgb()
+    image = bars.grab().toImage()
+    return any(image.pixel(x, y) == highlight for x in range(0, image.width(), 2) for y in range(0, image.height(), 2))
+
+
+def test_stopped_and_ended_streams_look_out_of_date_and_a_start_clears_the_note(qapp, make_window, progression):
+    """After Stop or a file's end the meter falls to its floor and the readouts dim; a new start clears the
+    "... ended." note and the readouts light up again with the first estimates."""
+    w = make_window(SourceChoice(DEMO))
+    assert w.start() and spin(qapp, lambda: w.estimates_shown > 2)
+    assert w.meter.target_db == pytest.approx(np.clip(w.last_estimate.loudness_db, w.meter.FLOOR_DB, 0.0))
+    assert lit(w.mood) and w.va_plane.dot.opacity() == 1.0
+    w.stop()
+    spin(qapp, lambda: False, timeout=0.3)  # estimates drained after the stop do not light anything up again
+    assert w.meter.target_db == w.meter.FLOOR_DB and not lit(w.mood) and not lit(w.tag_bars)
+    assert w.chord_panel.key_label.property("dim") and w.chord_panel.chord_label.property("dim")
+    assert w.va_plane.dot.opacity() == theme.STALE_OPACITY
+    for _ in range(5):
+        w.meter.advance(1.0)
+    assert w.meter.rms_db == w.meter.hold_db == w.meter.FLOOR_DB
+
+    w.set_source(SourceChoice(FILE, str(progression), realtime=False, loop=False))
+    assert w.start() and spin(qapp, lambda: w.start_button.text() == "Start", 10.0)
+    assert w.banner.level == "info" and "progression.wav ended" in w.banner.text and not lit(w.mood)
+    w.set_source(SourceChoice(DEMO))
+    assert w.start() and w.banner.isHidden()  # the note was about the stream that ended
+    assert spin(qapp, lambda: lit(w.mood) and w.va_plane.dot.opacity() == 1.0)
+
+
+class FlakyDevice(DemoSource):
+    """The demo as a sound card that is lost from 0.5 s to 1.2 s after its first check (the engine then
+    feeds silence, as for a real device)."""
+
+    def __init__(self):
+        super().__init__()
+        self.name = "USB mic"
+        self.first = None
+
+    def check(self, now: float) -> str:
+        self.first = self.first or now
+        return "lost" if 0.5 <= now - self.first < 1.2 else "recovered" if now - self.first >= 1.2 else "ok"
+
+
+class StallingDevice(DemoSource):
+    """The demo as a sound card whose audio stops after a second, without an error."""
+
+    name = "USB mic"
+
+    def _blocks(self):
+        for i, block in enumerate(super()._blocks()):
+            if i * self.block_frames >= self.samplerate:
+                self._stop.wait()
+                return
+            yield block
+
+
+def test_a_lost_device_dims_the_readouts_and_its_return_is_noted_briefly(qapp, make_window, monkeypatch):
+    monkeypatch.setattr(SourceChoice, "open", lambda self, **kw: FlakyDevice())
+    w = make_window(SourceChoice(DEVICE, "USB mic"))
+    w.BACK_NOTE_S = 0.5
+    assert w.start()
+    assert spin(qapp, lambda: w.banner.level == "error" and "lost" in w.banner.text)
+    assert spin(qapp, lambda: not lit(w.mood), 2.0) and w.chord_panel.stale  # the silence fed meanwhile is no news
+    assert spin(qapp, lambda: w.banner.level == "info" and "is back" in w.banner.text, 5.0)
+    assert spin(qapp, lambda: lit(w.mood), 2.0) and not w.chord_panel.stale
+    assert spin(qapp, lambda: w.banner.isHidden(), 2.0) and w.running  # a kiosk has no pointer to dismiss it
+
+
+def test_a_stalled_input_dims_the_readouts_until_audio_flows_again(qapp, make_window, monkeypatch):
+    monkeypatch.setattr(SourceChoice, "open", lambda self, **kw: StallingDevice())
+    w = make_window(SourceChoice(DEVICE, "USB mic"))
+    w.STALL_S = 0.5  # (the tiny model's 0.25-s hop: warned after 1 s without an estimate)
+    assert w.start() and spin(qapp, lambda: w.estimates_shown > 0)
+    assert lit(w.mood) and w.meter.target_db > w.meter.FLOOR_DB
+    assert spin(qapp, lambda: w.banner.level == "warning" and w.banner.text.startswith("No audio"), 5.0)
+    assert not lit(w.mood) and w.meter.target_db == w.meter.FLOOR_DB and w.chord_panel.stale and w.running
+
+
+def test_the_plane_shows_no_dot_and_the_status_says_where_osc_will_go_before_a_start(qapp, make_window, progression):
+    w = make_window(SourceChoice(FILE, str(progression), realtime=False, loop=False), osc="127.0.0.1:9000",
+                    smoothing_s=45.0)
+    assert not w.va_plane.dot.isVisible()  # no estimate yet: a dot at (0, 0) would read as "neutral"
+    osc = w.status_labels["osc"].text()
+    assert "OSC \u2192 127.0.0.1:9000" in osc and "when started" in osc
+    assert w.smoothing_spin.value() == 45.0  # what the configuration allows (0..60 s), not clamped
+    assert w.start() and spin(qapp, lambda: w.estimates_shown > 0)
+    assert w.va_plane.dot.isVisible() and w.va_plane.current_point() == pytest.approx(w.va_plane.target)
+
+
+@pytest.fixture
+def timeline(qapp):
+    """A timeline on its own, closed afterwards (a window left open would keep a later app.exec() running)."""
+    t = Timeline(60)
+    yield t
+    t.close()
+
+
+def test_the_mood_heat_map_is_on_an_absolute_scale_in_the_bars_order(qapp, timeline):
+    """Silence (every mood weak) is dark, not as bright as music; the first mood is on top, as in the bars."""
+    t = timeline
+    t.resize(700, 700)
+    t.show()
+    h = History(64)
+    for i in range(40):
+        gems = {g: 0.05 for g in GEMS} if i < 20 else {g: 0.9 if g == GEMS[0] else 0.1 for g in GEMS}
+        h.append(i * 0.5, Estimate(t=i * 0.5, valence=0.0, arousal=0.0, heads={"gems": gems}))
+    t.set_data(h, 20.0)
+    spin(qapp, lambda: False, timeout=0.3)
+    assert [text for _, text in tick_labels(t.mood_plot.getAxis("left"))] == [head_label(g) for g in GEMS]
+    image = t.grab().toImage()
+    vb = t.mood_plot.getViewBox()
+
+    def brightness(seconds: float, row: int) -> int:
+        p = vb.mapViewToScene(QtCore.QPointF(seconds - 20.0, row + 0.5))
+        return QtGui.QColor(image.pixel(int(p.x()), int(p.y()))).lightness()
+
+    assert vb.mapViewToScene(QtCore.QPointF(0, 0.5)).y() < vb.mapViewToScene(QtCore.QPointF(0, 8.5)).y()
+    assert brightness(15.0, 0) > 150 and brightness(15.0, 8) < 80  # music: the strong mood bright
+    assert all(brightness(5.0, row) < 60 for row in range(len(GEMS)))  # silence: dark
 
 
 def test_missing_model_is_shown_in_the_banner(make_window, tmp_path):
@@ -478,6 +684,9 @@ def test_a_shorter_hop_reaches_the_window(qapp, make_window, progression):
     assert w.history.capacity * w.session.hop_seconds >= 600  # the longest timeline at this hop
     step = round(VAPlane.TRAIL_S / VAPlane.TRAIL / w.session.hop_seconds)  # the trail spans seconds, not estimates
     assert step > 1 and len(w.va_plane.trail.data) == len(range(len(times) - 1, -1, -step))
+    rounded = make_window(SourceChoice(FILE, str(progression), realtime=False, loop=False), hop_s=0.0348)
+    assert rounded.start() and rounded.session.hop_seconds < 0.025  # rounded down to one 23-ms frame
+    assert rounded.history.capacity * rounded.session.hop_seconds >= 600
     bad = make_window(SourceChoice(DEMO), hop_s=25.0)  # longer than the model's window
     assert bad.start() is False and bad.banner.text.startswith("Invalid setting: hop 25.0 s is not allowed")
     assert not bad.session.running
@@ -498,12 +707,26 @@ def test_the_program_refuses_a_hop_the_model_does_not_allow(qapp, tiny_model_pat
     assert gui_app.main(["--model", str(tiny_model_path), "--demo", "--hop", "-1"]) == 2
 
 
-def test_kiosk_mode_hides_controls_and_goes_full_screen(make_window):
+def test_kiosk_mode_hides_controls_and_goes_full_screen(qapp, make_window):
     w = make_window(SourceChoice(DEMO))
     w.toggle_kiosk()
     assert w.isFullScreen() and w.controls.isHidden()
+    assert w.cursor().shape() == QtCore.Qt.CursorShape.BlankCursor
     w.leave_kiosk()
     assert not w.isFullScreen() and not w.controls.isHidden()
+    assert w.cursor().shape() != QtCore.Qt.CursorShape.BlankCursor
+
+    # The window manager ends the full screen (a display change, say): Esc still brings the controls back.
+    w.enter_kiosk()
+    w.showNormal()
+    spin(qapp, lambda: False, timeout=0.2)
+    assert not w.isFullScreen() and w.controls.isHidden()
+    w.leave_kiosk()
+    assert not w.controls.isHidden() and w.cursor().shape() != QtCore.Qt.CursorShape.BlankCursor
+    w.enter_kiosk()
+    w.showNormal()
+    w.toggle_kiosk()  # F11 too
+    assert not w.controls.isHidden() and not w.isFullScreen()
 
 
 def test_close_stops_the_stream_and_leaves_no_thread(qapp, make_window):
