@@ -77,7 +77,7 @@ def test_speech_is_not_a_confident_emotion(shipped, shared_data, name):
     result = analyze_file(shared_data / "cc-excerpts" / name, shipped, smoothing_s=0)
     q = np.array([list(e["quadrant_probs"].values()) for e in result["timeline"]])
     va = np.array([[e["valence"], e["arousal"]] for e in result["timeline"]])
-    # 0.27-0.34 since synthetic speech is among the non-music training clips (before: up to 0.648)
+    # 0.27-0.36 since synthetic speech is among the non-music training clips (before: up to 0.648)
     assert q.max(axis=1).mean() < 0.5 and (np.abs(va).mean(axis=0) < 0.3).all()
 
 
