@@ -186,7 +186,8 @@ class Analyzer:
             take = min(n - i, self.hop_frames - self._since_hop)
             self._append(batch.features[i:i + take])
             self._onset_sum += float(batch.onset[i:i + take].sum())
-            self._power_sum += float(np.sum(10.0 ** (batch.loudness_db[i:i + take].astype(np.float64) / 10.0)))
+            # a block brings a frame or two: plain floats cost ~1.5 us here, a numpy expression ~10 us
+            self._power_sum += sum(10.0 ** (v / 10.0) for v in batch.loudness_db[i:i + take].tolist())
             self._key_changed |= bool(batch.key_change[i:i + take].any())
             self._since_hop += take
             i += take

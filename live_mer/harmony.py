@@ -887,7 +887,8 @@ class StreamKey:
         the live tracker's keys (n,; -1 before it established one)."""
         if len(chord):  # one Numba call: numpy's per-call overhead would cost more than the sums
             _accumulate_key_evidence(chroma, bass, chord, self.bass_weight, self._chroma, self._chords)
-            self._key_heard = self._key_heard or bool((key >= 0).any())
+            if not self._key_heard:  # once is enough: no numpy call per block after that
+                self._key_heard = bool((key >= 0).any())
 
     def scores(self) -> np.ndarray | None:
         """The 24 keys' scores (12 major then 12 minor tonics); None before any chord was heard or while the
