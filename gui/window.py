@@ -11,8 +11,8 @@ import time
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from live_mer import config as configmod
 from live_mer import sources
+from live_mer.analyzer import MAX_SMOOTHING_S
 from live_mer.estimate import Estimate
 from live_mer.fileanalysis import AudioFileError
 from live_mer.model import ModelError
@@ -221,7 +221,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.preset_combo.activated.connect(lambda i: self.apply_preset(self.preset_combo.itemText(i)))
 
         self.smoothing_spin = QtWidgets.QDoubleSpinBox()
-        self.smoothing_spin.setRange(0.0, configmod.MAX_SMOOTHING_S)
+        self.smoothing_spin.setRange(0.0, MAX_SMOOTHING_S)
         self.smoothing_spin.setDecimals(2)
         self.smoothing_spin.setSingleStep(0.25)
         self.smoothing_spin.setSuffix(" s")

@@ -20,6 +20,7 @@ from .harmony import StreamKey, camelot, chord_ext_label, chord_label, key_name,
 from .model import StudentModel
 
 CLIP_LEVEL = 0.999
+MAX_SMOOTHING_S = 60.0  # the estimates' smoothing time constant ranges over 0..this (config, flags, monitor)
 # Beyond this (+24 dBFS) a sample is corrupt data, not sound (random bytes read as float, a broken driver):
 # it is silenced and counted like NaN/Inf, so it cannot push the level-relative chroma gate out of reach.
 MAX_SAMPLE = 16.0
@@ -95,8 +96,8 @@ class Analyzer:
 
     def set_smoothing(self, smoothing_s: float) -> None:
         """Change the smoothing time constant (seconds, 0 = off) without restarting the stream."""
-        if not 0 <= smoothing_s <= 60:
-            raise ValueError(f"smoothing_s must be 0..60 s, got {smoothing_s}")
+        if not 0 <= smoothing_s <= MAX_SMOOTHING_S:
+            raise ValueError(f"smoothing_s must be 0..{MAX_SMOOTHING_S:g} s, got {smoothing_s}")
         self._alpha = 1.0 if smoothing_s == 0 else 1.0 - float(np.exp(-self.hop_seconds / smoothing_s))
 
     @property

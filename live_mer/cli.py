@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import __version__
 from . import config as configmod
-from .analyzer import Analyzer, hop_frames
+from .analyzer import MAX_SMOOTHING_S, Analyzer, hop_frames
 from .batch import AUDIO_EXTENSIONS, run_batch, write_summary_csv
 from .control import ControlServer, Controller
 from .engine import Engine, LatestEstimates
@@ -264,10 +264,10 @@ def cmd_analyze(args) -> int:
 
         if importlib.util.find_spec("matplotlib") is None:  # before any file, not as a failure per file
             raise configmod.ConfigError("--plot needs matplotlib: `.venv/bin/pip install -e '.[plot]'`")
-    if not 0.0 <= args.smoothing <= 60.0:  # NaN fails too; checked once, not once per file
-        raise configmod.ConfigError(f"--smoothing {args.smoothing} is not allowed: 0..60 seconds")
+    if not 0.0 <= args.smoothing <= MAX_SMOOTHING_S:  # NaN fails too; checked once, not once per file
+        raise configmod.ConfigError(f"--smoothing {args.smoothing} is not allowed: 0..{MAX_SMOOTHING_S:g} seconds")
     csv_path = args.csv or (Path(args.out) / "summary.csv" if args.out else None)
-    _refuse_overwriting_inputs(args)  # before --out is made: `--out a.wav` names the flag
+    _refuse_overwriting_inputs(args, csv_path)  # before --out is made: `--out a.wav` names the flag
     _check_outputs(args.out, [p for p in (args.json, args.csv) if p])  # before hours of analysis, not after
     model = load_model(args.model, provider=args.provider)  # fail early, with a clear error, before forking
     report = run_batch(args.paths, str(model.path), out_dir=args.out, jobs=args.jobs, smoothing_s=args.smoothing,
@@ -310,24 +310,26 @@ def _identities(path: Path) -> set:
     return keys
 
 
-def _planned_outputs(args) -> list[tuple[str, str, Path]]:
-    """(flag, its value, path) for the paths analyze writes that a user names: --json, --csv, --out and the
-    summary CSV in it. (The per-track files in --out end in .json, .json.tmp or .png, never an input's
-    audio extension, and files found in folders have one: they cannot collide, and are not looked up.)"""
-    planned = [(flag, value, Path(value)) for flag, value in (("--json", args.json), ("--csv", args.csv)) if value]
+def _planned_outputs(args, csv_path: Path | None) -> list[tuple[str, str, Path]]:
+    """(flag, its value, path) for the paths analyze writes that a user names: --json, --out and the summary
+    CSV (``csv_path``: --csv, or the one in --out). (The per-track files in --out end in .json, .json.tmp or
+    .png, never an input's audio extension, and files found in folders have one: they cannot collide, and
+    are not looked up.)"""
+    planned = [("--json", args.json, Path(args.json))] if args.json else []
     if args.out:
-        out = Path(args.out)
-        planned += [("--out", args.out, out)] + ([] if args.csv else [("--out", args.out, out / "summary.csv")])
+        planned.append(("--out", args.out, Path(args.out)))
+    if csv_path is not None:
+        planned.append(("--csv", args.csv, Path(csv_path)) if args.csv else ("--out", args.out, Path(csv_path)))
     return planned
 
 
-def _refuse_overwriting_inputs(args) -> None:
+def _refuse_overwriting_inputs(args, csv_path: Path | None) -> None:
     """Refuse an output path that is an input or an existing audio file, before anything is written:
     `analyze --json a.wav b.wav` (--json taken for a flag like --plot) wrote JSON over a.wav. The inputs
     compared are the files named on the command line; a folder's files are audio files, refused as such,
     so the library is not scanned twice."""
     inputs = set().union(*(_identities(p) for p in map(Path, args.paths) if not p.is_dir()))
-    for flag, value, path in _planned_outputs(args):
+    for flag, value, path in _planned_outputs(args, csv_path):
         audio = path.suffix.lower() in AUDIO_EXTENSIONS
         if not _identities(path).isdisjoint(inputs):
             what = f"an input {'audio ' if audio else ''}file"

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
+from .analyzer import MAX_SMOOTHING_S
 from .model import DEFAULT_MODEL, PROVIDER_CHOICES
 from .osc import DEFAULT_PREFIX, DestinationConfig, DestinationError, check_prefix, parse_destination
 from .outputs import DEFAULT_SHAPES, LABEL_OUTPUTS, OUTPUTS, OutputSettings, OutputShape, shape_keys
@@ -78,7 +79,6 @@ class ModelConfig:
     threads: int = 1  # onnxruntime intra-op threads
 
 
-MAX_SMOOTHING_S = 60.0  # analysis.smoothing_s (and the monitor's smoothing control) range over 0..this
 HOP_ALLOWED = ("0 (the model's own hop) or seconds from one feature frame to the model's window (0.0233..5.99 s "
                "for the shipped model)")
 

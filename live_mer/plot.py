@@ -85,7 +85,7 @@ def _draw(fig, result: dict, plt) -> None:
     ax.legend(handles=handles, loc="upper left", ncol=6, fontsize=11, facecolor="#1b1b22", edgecolor="#333333",
               labelcolor="#e6e6e6")
     s = result["summary"]
-    name = Path(result["path"]).name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    name = Path(result["path"]).name.encode("utf-8", "backslashreplace").decode()  # as the JSON and CSV spell it
     title = (f"{name}   —   valence {s['valence']:+.2f}, arousal {s['arousal']:+.2f}, "
              f"{s.get('quadrant', '')}   key {s.get('key') or '?'} {s.get('key_camelot', '')}")
     # parse_math off: a file name with two "$" is a name, not a formula (it made savefig fail)

@@ -216,3 +216,23 @@ def test_a_plot_that_fails_leaves_no_figure_open(tmp_path):
         plot_result(result, tmp_path / "no such folder" / "x.png")
     assert len(plt.get_fignums()) == before
     assert plot_result(result, tmp_path / "x.png").exists()
+
+
+def test_the_plot_title_spells_a_name_as_the_json_does(tmp_path, monkeypatch):
+    """A name that is not valid UTF-8 reads "caf\\udce9.wav" in the JSON, the summary CSV and the terminal:
+    the plot's title says the same."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.axes
+
+    from live_mer.plot import plot_result
+
+    titles = []
+    real = matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", lambda ax, text, **kw: (titles.append(text),
+                                                                                 real(ax, text, **kw))[1])
+    name = os.fsdecode(b"caf\xe9.wav")
+    result = {"path": name, "summary": {"valence": 0.1, "arousal": 0.2, "quadrant": "Q1"},
+              "timeline": [{"t": 0.5, "valence": 0.1, "arousal": 0.2, "quadrant": "Q1", "chord": "A:min",
+                            "key": "A minor", "key_camelot": "8A", "loudness_db": -20.0}]}
+    plot_result(result, tmp_path / "x.png")
+    assert titles and titles[0].startswith(json.dumps(name)[1:-1] + " ")  # the JSON file's text: caf\udce9.wav
