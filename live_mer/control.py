@@ -31,11 +31,10 @@ import time
 from typing import Callable, Mapping
 
 from pythonosc.dispatcher import Dispatcher
-from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 from pythonosc.osc_server import BlockingOSCUDPServer
 
-from .osc import DEFAULT_PREFIX
+from .osc import DEFAULT_PREFIX, message
 from .outputs import LABEL_OUTPUTS, OUTPUTS, SMOOTHED_OUTPUTS, OutputSettings
 
 log = logging.getLogger("live_mer")
@@ -217,11 +216,8 @@ class ControlServer:
             self.controller.reject(f"{address}: {exc!r}")
             return
         for addr, values in replies:
-            b = OscMessageBuilder(addr)
-            for v in values:
-                b.add_arg(v)
             try:
-                self._server.socket.sendto(b.build().dgram, client)
+                self._server.socket.sendto(message(addr, values), client)
             except OSError:
                 pass
 

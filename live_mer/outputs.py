@@ -64,6 +64,7 @@ def shape_keys(name: str) -> tuple[str, ...]:
         (("hold_ms", "hysteresis") if name in LABEL_OUTPUTS else ())
 
 
+NO_SHAPING = OutputShape()  # an output without settings: followed instantly, never held
 DEFAULT_SHAPES: Mapping[str, OutputShape] = MappingProxyType({
     "valence": OutputShape(attack_ms=300, release_ms=600),
     "arousal": OutputShape(attack_ms=200, release_ms=600),
@@ -86,7 +87,7 @@ class OutputSettings:
     preset: str = ""
 
     def shape(self, name: str) -> OutputShape:
-        return self.shapes.get(name, OutputShape())
+        return self.shapes.get(name, NO_SHAPING)
 
     def with_shape(self, name: str, **changes) -> "OutputSettings":
         shapes = dict(self.shapes)

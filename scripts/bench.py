@@ -8,7 +8,9 @@ Measures, pinned to one CPU core (numba, BLAS and onnxruntime single-threaded):
   2. the feature path (resample-free Frontend: STFT, mel, chroma, loudness, onset, chords, key) against
      librosa.feature.melspectrogram + librosa.feature.chroma_stft on the same audio at 22.05 kHz;
   3. the ONNX student alone, one window at a time (median and p99 per window);
-  4. time from `live-mer listen --demo` process start to the first OSC bundle, with a cold and a warm numba
+  4. one 60 Hz OSC destination's work per frame over the demo's estimates (shaping every output, then
+     encoding the bundle) with live_mer's OSC writer against python-osc's builder;
+  5. time from `live-mer listen --demo` process start to the first OSC bundle, with a cold and a warm numba
      cache, and that headless process's peak RSS after 20 s of streaming.
 """
 
@@ -35,7 +37,10 @@ from live_mer.analyzer import Analyzer  # noqa: E402
 from live_mer.demo import render_demo  # noqa: E402
 from live_mer.features import Frontend  # noqa: E402
 from live_mer.model import DEFAULT_MODEL, load_model  # noqa: E402
-from live_mer.osc import OscSender  # noqa: E402
+from live_mer.osc import DEFAULT_PREFIX, DestinationConfig, OscSender, datagrams, encode  # noqa: E402
+from live_mer.outputs import OutputSettings, Shaper  # noqa: E402
+from pythonosc.osc_bundle_builder import OscBundleBuilder  # noqa: E402
+from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
 
 
 def looped(audio: np.ndarray, n_samples: int) -> np.ndarray:
@@ -143,6 +148,44 @@ def bench_model(model, n: int = 2000) -> dict:
             "kib": model.path.stat().st_size / 1024}
 
 
+def python_osc_bundle(messages: list[tuple[str, list]], timestamp: float) -> bytes:
+    """The baseline: the same bundle written with python-osc's builders (which parse what they build)."""
+    b = OscBundleBuilder(timestamp)
+    for address, args in messages:
+        m = OscMessageBuilder(address)
+        for x in args:
+            m.add_arg(x)
+        b.add_content(m.build())
+    return b.build().dgram
+
+
+def bench_osc(model, frames: int = 3000, repeats: int = 3) -> dict:
+    """One ``rate_hz = 60`` destination sending every output: CPU time per frame to shape the newest estimate
+    and write the bundle, ours against python-osc's builder (best of ``repeats``), over 30 s of the demo."""
+    sr = 44100
+    x = render_demo(sr)[: 30 * sr]
+    analyzer = Analyzer(model, sr)
+    estimates = [e for i in range(0, len(x), 512) for e in analyzer.process(x[i:i + 512])]
+    cfg = DestinationConfig("127.0.0.1", 9, rate_hz=60.0)
+
+    def per_frame_ms(write) -> float:
+        shaper, previous = Shaper(OutputSettings()), -1
+        t0 = time.process_time()
+        for i in range(frames):
+            k = i * len(estimates) // frames
+            frame = shaper.step(estimates[k], i / 60.0)
+            write(encode(frame, cfg, DEFAULT_PREFIX, model.card.name, "CPUExecutionProvider", fresh=k != previous),
+                  time.time())
+            previous = k
+        return (time.process_time() - t0) * 1000 / frames
+
+    ours = min(per_frame_ms(lambda m, t: datagrams(m, True, t)) for _ in range(repeats))
+    theirs = min(per_frame_ms(python_osc_bundle) for _ in range(repeats))
+    sample = encode(Shaper(OutputSettings()).step(estimates[-1], 0.0), cfg, DEFAULT_PREFIX, "m", "p", True)
+    assert datagrams(sample, True, 1e9) == [python_osc_bundle(sample, 1e9)]  # both write the same bytes
+    return {"ours_ms": ours, "theirs_ms": theirs, "speedup": theirs / ours, "frames": frames}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=10.0)
@@ -166,6 +209,11 @@ def main() -> int:
     m = bench_model(model)
     print(f"model      : {m['kib']:.0f} KiB, median {m['p50_ms']:.3f} ms, p99 {m['p99_ms']:.3f} ms per window "
           f"(batch 1, {m['windows']} windows; target <= 5 MB, <= 1 ms)")
+
+    o = bench_osc(model)
+    print(f"OSC 60 Hz  : shaping + bundle of every output, ours {o['ours_ms']:.3f} ms vs python-osc's builder "
+          f"{o['theirs_ms']:.3f} ms per frame -> {o['speedup']:.1f}x; {o['ours_ms'] * 6:.1f} % vs "
+          f"{o['theirs_ms'] * 6:.1f} % of one core at 60 frames/s")
 
     if not args.skip_startup:
         model_arg = str(model.path)

@@ -14,9 +14,12 @@ from live_mer.analyzer import Analyzer
 from live_mer.control import ControlServer, Controller
 from live_mer.engine import Engine, LatestEstimates
 from live_mer.estimate import Estimate
-from live_mer.osc import PATTERN_CHARS, DestinationConfig, DestinationError, OscSender, parse_destination
+from live_mer.osc import PATTERN_CHARS, DestinationConfig, DestinationError, OscSender, bundle, message, parse_destination
 from live_mer.outputs import OutputSettings
 from live_mer.sources import FileSource
+from pythonosc.osc_bundle_builder import OscBundleBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder
+
 from osc_receiver import Receiver, free_udp_port, messages, send_osc, send_raw, wait_until
 
 RAW = OutputSettings(shapes={})  # no shaping: OSC carries the estimates as they are
@@ -288,3 +291,31 @@ def test_a_prefix_of_any_other_printable_ascii_is_sent(receiver):
     osc.close()
     assert receiver.wait_for(2)
     assert messages(receiver.bundles()[0])["/deck-1/mer_2.x~$@!/va"].params == [0.5, 0.0]
+
+
+ARGS = [[], [""], ["A"], ["A:"], ["A:m"], ["A:min"], ["Cis-Dur \u00e9"], [0, 1, -1, 2**31 - 1, -2**31, 2**31, -2**40],
+        [True, False], [0.0, -0.5, 1e30, math.inf, -math.inf, float(np.float64(0.25))], [3, "x", 0.5, True, "student"]]
+
+
+@pytest.mark.parametrize("args", ARGS)
+def test_messages_and_bundles_are_byte_for_byte_python_oscs(args):
+    # live_mer writes OSC itself (python-osc's builder parses what it builds: most of a 60 Hz destination's cost);
+    # python-osc's builder is the reference, and its parser must read ours back.
+    for address in ("/mer/va", "/a", "/mer/tag/Feel Good"):
+        ref = OscMessageBuilder(address)
+        for x in args:
+            ref.add_arg(x)
+        built = ref.build()
+        assert message(address, args) == built.dgram
+        for t in (1764790000.123456, 1.5):  # (0 is python-osc's "immediately")
+            theirs = OscBundleBuilder(t)
+            theirs.add_content(built)
+            theirs.add_content(built)
+            assert bundle([built.dgram, built.dgram], t) == theirs.build().dgram
+
+
+def test_a_value_osc_cannot_carry_is_refused_by_name():
+    with pytest.raises(TypeError, match="/mer/level.*float32"):
+        message("/mer/level", [np.float32(0.5)])
+    with pytest.raises(OverflowError):
+        message("/mer/level", [1e300])
