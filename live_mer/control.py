@@ -167,6 +167,35 @@ class Controller:
             self._last_log, self._suppressed = now, 0
 
 
+_READABLE_TYPES = frozenset(b"ihfdsbrmtTFN[]")  # the OSC argument types python-osc parses
+
+
+def _unreadable_type(data: bytes) -> str | None:
+    """The first argument type in the message or (nested) bundle ``data`` that python-osc cannot parse, or
+    None. (python-osc logs each such type to the root logger, unthrottled, then reads the next arguments
+    from the wrong bytes.) Malformed datagrams give None: :class:`OscPacket` rejects them."""
+    pending = [data]
+    while pending:
+        packet = pending.pop()
+        if packet.startswith(b"#bundle\0"):
+            i = 16  # the "#bundle" string and the time tag
+            while i + 4 <= len(packet):
+                size = int.from_bytes(packet[i:i + 4], "big", signed=True)
+                if size <= 0:
+                    break
+                pending.append(packet[i + 4:i + 4 + size])
+                i += 4 + size
+            continue
+        start = (packet.find(b"\0") // 4 + 1) * 4  # after the address and its padding
+        if start <= 0 or packet[start:start + 1] != b",":
+            continue
+        end = packet.find(b"\0", start)
+        for code in packet[start + 1:end if end >= 0 else len(packet)]:
+            if code not in _READABLE_TYPES:
+                return chr(code) if 32 < code < 127 else f"\\x{code:02x}"
+    return None
+
+
 class _Server(BlockingOSCUDPServer):
     """python-osc's UDP server drops a datagram that is not OSC without a word (``verify_request`` and its
     dispatcher both discard it): here it is rejected like any other bad message. Between datagrams (at
@@ -178,6 +207,12 @@ class _Server(BlockingOSCUDPServer):
 
     def verify_request(self, request, client_address) -> bool:
         data = request[0]
+        code = _unreadable_type(data)
+        if code is not None:
+            self.controller.reject(f"a datagram from {client_address[0]}:{client_address[1]} has an argument of OSC "
+                                   f"type {code!r}, which the control port does not read (it reads i h f d s b r m t "
+                                   f"T F N and arrays)")
+            return False
         try:
             OscPacket(data)
         except Exception:  # ParseError, and the UnicodeDecodeError python-osc lets through

@@ -262,6 +262,25 @@ def test_datagrams_that_are_not_osc_are_rejected_and_counted(control, caplog):
     assert sum("rejected" in r.getMessage() for r in caplog.records) == 3  # one line a second at most
 
 
+def test_an_argument_type_the_port_cannot_read_is_rejected_by_name(control, caplog):
+    """python-osc logged each unknown type tag to the root logger, once per datagram, and parsed the
+    arguments after it from the wrong bytes; such datagrams are now rejected by name, rate-limited."""
+    caplog.set_level(logging.WARNING)
+    state, ctl, server = control
+    port = server.address[1]
+    char = b"/mer/control/mute\0\0\0,sc\0tags\0\0\0\0\0\0\0A"  # 'c' (an ASCII char): not read by python-osc
+    in_bundle = b"#bundle\0" + bytes(8) + len(char).to_bytes(4, "big") + char
+    for data in [char] * 20 + [in_bundle]:
+        send_raw(port, data)
+    assert wait_until(lambda: ctl.rejected == 21, 3.0)
+    assert re.search(r"has an argument of OSC type 'c', which the control port does not read", caplog.text)
+    assert "Unhandled parameter type" not in caplog.text  # nothing reached python-osc's parser
+    assert sum("rejected" in r.getMessage() for r in caplog.records) == 1  # the rest are counted, not logged
+    assert state["settings"].muted == frozenset() and ctl.accepted == 0
+    send_osc(port, "/mer/control/mute", "tags", True)  # T / F still read
+    assert wait_until(lambda: ctl.accepted == 1, 3.0) and state["settings"].muted == {"tags"}
+
+
 BAD_PREFIXES = [("/d\u00e9ck", "'\u00e9' is not ASCII"), ("/a\tb", "'\\t' is a control character"),
                 ("/a//b", "'//' is a wildcard in OSC 1.1"), ("/a b", "it contains a space"),
                 ("mer", "it does not start with '/'"), ("/mer/", "it ends with '/'"),
