@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import threading
 import time
 from typing import Callable, Mapping
@@ -38,6 +39,7 @@ from .osc import DEFAULT_PREFIX, message
 from .outputs import LABEL_OUTPUTS, OUTPUTS, SMOOTHED_OUTPUTS, OutputSettings
 
 log = logging.getLogger("live_mer")
+RECEIVE_BUFFER_BYTES = 4 << 20  # asked of the kernel, which caps it at net.core.rmem_max (x2)
 
 
 class ControlError(ValueError):
@@ -236,6 +238,10 @@ class ControlServer:
             self._server = _Server((host, port), dispatcher, controller)
         except OSError as exc:
             raise OSError(f"control port {host}:{port}: {exc.strerror or exc}") from None
+        try:  # a controller's burst (a fader sweep) must not be dropped while this thread waits for the GIL
+            self._server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+        except OSError:
+            pass  # the system's default then
         self.address = self._server.server_address
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="live_mer-control", daemon=True)

@@ -2,6 +2,8 @@ import json
 import logging
 import math
 import re
+import socket
+import threading
 import time
 
 import numpy as np
@@ -279,6 +281,31 @@ def test_an_argument_type_the_port_cannot_read_is_rejected_by_name(control, capl
     assert state["settings"].muted == frozenset() and ctl.accepted == 0
     send_osc(port, "/mer/control/mute", "tags", True)  # T / F still read
     assert wait_until(lambda: ctl.accepted == 1, 3.0) and state["settings"].muted == {"tags"}
+
+
+def test_a_burst_that_arrives_while_the_port_is_busy_is_not_dropped(control):
+    """A fader sweep arrives as hundreds of datagrams; while the control thread is held up (here: its first
+    message takes 0.5 s) they wait in the socket's buffer, which holds a few hundred at the default size."""
+    rmem_max = int(open("/proc/sys/net/core/rmem_max").read())
+    if rmem_max < 4 << 20:
+        pytest.skip(f"net.core.rmem_max is {rmem_max} bytes: the kernel caps the buffer below what this burst needs")
+    state, ctl, server = control
+    port, handle, first = server.address[1], ctl.handle, threading.Event()
+
+    def slow_first(address, args):
+        if not first.is_set():
+            first.set()
+            time.sleep(0.5)
+        return handle(address, args)
+
+    ctl.handle = slow_first
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(message("/mer/control/mute", ["tags", 1]), ("127.0.0.1", port))
+        assert first.wait(3.0)
+        for i in range(1500):
+            s.sendto(message("/mer/control/mute", ["onset", i % 2]), ("127.0.0.1", port))
+    assert wait_until(lambda: ctl.accepted == 1501, 10.0), ctl.accepted
+    assert state["settings"].muted == {"tags", "onset"}  # the sweep's last value (1499 is odd: muted)
 
 
 BAD_PREFIXES = [("/d\u00e9ck", "'\u00e9' is not ASCII"), ("/a\tb", "'\\t' is a control character"),
