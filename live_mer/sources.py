@@ -307,7 +307,11 @@ class DeviceSource:
                     self._jobs.put(job)
         if not first and self.stuck:
             return
-        if not self._stopped.wait(self.close_wait_s) and first:
+        if self._stopped.wait(self.close_wait_s):
+            worker = self._worker
+            if worker is not None and worker is not threading.current_thread():
+                worker.join(1.0)  # it ends right after the stop: gone when stop returns
+        elif first:
             self.stuck = True
             log.warning("input device %r did not close within %.1f s: the audio system is not responding",
                         self.name, self.close_wait_s)

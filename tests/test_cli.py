@@ -16,7 +16,7 @@ import soundfile as sf
 
 from conftest import triad
 from live_mer import config as configmod
-from osc_receiver import Receiver, free_udp_port, messages
+from osc_receiver import Receiver, free_udp_port, messages, wait_until
 
 
 def live_mer(*args, env=None, timeout=120):
@@ -498,7 +498,8 @@ def test_destination_tables_replace_the_default_and_osc_replaces_the_file(tmp_pa
         r = live_mer("listen", "--demo", "--duration", "2", "--config", cfg, "--model", tiny_model_path, "--quiet")
         assert r.returncode == 0, r.stderr
         assert f"OSC /mer to 127.0.0.1:{table.port}\n" in r.stderr and "9000" not in r.stderr
-        assert table.wait_for(1)
+        # the first run has ended: wait for its last datagram (the stop notice) before counting them
+        assert wait_until(lambda: any(b"/status/stopped" in d for d in table.datagrams))
         got = len(table.datagrams)
         r = live_mer("listen", "--demo", "--duration", "2", "--config", cfg, "--osc", f"127.0.0.1:{flag.port}",
                      "--model", tiny_model_path, "--quiet")

@@ -384,17 +384,20 @@ def test_stopped_and_ended_streams_look_out_of_date_and_a_start_clears_the_note(
 
 
 class FlakyDevice(DemoSource):
-    """The demo as a sound card that is lost from 0.5 s to 1.2 s after its first check (the engine then
-    feeds silence, as for a real device)."""
+    """The demo as a sound card that is lost from 0.5 s after its first check until the test sets ``back``
+    (the engine then feeds silence, as for a real device)."""
 
     def __init__(self):
         super().__init__()
         self.name = "USB mic"
         self.first = None
+        self.back = threading.Event()
 
     def check(self, now: float) -> str:
         self.first = self.first or now
-        return "lost" if 0.5 <= now - self.first < 1.2 else "recovered" if now - self.first >= 1.2 else "ok"
+        if self.back.is_set():
+            return "recovered"
+        return "lost" if now - self.first >= 0.5 else "ok"
 
 
 class StallingDevice(DemoSource):
@@ -411,12 +414,14 @@ class StallingDevice(DemoSource):
 
 
 def test_a_lost_device_dims_the_readouts_and_its_return_is_noted_briefly(qapp, make_window, monkeypatch):
-    monkeypatch.setattr(SourceChoice, "open", lambda self, **kw: FlakyDevice())
+    device = FlakyDevice()
+    monkeypatch.setattr(SourceChoice, "open", lambda self, **kw: device)
     w = make_window(SourceChoice(DEVICE, "USB mic"))
     w.BACK_NOTE_S = 0.5
     assert w.start()
     assert spin(qapp, lambda: w.banner.level == "error" and "lost" in w.banner.text)
     assert spin(qapp, lambda: not lit(w.mood), 2.0) and w.chord_panel.stale  # the silence fed meanwhile is no news
+    device.back.set()  # the device returns only once the loss has been seen
     assert spin(qapp, lambda: w.banner.level == "info" and "is back" in w.banner.text, 5.0)
     assert spin(qapp, lambda: lit(w.mood), 2.0) and not w.chord_panel.stale
     assert spin(qapp, lambda: w.banner.isHidden(), 2.0) and w.running  # a kiosk has no pointer to dismiss it

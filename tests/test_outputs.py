@@ -305,13 +305,15 @@ def test_rate_interpolates_between_hops(rx):
     settings_ = OutputSettings(shapes={"valence": OutputShape(attack_ms=200, release_ms=200)})
     cfg = DestinationConfig("127.0.0.1", rx.port, rate_hz=50, outputs=("valence",))
     osc = OscSender([cfg], settings=settings_)
+    t0 = time.monotonic()
     osc(est(v=0.0))
     time.sleep(0.3)
     osc(est(v=1.0))
     time.sleep(0.6)
     osc.close()
+    elapsed = time.monotonic() - t0  # 0.9 s, or more where a loaded machine oversleeps
     values = [m.params[0] for d in rx.datagrams for m in parse(d)]
-    assert 30 <= len(values) <= 50  # ~50 Hz for 0.9 s, from two estimates
+    assert 30 <= len(values) <= 50 * elapsed + 5  # ~50 Hz while the stream ran, from two estimates
     rising = [v for v in values if 0.05 < v < 0.95]
     assert len(rising) >= 5  # smooth ramp, not a jump
     assert all(b >= a - 1e-9 for a, b in zip(values, values[1:]))
@@ -329,7 +331,7 @@ def test_offset_delays_a_destination():
         assert slow.wait_for(1, 2)
         t_slow = time.monotonic() - t0
         osc.close()
-        assert t_fast < 0.1 and 0.28 < t_slow < 0.5
+        assert t_fast < 0.25 and 0.28 < t_slow < 1.5  # upper bounds loose: a loaded machine is late, never early
     finally:
         fast.close()
         slow.close()
