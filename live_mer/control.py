@@ -172,19 +172,22 @@ class Controller:
 _READABLE_TYPES = frozenset(b"ihfdsbrmtTFN[]")  # the OSC argument types python-osc parses
 
 
-def _unreadable_type(data: bytes) -> str | None:
-    """The first argument type in the message or (nested) bundle ``data`` that python-osc cannot parse, or
-    None. (python-osc logs each such type to the root logger, unthrottled, then reads the next arguments
-    from the wrong bytes.) Malformed datagrams give None: :class:`OscPacket` rejects them."""
+def _packet_problem(data: bytes) -> str | None:
+    """What python-osc would mishandle in the message or (nested) bundle ``data``, or None. A bundle
+    element whose size is not positive, not a multiple of 4 or past the datagram's end sends python-osc's
+    parser into an endless loop (the control port would be dead); an argument type it cannot parse is
+    logged to the root logger once per datagram, unthrottled, and the arguments after it are read from the
+    wrong bytes. Other malformed datagrams give None: :class:`OscPacket` rejects them."""
     pending = [data]
     while pending:
         packet = pending.pop()
         if packet.startswith(b"#bundle\0"):
             i = 16  # the "#bundle" string and the time tag
-            while i + 4 <= len(packet):
-                size = int.from_bytes(packet[i:i + 4], "big", signed=True)
-                if size <= 0:
-                    break
+            while i < len(packet):
+                size = int.from_bytes(packet[i:i + 4], "big", signed=True) if i + 4 <= len(packet) else -1
+                if size <= 0 or size % 4 or i + 4 + size > len(packet):
+                    return f"is not OSC: a bundle element at byte {i} has a size ({size}) that is not a positive multiple of 4 " \
+                           f"within the datagram"
                 pending.append(packet[i + 4:i + 4 + size])
                 i += 4 + size
             continue
@@ -194,7 +197,9 @@ def _unreadable_type(data: bytes) -> str | None:
         end = packet.find(b"\0", start)
         for code in packet[start + 1:end if end >= 0 else len(packet)]:
             if code not in _READABLE_TYPES:
-                return chr(code) if 32 < code < 127 else f"\\x{code:02x}"
+                shown = chr(code) if 32 < code < 127 else f"\\x{code:02x}"
+                return f"has an argument of OSC type {shown!r}, which the control port does not read (it reads " \
+                       f"i h f d s b r m t T F N and arrays)"
     return None
 
 
@@ -209,11 +214,9 @@ class _Server(BlockingOSCUDPServer):
 
     def verify_request(self, request, client_address) -> bool:
         data = request[0]
-        code = _unreadable_type(data)
-        if code is not None:
-            self.controller.reject(f"a datagram from {client_address[0]}:{client_address[1]} has an argument of OSC "
-                                   f"type {code!r}, which the control port does not read (it reads i h f d s b r m t "
-                                   f"T F N and arrays)")
+        problem = _packet_problem(data)
+        if problem is not None:
+            self.controller.reject(f"a datagram from {client_address[0]}:{client_address[1]} {problem}")
             return False
         try:
             OscPacket(data)
@@ -232,7 +235,7 @@ class ControlServer:
 
     def __init__(self, controller: Controller, host: str = "127.0.0.1", port: int = 9001):
         self.controller = controller
-        dispatcher = Dispatcher()
+        dispatcher = Dispatcher(strict_timing=False)  # act now: a bundle time-tagged for later would block the port
         dispatcher.set_default_handler(self._on_message, needs_reply_address=True)
         try:
             self._server = _Server((host, port), dispatcher, controller)

@@ -161,7 +161,8 @@ def python_osc_bundle(messages: list[tuple[str, list]], timestamp: float) -> byt
 
 def bench_osc(model, frames: int = 3000, repeats: int = 3) -> dict:
     """One ``rate_hz = 60`` destination sending every output: CPU time per frame to shape the newest estimate
-    and write the bundle, ours against python-osc's builder (best of ``repeats``), over 30 s of the demo."""
+    and write the bundle, ours against python-osc's builder (best of ``repeats``), over the estimates of 30 s
+    of the demo."""
     sr = 44100
     x = render_demo(sr)[: 30 * sr]
     analyzer = Analyzer(model, sr)

@@ -13,7 +13,7 @@ import soundfile as sf
 from conftest import triad
 from live_mer import config as configmod
 from live_mer.analyzer import Analyzer
-from live_mer.control import ControlServer, Controller
+from live_mer.control import RECEIVE_BUFFER_BYTES, ControlServer, Controller
 from live_mer.engine import Engine, LatestEstimates
 from live_mer.estimate import Estimate
 from live_mer.osc import PATTERN_CHARS, DestinationConfig, DestinationError, OscSender, bundle, message, parse_destination
@@ -284,13 +284,31 @@ def test_an_argument_type_the_port_cannot_read_is_rejected_by_name(control, capl
     assert wait_until(lambda: ctl.accepted == 1, 3.0) and state["settings"].muted == {"tags"}
 
 
+def test_a_bundle_python_osc_would_loop_on_or_wait_for_does_not_block_the_port(control, caplog):
+    """A bundle element of negative size sent python-osc's parser into an endless loop (the port dead,
+    close() hanging, a core spent logging); one time-tagged an hour ahead held the port for that hour."""
+    caplog.set_level(logging.WARNING)
+    state, ctl, server = control
+    port = server.address[1]
+    mute = message("/mer/control/mute", ["tags", 1])
+    send_raw(port, b"#bundle\0" + bytes(8) + (-4).to_bytes(4, "big", signed=True) + bytes(4))
+    send_raw(port, b"#bundle\0" + bytes(8) + (len(mute) + 2).to_bytes(4, "big") + mute + b"\0\0")  # not x4
+    assert wait_until(lambda: ctl.rejected == 2, 3.0)
+    assert re.search(r"is not OSC: a bundle element at byte 16 has a size \(-4\)", caplog.text)
+    assert "Could not identify content type" not in caplog.text
+    send_raw(port, bundle([mute], time.time() + 3600))  # acted on now
+    assert wait_until(lambda: ctl.accepted == 1, 3.0) and state["settings"].muted == {"tags"}
+
+
 def test_a_burst_that_arrives_while_the_port_is_busy_is_not_dropped(control):
     """A fader sweep arrives as hundreds of datagrams; while the control thread is held up (here: its first
     message takes 0.5 s) they wait in the socket's buffer, which holds a few hundred at the default size."""
+    state, ctl, server = control
     rmem_max = int(open("/proc/sys/net/core/rmem_max").read())
+    asked = server._server.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    assert asked >= min(2 * rmem_max, 2 * RECEIVE_BUFFER_BYTES)  # what the kernel allows (it doubles the request)
     if rmem_max < 4 << 20:
         pytest.skip(f"net.core.rmem_max is {rmem_max} bytes: the kernel caps the buffer below what this burst needs")
-    state, ctl, server = control
     port, handle, first = server.address[1], ctl.handle, threading.Event()
 
     def slow_first(address, args):

@@ -331,7 +331,7 @@ def test_offset_delays_a_destination():
         assert slow.wait_for(1, 2)
         t_slow = time.monotonic() - t0
         osc.close()
-        assert t_fast < 0.25 and 0.28 < t_slow < 1.5  # upper bounds loose: a loaded machine is late, never early
+        assert t_fast < 0.25 and 0.28 < t_slow < t_fast + 0.55  # 0.3 s later (a loaded machine may be late)
     finally:
         fast.close()
         slow.close()
