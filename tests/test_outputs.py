@@ -16,7 +16,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from live_mer.control import ControlError, ControlServer, Controller
 from live_mer.estimate import Estimate
-from live_mer.osc import DestinationConfig, DestinationError, OscSender, encode
+from live_mer.osc import DestinationConfig, DestinationError, OscSender, encode, message
 from live_mer.outputs import OUTPUTS, OutputSettings, OutputShape, Shaper
 from live_mer.recorder import Recorder
 from live_mer.shaping import AttackRelease, LabelHold, Smoothing
@@ -460,6 +460,26 @@ def test_fuzzed_control_packets_change_nothing(data):
     time.sleep(0.002)
     assert state["settings"] is before or state["settings"] == before
     assert server._thread.is_alive()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(-8, 80), st.one_of(st.binary(max_size=64), st.just(message("/mer/control/x", [1])))),
+                max_size=4), st.booleans())
+def test_fuzzed_bundles_never_block_the_control_port(elements, nested):
+    """Bundles whose element sizes are right, wrong, negative or past the end, possibly nested: each is
+    handled or rejected, and a query sent after it is answered (python-osc's parser used to loop forever
+    on a negative size)."""
+    state, ctl, server = FUZZ
+    before = state["settings"]
+    packet = b"#bundle\0" + bytes(8) + b"".join(n.to_bytes(4, "big", signed=True) + data for n, data in elements)
+    if nested:
+        packet = b"#bundle\0" + bytes(8) + len(packet).to_bytes(4, "big") + packet
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(3.0)
+        s.sendto(packet, ("127.0.0.1", server.address[1]))
+        s.sendto(message("/mer/control/query", []), ("127.0.0.1", server.address[1]))
+        assert OscMessage(s.recv(65536)).address == "/mer/state/preset"  # the port still answers
+    assert state["settings"] is before or state["settings"] == before
 
 
 FUZZ = None
