@@ -269,8 +269,9 @@ class LevelMeter(QtWidgets.QWidget):
     def fall_to_floor(self) -> None:
         """No more input (stopped, ended, stalled): the bar and then the peak hold fall to the floor with
         the meter's ballistics, instead of showing the last level for ever."""
-        self.target_db = self.peak_db = self.FLOOR_DB
-        self.update()
+        if self.target_db != self.FLOOR_DB or self.peak_db != self.FLOOR_DB:  # (called every health check)
+            self.target_db = self.peak_db = self.FLOOR_DB
+            self.update()
 
     def advance(self, dt: float) -> None:
         """Move the ballistics on by ``dt`` seconds; repaints only if something moved."""

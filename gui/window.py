@@ -723,9 +723,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tag_bars.setVisible(bool(tags))
         self.chord_panel.update_estimate(last.chord, last.chord_confidence, last.key, last.key_camelot,
                                          last.key_open, last.key_confidence, last.chord_ext, last.chord_ext_confidence)
-        self.meter.set_level(last.loudness_db, max(e.peak_db for e in estimates), sum(e.clipped for e in estimates))
-        # what is left of a stream after it stopped, and the silence fed while a device is lost, is no news
-        self._show_stale(not self._running_ui or not last.input_ok)
+        # what is left of a stream after it stopped, and the silence fed while a device is lost, is no news:
+        # the meter is not raised (nor its peak held, nor CLIP lit) by it
+        stale = not self._running_ui or not last.input_ok
+        if not stale:
+            self.meter.set_level(last.loudness_db, max(e.peak_db for e in estimates), sum(e.clipped for e in estimates))
+        self._show_stale(stale)
 
     def _check_health(self, wall: float) -> None:
         if not self._running_ui:
@@ -794,11 +797,10 @@ class MainWindow(QtWidgets.QMainWindow):
             labels["overflows"].setText("overflows –")
         stats = s.osc_stats()
         held = held_labels(s.output_settings)
-        planned = self._planned_destinations()
         if stats:
             note = f" <span style='color:{dim}'>· labels held: {held}</span>" if held else ""
             labels["osc"].setText("OSC " + "  ".join(osc_status_html(d) for d in stats) + note)
-        elif planned:
+        elif planned := self._planned_destinations():
             labels["osc"].setText(f"OSC \u2192 {planned} <span style='color:{dim}'>when started</span>")
         else:
             labels["osc"].setText(f"OSC <span style='color:{dim}'>off</span>")

@@ -59,6 +59,8 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from pythonosc.parsing.ntp import system_time_to_ntp
+
 from .estimate import Estimate
 from .outputs import LEVEL_FLOOR_DB, OUTPUTS, Frame, OutputSettings, Shaper, check_output
 
@@ -253,7 +255,6 @@ def encode(frame: Frame, cfg: DestinationConfig, prefix: str, model_name: str, p
 
 _PAD = (b"\0\0\0\0", b"\0\0\0", b"\0\0", b"\0")
 _INT32, _INT64, _FLOAT32 = struct.Struct(">i"), struct.Struct(">q"), struct.Struct(">f")
-_NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 (NTP, OSC time tags) to 1970-01-01 (Unix)
 
 
 def _string(text: str) -> bytes:
@@ -296,8 +297,7 @@ def message(address: str, args) -> bytes:
 
 def bundle(messages: list[bytes], timestamp: float) -> bytes:
     """An OSC bundle of encoded messages, time-tagged ``timestamp`` (Unix seconds)."""
-    tag = struct.pack(">Q", int((timestamp + _NTP_EPOCH_OFFSET) * 4294967296.0))
-    return b"".join((b"#bundle\0", tag, *(_INT32.pack(len(m)) + m for m in messages)))
+    return b"".join((b"#bundle\0", system_time_to_ntp(timestamp), *(_INT32.pack(len(m)) + m for m in messages)))
 
 
 def datagrams(messages: list[tuple[str, list]], bundled: bool, timestamp: float) -> list[bytes]:

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 import tomllib
+from dataclasses import replace
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt import
 
@@ -374,6 +375,10 @@ def test_stopped_and_ended_streams_look_out_of_date_and_a_start_clears_the_note(
     for _ in range(5):
         w.meter.advance(1.0)
     assert w.meter.rms_db == w.meter.hold_db == w.meter.FLOOR_DB
+    clipped = w.meter.clipped_total
+    w._take([replace(w.last_estimate, loudness_db=-3.0, peak=1.0, clipped=5)])  # a loud one drained after the stop
+    assert w.meter.rms_db == w.meter.hold_db == w.meter.target_db == w.meter.FLOOR_DB
+    assert w.meter.clipped_total == clipped and not w.meter.clipping
 
     w.set_source(SourceChoice(FILE, str(progression), realtime=False, loop=False))
     assert w.start() and spin(qapp, lambda: w.start_button.text() == "Start", 10.0)
