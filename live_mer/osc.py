@@ -59,8 +59,6 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from pythonosc.parsing.ntp import system_time_to_ntp
-
 from .estimate import Estimate
 from .outputs import LEVEL_FLOOR_DB, OUTPUTS, Frame, OutputSettings, Shaper, check_output
 
@@ -255,6 +253,8 @@ def encode(frame: Frame, cfg: DestinationConfig, prefix: str, model_name: str, p
 
 _PAD = (b"\0\0\0\0", b"\0\0\0", b"\0\0", b"\0")
 _INT32, _INT64, _FLOAT32 = struct.Struct(">i"), struct.Struct(">q"), struct.Struct(">f")
+_UINT64 = struct.Struct(">Q")
+NTP_UNIX_OFFSET_S = 2_208_988_800  # 1900-01-01 (the NTP epoch) to 1970-01-01
 
 
 def _string(text: str) -> bytes:
@@ -295,9 +295,17 @@ def message(address: str, args) -> bytes:
     return b"".join((_string(address), _string("".join(tags)), *data))
 
 
+def time_tag(timestamp: float) -> bytes:
+    """The OSC (NTP) time tag of ``timestamp`` (Unix seconds): 32 bits of seconds since 1900, 32 of fraction.
+
+    The seconds wrap at 2**32 (2036-02-07), as NTP's eras do (RFC 5905): python-osc's converter raises
+    there instead, which would have stopped every bundled destination on that day."""
+    return _UINT64.pack(int((timestamp + NTP_UNIX_OFFSET_S) * 2**32) % 2**64)
+
+
 def bundle(messages: list[bytes], timestamp: float) -> bytes:
     """An OSC bundle of encoded messages, time-tagged ``timestamp`` (Unix seconds)."""
-    return b"".join((b"#bundle\0", system_time_to_ntp(timestamp), *(_INT32.pack(len(m)) + m for m in messages)))
+    return b"".join((b"#bundle\0", time_tag(timestamp), *(_INT32.pack(len(m)) + m for m in messages)))
 
 
 def datagrams(messages: list[tuple[str, list]], bundled: bool, timestamp: float) -> list[bytes]:

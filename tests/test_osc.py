@@ -16,9 +16,11 @@ from live_mer.analyzer import Analyzer
 from live_mer.control import RECEIVE_BUFFER_BYTES, ControlServer, Controller
 from live_mer.engine import Engine, LatestEstimates
 from live_mer.estimate import Estimate
-from live_mer.osc import PATTERN_CHARS, DestinationConfig, DestinationError, OscSender, bundle, message, parse_destination
+from live_mer.osc import (NTP_UNIX_OFFSET_S, PATTERN_CHARS, DestinationConfig, DestinationError, OscSender, bundle, datagrams,
+                          message, parse_destination, time_tag)
 from live_mer.outputs import OutputSettings
 from live_mer.sources import FileSource
+from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
@@ -377,6 +379,17 @@ def test_messages_and_bundles_are_byte_for_byte_python_oscs(args):
             theirs.add_content(built)
             theirs.add_content(built)
             assert bundle([built.dgram, built.dgram], t) == theirs.build().dgram
+
+
+def test_time_tags_wrap_into_the_next_ntp_era_in_2036_instead_of_failing():
+    era_1 = 2**32 - NTP_UNIX_OFFSET_S  # 2036-02-07 06:28:16 UTC: NTP's 32 bits of seconds run out
+    assert time_tag(era_1 - 0.5) == bytes.fromhex("ffffffff80000000")
+    assert time_tag(era_1 + 10.25) == bytes.fromhex("0000000a40000000")
+    assert time_tag(0.0) == NTP_UNIX_OFFSET_S.to_bytes(4, "big") + bytes(4)
+    # a bundled destination keeps sending on that day (python-osc's converter raised struct.error)
+    sent = datagrams([("/mer/va", [0.5, -0.25])], True, era_1 + 3600.0)
+    assert len(sent) == 1 and sent[0][8:16] == (3600).to_bytes(4, "big") + bytes(4)
+    assert OscBundle(sent[0]).content(0).params == [0.5, -0.25]
 
 
 def test_a_value_osc_cannot_carry_is_refused_by_name():
