@@ -445,6 +445,10 @@ class OscSender:
 
     def _announce_end(self, d: Destination, end: int) -> None:
         d.ended = end
+        # The next stream (a restart, another source) is shaped afresh, as a new listen would shape it: held
+        # labels, followers and the last key belong to the stream that ended (the monitor keeps one sender
+        # across restarts, which re-sent the previous song's key, as a key change, seconds into the next).
+        d.shaper = Shaper(self.settings)
         if d.handed_over or d.sock is None or "status" not in d.cfg.outputs or "status" in self.settings.muted:
             return
         self._transmit(d, datagrams([(f"{self.prefix}/status/stopped", [])], d.cfg.bundle, time.time()), frames=False)
@@ -526,7 +530,11 @@ class OscSender:
                                 _, seq, est = visible
                                 fresh, d.last_seq = seq > d.last_seq, seq
                                 self._send(d, est, now, fresh=fresh)
-                                d.next_due = due = max(d.next_due + 1.0 / d.cfg.rate_hz, now - 1.0 / d.cfg.rate_hz)
+                                period = 1.0 / d.cfg.rate_hz
+                                # on time or a little late: keep the phase; more than a tick behind (the first
+                                # frame, a pause): start again from now, never catching up with back-to-back
+                                # repeats of one frame (the first frame used to go out three times)
+                                d.next_due = due = d.next_due + period if d.next_due + period > now else now + period
                         # the oldest estimate remembered tells which ended streams can no longer be sent here
                         self._announce_ends(d, gone=history[0][1] if history else -1)
                         wait = min(wait, max(0.0, due - now))

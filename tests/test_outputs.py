@@ -237,6 +237,58 @@ def test_the_end_of_the_stream_is_announced_and_fixed_rates_stop_repeating(rx):
         quiet.close()
 
 
+def test_a_restart_is_shaped_afresh_and_never_sends_the_previous_streams_key(rx):
+    """The monitor keeps one sender across restarts and source switches. The next stream starts without a
+    key for a few seconds; the key hold used to bring the previous song's key back then, announced as a
+    key change, and hold the new song's key off for the hold time."""
+    fixed = Receiver()
+    shapes = OutputSettings(shapes={"key": OutputShape(hold_ms=2000, hysteresis=0.05),
+                                    "quadrant": OutputShape(hold_ms=1500, hysteresis=0.05)})
+    try:
+        osc = OscSender([DestinationConfig("127.0.0.1", rx.port, outputs=("key", "quadrant", "status")),
+                         DestinationConfig("127.0.0.1", fixed.port, rate_hz=20, outputs=("key", "quadrant", "status"))],
+                        settings=shapes)
+        for _ in range(3):
+            osc(est(key="A major", cam="11B", open_key="4d", q=(0.1, 0.1, 0.1, 0.7)))
+            time.sleep(0.05)
+        osc.end_of_stream()
+        for k in range(8):  # the next song: no key for its first estimates, then E-flat major, in Q1
+            osc(est(key="", cam="", open_key="", key_conf=0.0) if k < 2 else est(key="Eb major", cam="5B", open_key="10d"))
+            time.sleep(0.05)
+        time.sleep(0.2)
+        osc.close()
+        for r in (rx, fixed):
+            got = [(m.address, m.params) for d in r.datagrams for m in parse(d)]
+            stop = got.index(("/mer/status/stopped", []))
+            before, after = got[:stop], got[stop + 1:]
+            assert ("/mer/key/change", ["A major", "11B", "4d"]) in before
+            keys = [p[0] for a, p in after if a == "/mer/key"]
+            changes = [p[0] for a, p in after if a == "/mer/key/change"]
+            assert "A major" not in keys and keys[-1] == "Eb major" and changes == ["Eb major"], after
+            assert [p[0] for a, p in after if a == "/mer/quadrant"][-1] == "Q1"  # not held at the old Q4
+    finally:
+        fixed.close()
+
+
+def test_a_fixed_rate_destination_never_sends_frames_back_to_back():
+    """At a fixed rate the frames are a period apart, from the first one on: the first frame of every
+    stream used to go out three times within a millisecond (the schedule caught up from time 0)."""
+    r = Receiver()
+    try:
+        osc = OscSender([DestinationConfig("127.0.0.1", r.port, rate_hz=20)], settings=RAW)
+        for stream in range(2):
+            osc(est(v=0.1 * stream))
+            assert wait_until(lambda: len(r.datagrams) >= 6 * (stream + 1))
+            osc.end_of_stream()
+            time.sleep(0.3)  # a pause: the schedule falls behind by several periods
+        osc.close()
+        stamps = [OscBundle(d).timestamp for d in r.datagrams if OscBundle(d).num_contents > 1]
+        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+        assert len(stamps) >= 10 and min(gaps) > 0.025, gaps  # the period is 0.05 s
+    finally:
+        r.close()
+
+
 def test_a_sender_that_sent_nothing_says_nothing(rx):
     """A listen that fails at start (control port in use, unwritable recording) closes its sender before
     any estimate: it must not tell the visuals that another instance is feeding that the stream stopped."""
