@@ -24,7 +24,7 @@ class Preset:
     description : str
         One line for the tooltip.
     smoothing_s : float or None
-        Smoothing of the estimates (``Analyzer(smoothing_s=...)``); changing it restarts the analysis.
+        Smoothing of the estimates (``Analyzer.set_smoothing``), changed without a restart.
     history_s : int or None
         Length of the scrolling timeline in seconds.
     outputs : OutputSettings or None

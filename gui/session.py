@@ -1,9 +1,9 @@
 """The monitor's connection to live_mer: model, source, analyzer, OSC and engine, without any Qt.
 
 A :class:`Session` owns one running :class:`~live_mer.engine.Engine` at a time and rebuilds it when
-the source or the smoothing changes. The Qt side only ever calls :meth:`Session.drain` from its
-display timer: the analyzer thread appends to a :class:`~live_mer.engine.LatestEstimates` and never
-waits for the UI.
+the source changes; the smoothing, the OSC destinations and their shaping change while it runs. The
+Qt side only ever calls :meth:`Session.drain` from its display timer: the analyzer thread appends to a
+:class:`~live_mer.engine.LatestEstimates` and never waits for the UI.
 """
 
 from __future__ import annotations
@@ -241,6 +241,14 @@ class Session:
         """Send OSC to ``destinations`` from now on, without interrupting the analysis."""
         with self._lock:
             self._set_osc(destinations, self.model)
+
+    def set_smoothing(self, smoothing_s: float) -> None:
+        """Smooth the running engine's estimates with ``smoothing_s`` seconds from its next hop on, without a
+        restart (a start takes its own value)."""
+        with self._lock:
+            if self.engine is not None and self.engine.running:
+                self.engine.analyzer.set_smoothing(smoothing_s)
+                self.smoothing_s = float(smoothing_s)
 
     def set_output_settings(self, settings: OutputSettings) -> None:
         """Shape (and mute) the OSC outputs with ``settings`` from now on; no restart needed."""

@@ -162,8 +162,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self._stream_note = ""  # the banner's note on the stream ("... ended."): a start makes it obsolete
         self._kiosk = False
         self._previous_source = source or SourceChoice(DEMO)
-        self._smoothing_timer = QtCore.QTimer(self, singleShot=True, interval=500)
-        self._smoothing_timer.timeout.connect(self._apply_smoothing)
         self.setWindowTitle("live_mer monitor")
         self.resize(1280, 800)
 
@@ -180,7 +178,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_status()
         self._build_shortcuts()
         if preset:
-            self.apply_preset(preset, restart=False)
+            self.apply_preset(preset)
 
         self.timer = QtCore.QTimer(self)
         self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
@@ -542,9 +540,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.banner.show_message(text, "info", expire_s)
 
     # ----------------------------------------------------------------------------------- settings
-    def apply_preset(self, name: str, restart: bool = True) -> None:
-        """Apply a preset's settings. While running, OSC and output shaping change live; the analysis
-        restarts (once) only if the smoothing changes. A preset without output shaping of its own (a
+    def apply_preset(self, name: str) -> None:
+        """Apply a preset's settings, live while running: the smoothing, the output shaping and the history
+        change without a restart (the stream goes on: a file does not start again, the visuals are not
+        told "stopped"). A preset without output shaping of its own (a
         built-in one, or "Custom", which keeps the current smoothing and history) restores the output
         shaping the session started with (the configuration's [outputs])."""
         i = self.preset_combo.findText(name)
@@ -553,17 +552,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.preset_combo.setCurrentIndex(i)
         preset = self.presets.get(name, Preset())
         self.session.set_output_settings(preset.outputs or self._base_outputs)
-        smoothing_changed = (preset.smoothing_s is not None
-                             and abs(preset.smoothing_s - self.smoothing_spin.value()) > 1e-9)
         if preset.smoothing_s is not None:
             self.smoothing_spin.blockSignals(True)
             self.smoothing_spin.setValue(preset.smoothing_s)
             self.smoothing_spin.blockSignals(False)
+            self.session.set_smoothing(preset.smoothing_s)
         if preset.history_s is not None:
             self.set_history(preset.history_s)
-        self._smoothing_timer.stop()
-        if restart and self._running_ui and smoothing_changed:
-            self.start()
 
     def choose_smoothing(self, seconds: float) -> None:
         """Change the smoothing as the spin box does (the preset picker then says Custom)."""
@@ -571,12 +566,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _smoothing_edited(self) -> None:
         self.preset_combo.setCurrentText(CUSTOM)
-        if self._running_ui:
-            self._smoothing_timer.start()  # debounce: spinning through values restarts once
-
-    def _apply_smoothing(self) -> None:
-        if self._running_ui:
-            self.start()
+        self.session.set_smoothing(self.smoothing_spin.value())
 
     def _destinations(self) -> tuple[Destination, ...] | None:
         """The OSC field parsed, or None (field marked red, banner explains) if it is not valid.
@@ -815,7 +805,6 @@ class MainWindow(QtWidgets.QMainWindow):
         # window goes at once: closing may wait for a first compile that is still running.
         self.hide()
         self.timer.stop()
-        self._smoothing_timer.stop()
         self.session.close()
         self._set_running(False)
         super().closeEvent(event)

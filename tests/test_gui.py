@@ -239,7 +239,8 @@ def test_file_estimates_update_plots_labels_and_osc(qapp, make_window, progressi
     assert w.chord_panel.stale and w.mood.stale and w.va_plane.stale
 
 
-def test_switching_source_and_preset_restarts_the_engine(qapp, make_window, progression):
+def test_switching_source_restarts_the_engine_and_presets_and_smoothing_change_it_live(qapp, make_window,
+                                                                                      progression):
     w = make_window(SourceChoice(FILE, str(progression), realtime=False, loop=True), osc="127.0.0.1:9000")
     assert w.start(), w.banner.text
     assert spin(qapp, lambda: w.estimates_shown > 5)
@@ -254,23 +255,28 @@ def test_switching_source_and_preset_restarts_the_engine(qapp, make_window, prog
     t = w.history.since(-1e9)[0]
     assert np.all(np.diff(t) > 0)
 
+    # A preset changes the smoothing of the running stream: no restart (a file would start again, the
+    # visuals would be told "stopped").
+    engine = w.session.engine
     preset = PRESETS["Club (fast)"]
     w.apply_preset("Club (fast)")
     assert w.smoothing_spin.value() == pytest.approx(preset.smoothing_s)
     assert w.history_combo.currentData() == preset.history_s and w.timeline.history_s == preset.history_s
-    assert w.session.starts == 3 and w.session.smoothing_s == pytest.approx(preset.smoothing_s)
+    assert w.session.starts == 2 and w.session.engine is engine and engine.running
+    assert w.session.smoothing_s == pytest.approx(preset.smoothing_s)
+    assert engine.analyzer._alpha == pytest.approx(1 - np.exp(-engine.analyzer.hop_seconds / preset.smoothing_s))
     # A preset never moves the OSC: the visuals keep receiving where they listen.
     assert w.osc_edit.text() == "127.0.0.1:9000"
     assert w.session.destinations == ("127.0.0.1:9000",) and w.session.running
     for name in PRESETS:
-        w.apply_preset(name, restart=False)
+        w.apply_preset(name)
         assert w.osc_edit.text() == "127.0.0.1:9000"
 
     # Editing OSC alone swaps the sender without restarting the audio.
     old_osc = w.session.osc
     w.osc_edit.setText("127.0.0.1:9001, 127.0.0.1:9002")
     w.osc_edit.editingFinished.emit()
-    assert w.session.starts == 3 and w.session.osc is not old_osc
+    assert w.session.starts == 2 and w.session.osc is not old_osc
     assert w.session.destinations == ("127.0.0.1:9001", "127.0.0.1:9002")
     assert w.preset_combo.currentText() == "Custom"
     assert old_osc.destinations[0].sock.fileno() == -1  # the old sockets are closed
@@ -283,12 +289,14 @@ def test_switching_source_and_preset_restarts_the_engine(qapp, make_window, prog
 
     w.osc_edit.setText("127.0.0.1:9001")
     w.osc_edit.editingFinished.emit()
-    assert w.osc_edit.property("invalid") is False and w.session.starts == 3
+    assert w.osc_edit.property("invalid") is False and w.session.starts == 2
 
-    # Smoothing edits restart once, after the spin box settles.
+    # So does a smoothing edit, at once.
     w.smoothing_spin.setValue(2.5)
-    assert spin(qapp, lambda: w.session.starts == 4, 3.0)
-    assert w.session.smoothing_s == pytest.approx(2.5)
+    assert w.session.smoothing_s == pytest.approx(2.5) and w.session.engine is engine and w.session.starts == 2
+    assert engine.analyzer._alpha == pytest.approx(1 - np.exp(-engine.analyzer.hop_seconds / 2.5))
+    shown = w.estimates_shown
+    assert spin(qapp, lambda: w.estimates_shown > shown + 2)  # and estimates keep coming
 
 
 def test_configuration_presets_reshape_osc_without_a_restart(qapp, make_window, progression):
