@@ -38,7 +38,8 @@ delays a destination (to line up with a video chain that lags the audio).
 
 Sending never blocks the analyzer: estimates are handed to a sender thread; sockets are non-blocking
 and connected, so a closed port answers ECONNREFUSED on a later send, which is counted and ignored.
-A host that cannot be resolved is retried every few seconds; it never stops the other destinations.
+Host names are looked up in threads of their own (an absent ``.local`` host can take seconds to fail):
+a host that cannot be resolved is retried every few seconds and never holds up the other destinations.
 When the stream ends (:meth:`OscSender.end_of_stream`, :meth:`OscSender.close`), every destination that
 sends ``status`` (not muted) gets ``<p>/status/stopped`` after the last frame of the stream (in the array
 layout too: a message of its own beside ``<p>/frame``), and fixed-rate destinations stop repeating that
@@ -66,6 +67,7 @@ DEFAULT_PREFIX = "/mer"
 MAX_RATE_HZ = 60.0
 PER_HOP_QUEUE = 100_000  # estimates waiting for a per-hop destination (hours of hops)
 RESOLVE_RETRY_S = 5.0
+RESOLVE_WAIT_S = 0.5  # a new sender waits this long for its host names, then starts without the slow ones
 MAX_PENDING_ENDS = 16  # stream ends remembered for destinations still sending an earlier stream (restarts)
 # A UDP port nobody listens on fails every other send (the kernel reports one datagram's refusal on the
 # next send): a refusing destination counts as listening again after this many clean sends in a row.
@@ -330,6 +332,8 @@ class Destination:
     ended: int = -1  # the newest end-of-stream mark (one of OscSender._ends) this destination has been told about
     handed_over: bool = False  # another sender goes on sending here: no end-of-stream notice
     retry_at: float = 0.0
+    opening: threading.Thread | None = None  # the host name's lookup in progress
+    opened: socket.socket | DestinationError | None = None  # what it found, for the sender thread to take
     queue: collections.deque = field(default_factory=lambda: collections.deque(maxlen=PER_HOP_QUEUE))
 
     @property
@@ -384,18 +388,18 @@ class OscSender:
         configs = [d if isinstance(d, DestinationConfig) else
                    DestinationConfig(*d) if isinstance(d, tuple) else DestinationConfig.parse(d)
                    for d in destinations]
-        self.destinations: list[Destination] = []
-        for cfg in configs:
-            try:
-                sock = _open(cfg)
-                error = ""
-            except DestinationError as exc:
-                # An unresolvable host (DNS down, a laptop not yet on the network) must not stop the
-                # show: the destination is retried every few seconds; estimates meanwhile are dropped.
-                sock, error = None, str(exc)
-                log.warning("%s; retrying every %.0f s", exc, RESOLVE_RETRY_S)
-            self.destinations.append(Destination(cfg, sock, Shaper(self.settings), last_error=error,
-                                                 retry_at=time.monotonic() + RESOLVE_RETRY_S))
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._opening_lock = threading.Lock()  # a lookup that ends as the sender closes hands its socket over
+        # An unresolvable host (DNS down, a laptop not yet on the network) must not stop the show: it is
+        # retried every few seconds, and estimates meanwhile are dropped there.
+        self.destinations = [Destination(cfg, None, Shaper(self.settings)) for cfg in configs]
+        for d in self.destinations:
+            self._start_opening(d)
+        wait_until = time.monotonic() + RESOLVE_WAIT_S
+        for d in self.destinations:
+            d.opening.join(max(0.0, wait_until - time.monotonic()))
+            self._take_opened(d)
         self.bundles = 0  # estimates handed over
         # Recent estimates for fixed-rate destinations (> 5 s of offset at any hop length).
         self._history: collections.deque[tuple[float, int, Estimate]] = collections.deque(maxlen=256)
@@ -404,10 +408,43 @@ class OscSender:
         # behind by its offset may still owe one stream's end when the next stream (a restart) has begun.
         # A tuple, replaced whole, so the sender thread reads it while the analyzer thread ends a stream.
         self._ends: tuple[int, ...] = ()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live_mer-osc", daemon=True)
         self._thread.start()
+
+    def _start_opening(self, d: Destination) -> None:
+        """Look ``d``'s host up and open its socket in a thread of its own; :meth:`_take_opened` takes the result."""
+        def lookup() -> None:
+            try:
+                found: socket.socket | DestinationError = _open(d.cfg)
+            except DestinationError as exc:
+                found = exc
+            except Exception as exc:  # e.g. an address family this computer does not have
+                found = DestinationError(f"OSC destination {d.label}: {exc}")
+            with self._opening_lock:
+                if self._stop.is_set() and isinstance(found, socket.socket):
+                    found.close()  # the sender has closed meanwhile
+                else:
+                    d.opened = found
+            self._wake.set()
+
+        d.opened = None
+        d.opening = threading.Thread(target=lookup, name="live_mer-osc-resolve", daemon=True)
+        d.opening.start()
+
+    def _take_opened(self, d: Destination) -> None:
+        """Take ``d``'s finished lookup: its socket, or the error (then retried after RESOLVE_RETRY_S)."""
+        if d.opening is None or d.opening.is_alive():
+            return
+        found, d.opening, d.opened = d.opened, None, None
+        d.retry_at = time.monotonic() + RESOLVE_RETRY_S
+        if isinstance(found, socket.socket):
+            if d.last_error:
+                log.warning("OSC destination %s resolved; sending", d.label)
+            d.sock, d.last_error = found, ""
+        else:
+            if not d.last_error:
+                log.warning("%s; retrying every %.0f s", found, RESOLVE_RETRY_S)
+            d.last_error = str(found)
 
     def __call__(self, est: Estimate) -> None:
         """Hand an estimate over (called in the analyzer thread; never blocks)."""
@@ -508,11 +545,10 @@ class OscSender:
             for d in self.destinations:
                 delay = max(0.0, d.cfg.offset_ms) / 1000.0
                 try:
-                    if d.sock is None and now >= d.retry_at:
-                        d.retry_at = now + RESOLVE_RETRY_S
-                        d.sock = _open(d.cfg)
-                        d.last_error = ""
-                        log.warning("OSC destination %s resolved; sending", d.label)
+                    if d.sock is None:
+                        self._take_opened(d)
+                        if d.sock is None and d.opening is None and now >= d.retry_at:
+                            self._start_opening(d)
                     if d.cfg.rate_hz == 0:
                         while d.queue and d.queue[0][0] + delay <= now:
                             t, seq, est = d.queue.popleft()
@@ -573,9 +609,14 @@ class OscSender:
             # the last frame is due after a destination's delay, and at a fixed rate up to one period later
             self.flush(0.5 + max((max(0.0, d.cfg.offset_ms) / 1000.0 + (1.0 / d.cfg.rate_hz if d.cfg.rate_hz else 0.0)
                                   for d in self.destinations), default=0.0))
+        with self._opening_lock:
             self._stop.set()
-            self._wake.set()
+        self._wake.set()
+        if getattr(self, "_thread", None) is not None:
             self._thread.join(2.0)
         for d in self.destinations:
-            if d.sock is not None:
-                d.sock.close()
+            if d.opening is not None:
+                d.opening.join(0.2)  # a lookup still hanging closes what it opens (the stop is set)
+            for sock in (d.sock, d.opened):
+                if isinstance(sock, socket.socket):
+                    sock.close()

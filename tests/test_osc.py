@@ -171,6 +171,38 @@ def test_unresolvable_destination_does_not_stop_the_others(receiver):
     assert receiver.wait_for(5)
 
 
+def test_a_host_slow_to_resolve_holds_up_neither_the_start_nor_the_other_destinations(receiver, monkeypatch):
+    """An absent ``.local`` host or a DNS server that does not answer takes seconds to fail. The lookup
+    ran in the sender's start and, every retry, in the one thread that serves every destination: a 60 Hz
+    destination on the same sender got a frame every few seconds."""
+    real_lookup = socket.getaddrinfo
+
+    def lookup(host, *args, **kwargs):
+        if host == "studio-pc.local":
+            time.sleep(2.0)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_lookup(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    monkeypatch.setattr("live_mer.osc.RESOLVE_RETRY_S", 0.5)
+    t0 = time.monotonic()
+    osc = OscSender(["studio-pc.local:9000", DestinationConfig("127.0.0.1", receiver.port, rate_hz=20)], settings=RAW)
+    started = time.monotonic() - t0
+    try:
+        osc(Estimate(t=0.0, valence=0.5, arousal=0.0))
+        time.sleep(3.0)  # the first lookup fails after 2 s, the retry 0.5 s later hangs again
+        stats = {s["destination"]: s for s in osc.stats()}
+    finally:
+        osc.close()
+    assert started < 1.0, started
+    stamps = [b.timestamp for b in receiver.bundles() if b.num_contents > 1]
+    assert len(stamps) >= 40 and max(b - a for a, b in zip(stamps, stamps[1:])) < 0.3
+    assert "cannot resolve host" in stats["studio-pc.local:9000"]["last_error"]
+    assert "live_mer-osc" not in [t.name for t in threading.enumerate()]
+    # the lookup still hanging at the close ends with it (nothing of the sender stays behind)
+    assert wait_until(lambda: "live_mer-osc-resolve" not in [t.name for t in threading.enumerate()], 3.0)
+
+
 def sent(r: Receiver) -> list:
     """What a receiver got, in order: each frame's valence (rounded), or "stopped"."""
     out = []
