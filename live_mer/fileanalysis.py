@@ -17,6 +17,7 @@ start of the file at the end of the analysed (causal) window; ``duration`` is th
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -79,19 +80,51 @@ def open_audio(path: str | Path) -> sf.SoundFile:
     return f
 
 
+class FileBlocks:
+    """The float32 (frames x channels) blocks of an open file, for one pass.
+
+    A file that stops decoding part-way (cut off, damaged) ends there: ``damage`` then says where and why,
+    and what came before is analysed, or played, as far as it goes; one that decodes nothing at all is an
+    :class:`AudioFileError`. ``frames`` counts the frames decoded.
+    """
+
+    def __init__(self, f: sf.SoundFile, block_frames: int = BLOCK_FRAMES):
+        self.file, self.block_frames = f, block_frames
+        self.frames = 0
+        self.damage = ""
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        f = self.file
+        while True:
+            try:
+                block = f.read(self.block_frames, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                failure = f"decoding failed after {self.frames / f.samplerate:.2f} s ({exc})"
+                if not self.frames:
+                    raise AudioFileError(f"{os.fsdecode(f.name)}: {failure}") from None  # (opened by its bytes)
+                self.damage = failure
+                return
+            if block.shape[0] == 0:
+                return
+            self.frames += block.shape[0]
+            yield block
+
+
 def iter_blocks(f: sf.SoundFile, block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
-    """Yield float32 (frames x channels) blocks; a decoding failure mid-file is an AudioFileError."""
-    done = 0
-    while True:
-        try:
-            block = f.read(block_frames, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            name = os.fsdecode(f.name)  # (open_audio opens by the name's bytes)
-            raise AudioFileError(f"{name}: decoding failed after {done / f.samplerate:.2f} s ({exc})") from None
-        if block.shape[0] == 0:
-            return
-        done += block.shape[0]
-        yield block
+    """:class:`FileBlocks` for code that needs the whole file (training, evaluation): a decoding failure
+    anywhere is an AudioFileError."""
+    blocks = FileBlocks(f, block_frames)
+    yield from blocks
+    if blocks.damage:
+        raise AudioFileError(f"{os.fsdecode(f.name)}: {blocks.damage}")
+
+
+def stated_seconds(f: sf.SoundFile) -> float:
+    """The length ``f``'s header states. libsndfile shortens a WAV's or AIFF's length to the data actually
+    there, and says so in its log ("data : 5292000 (should be 999956)"): scaled back up from that."""
+    found = re.search(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", f.extra_info, re.MULTILINE)
+    stated, there = (int(found[1]), int(found[2])) if found else (1, 1)
+    return f.frames / f.samplerate * (stated / there if there > 0 and stated > there else 1.0)
 
 
 def analyze_stream(analyzer: Analyzer, blocks) -> list[Estimate]:
@@ -140,17 +173,20 @@ def analyze_file(path: str | Path, model: StudentModel, smoothing_s: float = 1.0
     """
     with open_audio(path) as f:
         analyzer = Analyzer(model, f.samplerate, smoothing_s=smoothing_s)
-        estimates = analyze_stream(analyzer, iter_blocks(f))
+        blocks = FileBlocks(f)
+        estimates = analyze_stream(analyzer, blocks)
         rate = f.samplerate
-        stated = f.frames / rate
-        duration = f.tell() / rate  # what was decoded: a cut-off MP3's header still states the whole length
-        samples = f.tell() * f.channels  # every channel's, as the analyzer counts the bad ones
+        stated = stated_seconds(f)
+        duration = blocks.frames / rate  # what was decoded: a cut-off MP3's header still states the whole length
+        samples = blocks.frames * f.channels  # every channel's, as the analyzer counts the bad ones
     if not estimates:  # not an empty "result" with quadrant "" that a library scan would take as analysed
         raise AudioFileError(f"{path}: too short to analyse ({duration:.2f} s; the first estimate needs "
                              f"{model.card.hop_seconds:.2f} s of audio)")
     result = {"path": str(path), "duration": round(duration, 4), "sample_rate": rate, "model": model.card.name,
               "summary": summarize(estimates, analyzer.stream_key()), "timeline": [e.to_dict() for e in estimates]}
-    warnings = [w for w in (_input_warning(estimates, samples), _truncation_warning(stated, duration)) if w]
+    cut = f"{blocks.damage}: a damaged or truncated file?; analysed as far as it goes" if blocks.damage else \
+        _truncation_warning(stated, duration)
+    warnings = [w for w in (_input_warning(estimates, samples), cut) if w]
     if warnings:
         result["warning"] = "; ".join(warnings)
     return result

@@ -388,11 +388,16 @@ class FileSource(_PlayerSource):
         self.loop = loop
 
     def _blocks(self):
-        from .fileanalysis import iter_blocks
+        from .fileanalysis import FileBlocks
 
+        warned = False
         while True:
             with open_audio(self.path) as f:
-                yield from iter_blocks(f, self.block_frames)
+                blocks = FileBlocks(f, self.block_frames)
+                yield from blocks
+            if blocks.damage and not warned:  # played as if the file ended there: a looping installation goes on
+                log.warning("%s: %s; played as far as it goes (a damaged or truncated file?)", self.path, blocks.damage)
+                warned = True
             if not self.loop:
                 return
 

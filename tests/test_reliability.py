@@ -225,3 +225,28 @@ def test_the_last_block_of_a_finite_source_is_never_lost():
     assert engine.wait(5.0)
     engine.stop()
     assert analyzer.frames == 1024
+
+
+def test_a_file_that_stops_decoding_plays_as_far_as_it_goes_and_loops_on(tiny_model, tmp_path, caplog):
+    """An installation looping a file whose end is damaged: the analysis used to stop with an error at the
+    first pass's damaged end; it plays to there, says so once, and goes round again."""
+    full = tmp_path / "full.flac"
+    sf.write(full, triad(57, True, 20, 22050), 22050, format="FLAC")
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 3])
+    src = FileSource(cut, realtime=False, loop=True)
+    analyzer = Analyzer(tiny_model, src.samplerate)
+    latest = LatestEstimates()
+    engine = Engine(src, analyzer, [latest])
+    with caplog.at_level("WARNING", logger="live_mer"):
+        engine.start()
+        seen = []
+        end = time.monotonic() + 20.0
+        while sum(map(len, seen)) * analyzer.hop_seconds < 30.0 and time.monotonic() < end:  # > 4 passes
+            seen.append(latest.drain())
+            time.sleep(0.05)
+        engine.stop()
+    assert engine.error is None and src.error is None
+    assert sum(map(len, seen)) * analyzer.hop_seconds >= 30.0
+    damaged = [r for r in caplog.records if "decoding failed after" in r.getMessage()]
+    assert len(damaged) == 1 and "played as far as it goes" in damaged[0].getMessage()
