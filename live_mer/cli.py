@@ -41,6 +41,35 @@ def format_line(est: Estimate) -> str:
             f"ovf {est.overflows}  {est.latency_ms:4.1f} ms")
 
 
+class _Forgiving:
+    """A terminal stream (stdout, stderr) whose write errors do not stop the program: its lines are for
+    people, and a closed pipe (``live-mer listen | head -1``) or a full disk under ``2>> show.log`` used to
+    end a show with a traceback. At the first error the stream's file descriptor is pointed at /dev/null,
+    so later writes, and the interpreter's flush at exit, succeed."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _guard(self, call, *args) -> None:
+        try:
+            call(*args)
+        except OSError:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, self._stream.fileno())
+                os.close(null)
+
+    def write(self, text: str) -> int:
+        self._guard(self._stream.write, text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def _when(stream) -> str:
     """A wall-clock prefix for a line that goes to a log file rather than a terminal (a service's log: the
     logging module's warnings carry one too), so a line in the log says when it happened."""
@@ -472,8 +501,17 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed escaped, never a crash
         with contextlib.suppress(AttributeError, ValueError):  # (a stream replaced by one that cannot)
             stream.reconfigure(errors="backslashreplace")
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Forgiving(sys.stdout), _Forgiving(sys.stderr)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _run(args) -> int:
     try:
         return args.func(args)
     except (configmod.ConfigError, ModelError, SourceError, DestinationError, AudioFileError) as exc:

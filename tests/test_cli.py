@@ -194,6 +194,29 @@ def test_receiver_notices_report_changes_only():
     assert _receiver_notices(state, stat(False)) == []
 
 
+def test_listen_goes_on_when_its_terminal_output_cannot_be_written(tiny_model_path):
+    """`live-mer listen | head -1` closed the pipe after one line and listen died of BrokenPipeError; a log
+    on a full disk (`2>> show.log`) stopped it at its first line. The lines are for people: the analysis
+    and its OSC go on, and the run ends as it would have."""
+    rx = Receiver()
+    try:
+        cmd = [sys.executable, "-m", "live_mer", "listen", "--demo", "--duration", "4", "--model", str(tiny_model_path),
+               "--osc", f"127.0.0.1:{rx.port}"]
+        head = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert head.stdout.readline()  # the first live line, then the reader goes away
+        head.stdout.close()
+        _, err = head.communicate(timeout=120)
+        assert head.returncode == 0 and "Traceback" not in err, err
+        assert re.search(r"\d+ estimates; .*127\.0\.0\.1:\d+ sent \d+ errors 0", err), err
+        sent = len(rx.datagrams)
+        with open("/dev/full", "w") as full:
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=full, text=True, timeout=120)
+        assert r.returncode == 0 and r.stdout.count("V ") >= 2, r.stdout  # the live lines went on
+        assert len(rx.datagrams) > sent + 4  # and so did the OSC
+    finally:
+        rx.close()
+
+
 def test_the_summary_says_why_a_destination_got_nothing(tiny_model_path):
     r = live_mer("listen", "--demo", "--duration", "4", "--osc", "no-such-host.invalid:9000", "--model",
                  tiny_model_path, "--quiet")
