@@ -69,7 +69,7 @@ class SourceConfig:
     demo: bool = False  # play the built-in demo piece
     samplerate: int = 0  # 0 = the device's default rate
     channels: int = 0  # 0 = min(2, the device's input channels); mixed to mono
-    blocksize: int = 0  # PortAudio block size in frames; 0 = let PortAudio choose
+    blocksize: int = 0  # PortAudio block size in frames; 0 = let PortAudio choose (at most MAX_BLOCKSIZE)
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ class ModelConfig:
     threads: int = 1  # onnxruntime intra-op threads
 
 
+MAX_BLOCKSIZE = 65536  # frames: 1.4 s at 48 kHz, longer than any sound card needs; every estimate waits for a block
 HOP_ALLOWED = ("0 (the model's own hop) or seconds from one feature frame to the model's window (0.0233..5.99 s "
                "for the shipped model)")
 
@@ -139,8 +140,8 @@ class Config:
             bad("source.samplerate", s.samplerate, "0 (device default) or 8000..192000")
         if not 0 <= s.channels <= 64:
             bad("source.channels", s.channels, "0 (automatic) or 1..64")
-        if s.blocksize < 0:
-            bad("source.blocksize", s.blocksize, ">= 0")
+        if not 0 <= s.blocksize <= MAX_BLOCKSIZE:
+            bad("source.blocksize", s.blocksize, f"0 (automatic) or 1..{MAX_BLOCKSIZE} frames")
         if sum(bool(x) for x in (s.device, s.file, s.demo)) > 1:
             raise ConfigError("source: choose at most one of source.device, source.file, source.demo")
         if m.provider not in PROVIDER_CHOICES:
@@ -347,7 +348,7 @@ loop = false         # with file: start again at the end (an installation playin
 demo = false         # or: play the built-in demo piece
 samplerate = 0       # 0 = the device's default; 8000..192000
 channels = 0         # 0 = up to 2 of the device's channels; all channels are mixed to mono
-blocksize = 0        # PortAudio block size in frames; 0 = automatic (lowest latency)
+blocksize = 0        # PortAudio block size in frames; 0 = automatic (lowest latency); at most {MAX_BLOCKSIZE}
 
 [model]
 name = "{DEFAULT_MODEL}"   # a model in models/, or a path to an .onnx file beside its .json card

@@ -143,7 +143,9 @@ class DeviceSource:
         if not 1 <= self.channels <= info["channels"]:
             raise SourceError(f"input device {self.name!r} has {info['channels']} channels, {self.channels} asked")
         self.blocksize = int(blocksize)
-        self.ring = RingBuffer(int(self.samplerate * ring_seconds), self.channels)
+        # a block of more than a third of stall_s comes too seldom to tell a lost device by: wait three blocks
+        self.stall_s = max(self.stall_s, 3.0 * self.blocksize / self.samplerate)
+        self.ring = RingBuffer(int(self.samplerate * max(ring_seconds, 2.0 * self.stall_s)), self.channels)
         self.status_flags = 0
         self.error: Exception | None = None
         self.finished = False

@@ -272,3 +272,21 @@ def test_stopping_twice_after_a_stuck_close_closes_once(pulse):
     assert closed == [1] and sources._open_streams == before
     assert source.check() == "ok"  # a stopped source hands its worker nothing more
     assert not source._worker.is_alive()  # one worker, ended after the close
+
+
+def test_a_large_block_size_is_not_taken_for_a_lost_device(pulse):
+    """PortAudio delivers a 65536-frame block every 1.4 s at 48 kHz: the watchdog, waiting 1 s for audio,
+    took the device for lost at every block and reopened it for good (silence sent as OSC all along)."""
+    source = DeviceSource("pulse", samplerate=SR, channels=1, blocksize=65536)
+    assert source.stall_s == pytest.approx(3 * 65536 / SR)
+    source.start()
+    try:
+        states = []
+        end = time.monotonic() + 5.0
+        while time.monotonic() < end:
+            states.append(source.check())
+            time.sleep(0.05)
+        assert source.ring._written >= 2 * 65536  # blocks arrived
+    finally:
+        source.stop()
+    assert "lost" not in states and source.losses == 0
