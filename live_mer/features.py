@@ -14,6 +14,8 @@ through an online tuning estimate, which a filterbank built once (``librosa.filt
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -22,8 +24,65 @@ import soxr
 
 from ._cache import cached_array
 from ._numba import njit
-from .harmony import (NO_CHORD, HarmonyParams, HarmonyTracker, fresh_tuning_state, peak_chroma, peak_buffers,
-                      tonal_weight)
+from .harmony import (KEY_PROFILES, NO_CHORD, HarmonyParams, HarmonyTracker, fresh_tuning_state, peak_chroma,
+                      peak_buffers, tonal_weight)
+
+
+class SpecValueError(ValueError):
+    """A :class:`FeatureSpec` field of the wrong type or out of range; the message starts with the field's name."""
+
+
+_POSITIVE = (lambda v, s: v > 0, "a number > 0")
+_NOT_NEGATIVE = (lambda v, s: v >= 0, "a number >= 0")
+_SHARE = (lambda v, s: 0 <= v <= 1, "a number in [0, 1]")
+# The values a FeatureSpec allows (a model card can be edited: a sample_rate of 0 was a ZeroDivisionError at
+# listen start, a NaN fmax silently changed the features): field -> (test of the value on the spec, what it must be).
+# Checked after the types (an int field takes an int, not a bool, float or str; a float field a finite int or
+# float); a field not listed takes any value of its type.
+_SPEC_RULES = {
+    "sample_rate": (lambda v, s: 0 < v <= 192000, "a positive integer, at most 192000"),
+    "n_fft": (lambda v, s: 24 <= v <= 65536, "an integer in [24, 65536]: the chroma skips 6 FFT bins at either end"),
+    "hop_length": (lambda v, s: 0 < v <= s.n_fft, "a positive integer, at most n_fft"),
+    "n_mels": (lambda v, s: 0 < v <= s.n_fft // 2 + 1, "a positive integer, at most n_fft / 2 + 1 (the FFT's bins)"),
+    "fmin": _NOT_NEGATIVE,
+    "fmax": (lambda v, s: s.fmin < v <= s.sample_rate / 2, "a number above fmin, at most sample_rate / 2"),
+    "chroma_fmin": _NOT_NEGATIVE,
+    "chroma_fmax": (lambda v, s: s.chroma_fmin < v <= s.sample_rate / 2 and _chroma_band(s)[0] <= _chroma_band(s)[1],
+                    "a number above chroma_fmin, at most sample_rate / 2, spanning an FFT bin 6 bins clear of either "
+                    "end of the spectrum"),
+    "chroma_gate_range_db": _NOT_NEGATIVE,
+    "chroma_gate_release_db_s": _NOT_NEGATIVE,
+    "chroma_bass_fmax": (lambda v, s: 0 <= v <= s.sample_rate / 2, "a number in [0, sample_rate / 2]"),
+    "chroma_tuning_seconds": _POSITIVE,
+    "chroma_compression": _POSITIVE,
+    "chroma_tonality_gate": _SHARE,
+    "chord_stay_seconds": _POSITIVE,
+    "chord_lookahead_seconds": (lambda v, s: 0 <= v <= 2, "a number in [0, 2]"),  # as HarmonyTracker checks
+    "chord_hysteresis": _SHARE,  # a lead in posterior probability
+    "chord_key_prior": (lambda v, s: 0 <= v <= 4, "a number in [0, 4]"),
+    "key_profile": (lambda v, s: v in KEY_PROFILES, f"one of {', '.join(map(repr, sorted(KEY_PROFILES)))}"),
+    "key_stay_seconds": _POSITIVE,
+    "key_chord_weight": _NOT_NEGATIVE,
+    "key_profile_weight": _NOT_NEGATIVE,
+    "key_switch_margin": _SHARE,
+    "key_hold_seconds": _NOT_NEGATIVE,
+    "version": (lambda v, s: v > 0, "a positive integer"),
+}
+
+
+def is_finite_number(v) -> bool:
+    """An int or float (numpy's too), not a bool, that is finite as a float."""
+    try:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+    except OverflowError:  # an int beyond float range (a JSON card may hold one)
+        return False
+
+
+_TYPES = {  # the annotation (a string: postponed annotations) -> (is the value of that type, the plain value, what)
+    "int": (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool), int, "an integer"),
+    "float": (is_finite_number, float, "a finite number"),
+    "str": (lambda v: isinstance(v, str), str, "a string"),
+}
 
 
 @dataclass(frozen=True)
@@ -59,6 +118,23 @@ class FeatureSpec:
     key_switch_margin: float = HarmonyParams.key_switch_margin
     key_hold_seconds: float = HarmonyParams.key_hold_seconds
     version: int = 8
+
+    def __post_init__(self):
+        """Refuse a value of the wrong type or out of range (:data:`_SPEC_RULES`) with :class:`SpecValueError`
+        naming the field and the value; ints and floats are stored as plain Python ``int`` / ``float``."""
+        def refuse(name, value, what):
+            raise SpecValueError(f"{name}: {value!r} is not allowed ({what})")
+
+        for f in fields(self):  # types first: a range test may read another field
+            is_type, _, what = _TYPES[f.type]
+            value = getattr(self, f.name)
+            if not is_type(value):
+                refuse(f.name, value, _SPEC_RULES.get(f.name, (None, what))[1])
+        for name, (test, what) in _SPEC_RULES.items():
+            if not test(getattr(self, name), self):
+                refuse(name, getattr(self, name), what)
+        for f in fields(self):
+            object.__setattr__(self, f.name, _TYPES[f.type][1](getattr(self, f.name)))
 
     @property
     def frame_rate(self) -> float:
@@ -131,11 +207,16 @@ def _filterbanks(spec: FeatureSpec):
     # Chroma: the FFT bin range of the peak picker (see live_mer.harmony.peak_chroma). Tuning is
     # estimated from peaks above 150 Hz, where an FFT bin is under a semitone and interpolation is exact.
     bin_hz = spec.sample_rate / spec.n_fft
-    chroma_bins = np.array([max(int(np.ceil(spec.chroma_fmin / bin_hz)), 6),
-                            min(int(spec.chroma_fmax / bin_hz) + 1, spec.n_fft // 2 - 6),
-                            int(np.ceil(spec.chroma_bass_fmax / bin_hz)), int(np.ceil(150.0 / bin_hz))],
-                           dtype=np.int64)
+    chroma_bins = np.array([*_chroma_band(spec), int(np.ceil(spec.chroma_bass_fmax / bin_hz)),
+                            int(np.ceil(150.0 / bin_hz))], dtype=np.int64)
     return _to_csr(mel), chroma_bins
+
+
+def _chroma_band(spec: FeatureSpec) -> tuple[int, int]:
+    """The first and last FFT bin of the chroma's peak picker (6 bins clear of either end of the spectrum)."""
+    bin_hz = spec.sample_rate / spec.n_fft
+    return (max(int(np.ceil(spec.chroma_fmin / bin_hz)), 6),
+            min(int(spec.chroma_fmax / bin_hz) + 1, spec.n_fft // 2 - 6))
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})

@@ -1,8 +1,9 @@
 """Model runtime: load an ONNX student and its JSON card, verify them, run windows.
 
-A card that does not match the runtime's own feature code, a file whose sha256 differs from the
-card, or an ONNX graph whose inputs/outputs differ from what the card promises is a load-time
-:class:`ModelError` that names what differs, never a silent mismatch at run time.
+A card that does not match the runtime's own feature code, a card value of the wrong type or out of range
+(a sample rate of 0, a NaN frequency, a window of 22.7 frames), a file whose sha256 differs from the card, or
+an ONNX graph whose inputs/outputs differ from what the card promises is a load-time :class:`ModelError` that
+names what differs, never a crash or a silent mismatch at run time.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import FeatureSpec
+from .features import FeatureSpec, SpecValueError, is_finite_number
 
 DEFAULT_MODEL = "live_mer_student"
 HEAD_KINDS = ("regression", "softmax", "shares", "tags")
@@ -112,11 +113,33 @@ def _twice(items):
     return None
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# The card's values outside feature_spec (FeatureSpec checks those): rule -> (test of a value on the whole card,
+# what the value must be); parse_card names the field and the value it refuses.
+_CARD_RULES = {
+    "text": (lambda v, card: isinstance(v, str) and v != "", "a non-empty string"),
+    "frames": (lambda v, card: _is_int(v) and v > 0, "a positive integer"),
+    "hop_frames": (lambda v, card: _is_int(v) and 0 < v <= card["window"]["frames"],
+                   "a positive integer, at most window.frames"),
+    "names": (lambda v, card: isinstance(v, list) and len(v) > 0 and all(isinstance(n, str) and n for n in v),
+              "a list of names, each a non-empty string"),
+    "range": (lambda v, card: isinstance(v, list) and len(v) == 2 and all(map(is_finite_number, v)) and v[0] < v[1],
+              "[low, high], two finite numbers, low below high"),
+}
+
+
 def parse_card(data: dict, source: str = "card") -> ModelCard:
     """Validate a card document against this runtime; raises :class:`ModelError` naming the problem."""
-    def need(obj: dict, key: str, where: str):
+    def need(obj: dict, key: str, where: str, rule: str | None = None):
         if key not in obj:
             raise ModelError(f"{source}: missing key '{where}{key}'")
+        if rule is not None:
+            test, what = _CARD_RULES[rule]
+            if not test(obj[key], data):
+                raise ModelError(f"{source}: {where}{key}: {obj[key]!r} is not allowed ({what})")
         return obj[key]
 
     spec_data = need(data, "feature_spec", "")
@@ -130,6 +153,8 @@ def parse_card(data: dict, source: str = "card") -> ModelCard:
                          f"live_mer release it was made for")
     try:
         spec = FeatureSpec.from_dict(spec_data)
+    except SpecValueError as exc:  # a value of the wrong type or out of range: the message starts with its field
+        raise ModelError(f"{source}: feature_spec.{exc}") from None
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{source}: feature_spec: {exc}") from None
     try:
@@ -142,24 +167,23 @@ def parse_card(data: dict, source: str = "card") -> ModelCard:
                 diff.insert(0, f"card has {len(names)} feature columns, runtime computes {len(runtime)}")
             raise ModelError(f"{source}: feature layout differs from this runtime's feature code: {diff[:5]}")
         window = need(data, "window", "")
-        frames, hop = int(need(window, "frames", "window.")), int(need(window, "hop_frames", "window."))
-        if frames < 1 or not 1 <= hop <= frames:
-            raise ModelError(f"{source}: window.frames={frames}, window.hop_frames={hop} are not a valid window")
+        frames, hop = need(window, "frames", "window.", "frames"), need(window, "hop_frames", "window.", "hop_frames")
         heads = []
         for hname, h in need(data, "outputs", "").items():
             kind = need(h, "kind", f"outputs.{hname}.")
             if kind not in HEAD_KINDS:
                 raise ModelError(f"{source}: outputs.{hname}.kind {kind!r} is not one of {HEAD_KINDS}")
-            names = tuple(need(h, "names", f"outputs.{hname}."))
+            names = tuple(need(h, "names", f"outputs.{hname}.", "names"))
             if (twice := _twice(names)) is not None:  # the results are keyed by name: one value would be lost
                 raise ModelError(f"{source}: outputs.{hname}.names lists {twice!r} twice")
-            heads.append(HeadSpec(hname, kind, names, tuple(h.get("range", (0.0, 1.0)))))
+            value_range = need(h, "range", f"outputs.{hname}.", "range") if "range" in h else (0.0, 1.0)
+            heads.append(HeadSpec(hname, kind, names, tuple(map(float, value_range))))
         va = next((h for h in heads if h.name == "va"), None)
         if va is None or va.kind != "regression" or va.names != ("valence", "arousal"):
             raise ModelError(f"{source}: outputs must include 'va', a regression head with names [valence, arousal]")
-        return ModelCard(name=str(need(data, "name", "")), spec=spec, window_frames=frames, hop_frames=hop,
-                         input_name=str(data.get("input_name", "features")), heads=tuple(heads),
-                         sha256=str(need(data, "onnx_sha256", "")), raw=data)
+        return ModelCard(name=need(data, "name", "", "text"), spec=spec, window_frames=frames, hop_frames=hop,
+                         input_name=need(data, "input_name", "", "text") if "input_name" in data else "features",
+                         heads=tuple(heads), sha256=need(data, "onnx_sha256", "", "text"), raw=data)
     except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a field of the wrong type or shape
         raise ModelError(f"{source}: malformed card: {type(exc).__name__}: {exc}") from None
 
@@ -234,7 +258,8 @@ def load_model(model: str | os.PathLike = DEFAULT_MODEL, provider: str = "auto",
     ------
     ModelError
         If a file is missing or corrupt, the sha256 differs from the card, the card's feature spec
-        differs from this runtime's feature code, or the graph does not match the card.
+        differs from this runtime's feature code, a card value has the wrong type or is out of range,
+        or the graph does not match the card.
     """
     onnx_path, card_path = resolve(model)
 

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -25,6 +27,28 @@ def test_spec_round_trip_and_differences():
     assert len(other.feature_names()) == other.n_features == 40 + 12 + 2 + 12 + 6
     with pytest.raises(ValueError, match="bogus"):
         FeatureSpec.from_dict({**spec.to_dict(), "bogus": 1})
+
+
+def test_spec_refuses_values_that_would_crash_or_mislead_the_front_end():
+    # each of these was a crash in Frontend (ZeroDivisionError, negative dimensions) or silently other features
+    for bad, message in [(dict(sample_rate=0), "sample_rate: 0 is not allowed (a positive integer"),
+                         (dict(n_fft=16, hop_length=8), "n_fft: 16 is not allowed"),
+                         (dict(fmax=float("inf")), "fmax: inf is not allowed"),
+                         (dict(fmin=5000.0, fmax=4000.0), "fmax: 4000.0 is not allowed (a number above fmin"),
+                         (dict(chroma_fmin=11000.0, chroma_fmax=11025.0), "chroma_fmax: 11025.0 is not allowed"),
+                         (dict(chroma_tuning_seconds=0.0), "chroma_tuning_seconds: 0.0 is not allowed (a number > 0)"),
+                         (dict(chord_lookahead_seconds=3.0), "chord_lookahead_seconds: 3.0 is not allowed"),
+                         (dict(key_stay_seconds=-1.0), "key_stay_seconds: -1.0 is not allowed"),
+                         (dict(key_profile=None), "key_profile: None is not allowed (one of"),
+                         (dict(hop_length=512.0), "hop_length: 512.0 is not allowed (a positive integer")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            FeatureSpec(**bad)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            FeatureSpec.from_dict({**FeatureSpec().to_dict(), **bad})
+    # numbers of another type that mean the same are stored as plain int / float (the card is JSON)
+    spec = FeatureSpec(fmin=30, n_mels=np.int64(64), chord_key_prior=np.float32(0.5))
+    assert spec == FeatureSpec() and type(spec.fmin) is float and type(spec.n_mels) is int
+    assert type(spec.chord_key_prior) is float
 
 
 def test_block_size_does_not_change_features():

@@ -120,15 +120,79 @@ def test_a_model_name_with_dots_loads(tmp_path, tiny_model_path, monkeypatch):
 @pytest.mark.parametrize("edit", [
     lambda c: c.update(feature_names=5),
     lambda c: c.update(outputs=[]),
-    lambda c: c["window"].update(frames="258 frames"),
-    lambda c: c["window"].update(frames=None),
-    lambda c: c["outputs"]["quadrant"].update(names=4),
 ])
 def test_a_card_field_of_the_wrong_type_names_the_card(tmp_path, tiny_model_path, edit):
     onnx, card = copy_model(tiny_model_path, tmp_path)
     edit_card(card, edit)
     with pytest.raises(ModelError, match=f"{card}: malformed card"):
         load_model(onnx)
+
+
+# (section, field, bad value, what the error says the value must be)
+BAD_CARD_VALUES = [
+    # were a ZeroDivisionError / ValueError / TypeError at listen start, and "analysis crashed" for every file
+    ("feature_spec", "sample_rate", 0, "a positive integer"),
+    ("feature_spec", "sample_rate", -22050, "a positive integer"),
+    ("feature_spec", "n_fft", "2048", "an integer in [24, 65536]"),
+    ("feature_spec", "hop_length", 4096, "a positive integer, at most n_fft"),
+    ("feature_spec", "chord_stay_seconds", 0, "a number > 0"),
+    ("feature_spec", "key_profile", "major", "one of 'edma', 'krumhansl', 'temperley'"),
+    ("feature_spec", "chroma_fmax", 1.0, "a number above chroma_fmin"),
+    # loaded, and silently changed the results
+    ("feature_spec", "fmax", float("nan"), "a number above fmin, at most sample_rate / 2"),
+    ("feature_spec", "fmax", 20.0, "a number above fmin"),
+    ("feature_spec", "fmin", -1.0, "a number >= 0"),
+    ("feature_spec", "chroma_tuning_seconds", 10 ** 400, "a number > 0"),  # beyond float range
+    ("feature_spec", "n_mels", True, "a positive integer"),
+    ("feature_spec", "chroma_tonality_gate", 1.5, "a number in [0, 1]"),
+    ("feature_spec", "key_chord_weight", -1.0, "a number >= 0"),
+    ("window", "hop_frames", 22.7, "a positive integer, at most window.frames"),  # was truncated to 22
+    ("window", "hop_frames", 10_000, "a positive integer, at most window.frames"),
+    ("window", "frames", "258 frames", "a positive integer"),
+    ("window", "frames", None, "a positive integer"),
+    ("outputs.quadrant", "names", "abcd", "a list of names"),  # was quadrant 'd'
+    ("outputs.quadrant", "names", 4, "a list of names"),
+    ("outputs.tags", "names", ["Calm", 3, "Sad"], "a list of names"),
+    ("outputs.va", "range", [1.0, -1.0], "[low, high]"),
+    ("", "name", 5, "a non-empty string"),
+]
+
+
+@pytest.mark.parametrize("section, field, value, what", BAD_CARD_VALUES)
+def test_a_card_value_of_the_wrong_type_or_range_is_refused_by_name(tmp_path, tiny_model_path, section, field, value,
+                                                                     what):
+    """The card is checked for every value's type and range at load, so a corrupt or edited card says which value
+    is wrong instead of crashing (or silently misleading) once the audio runs."""
+    onnx, card = copy_model(tiny_model_path, tmp_path)
+
+    def edit(c):
+        obj = c
+        for key in filter(None, section.split(".")):
+            obj = obj[key]
+        obj[field] = value
+
+    edit_card(card, edit)
+    where = f"{section}.{field}" if section else field
+    with pytest.raises(ModelError, match=re.escape(f"{card}: {where}: {value!r} is not allowed ({what}")):
+        load_model(onnx)
+
+
+def test_a_card_value_out_of_range_is_a_clear_cli_error(tmp_path, tiny_model_path, capsys):
+    """listen and analyze refuse such a card at start with its path and the field, not a traceback (analyze said
+    "analysis crashed: ZeroDivisionError" for every file)."""
+    import soundfile as sf
+
+    from live_mer import cli
+
+    onnx, card = copy_model(tiny_model_path, tmp_path)
+    edit_card(card, lambda c: c["feature_spec"].update(sample_rate=0))
+    song = tmp_path / "song.wav"
+    sf.write(song, np.zeros(22050, np.float32), 22050)
+    message = f"error: {card}: feature_spec.sample_rate: 0 is not allowed (a positive integer"
+    for argv in (["listen", "--demo", "--duration", "3", "--quiet"], ["analyze", str(song)]):
+        assert cli.main([*argv, "--model", str(onnx), "--provider", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and "crashed" not in err
 
 
 def test_cuda_request_without_cuda_is_a_clear_error(tiny_model_path):
