@@ -21,7 +21,7 @@ from .batch import AUDIO_EXTENSIONS, run_batch, write_summary_csv
 from .control import ControlServer, Controller
 from .engine import Engine, LatestEstimates
 from .estimate import Estimate
-from .fileanalysis import AudioFileError
+from .fileanalysis import AudioFileError, open_audio
 from .model import DEFAULT_MODEL, PROVIDER_CHOICES, ModelError, load_model
 from .osc import DestinationError, OscSender
 from .recorder import Recorder
@@ -419,9 +419,11 @@ def cmd_config(args) -> int:
         print(configmod.EXAMPLE, end="")
         return 0
     cfg = configmod.load(args.check)
-    if cfg.source.file and not Path(cfg.source.file).is_file():  # what listen would refuse at start
-        what = "is a folder, not an audio file" if Path(cfg.source.file).is_dir() else "does not exist"
-        raise configmod.ConfigError(f"{args.check}: source.file {cfg.source.file} {what}")
+    if cfg.source.file:  # what listen would refuse at start: missing, a folder, not audio it can decode
+        try:
+            open_audio(cfg.source.file).close()
+        except AudioFileError as exc:
+            raise configmod.ConfigError(f"{args.check}: source.file {exc}") from None
     # What listen does before the sound card: load the model (and check the hop against it), open the OSC
     # destinations, the control port and the recording. OK means listen starts.
     model = _load_model(cfg, cfg.analysis.hop_s, f"{args.check}: analysis.hop_s")

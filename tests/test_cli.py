@@ -414,7 +414,12 @@ def test_start_up_problems_of_an_installation_are_named_and_leave_nothing(tmp_pa
     cfg = tmp_path / "room.toml"
     cfg.write_text("[source]\nfile = 'gone.wav'\n")
     r = live_mer("config", "--check", cfg)
-    assert r.returncode == 2 and "source.file" in r.stderr and "gone.wav does not exist" in r.stderr
+    assert r.returncode == 2 and "source.file" in r.stderr and "gone.wav: no such file" in r.stderr
+    for name, data in (("noise.mp3", bytes(range(256)) * 40), ("empty.wav", b"")):  # listen cannot decode these
+        (tmp_path / name).write_bytes(data)
+        cfg.write_text(f"[source]\nfile = '{tmp_path / name}'\n")
+        r = live_mer("config", "--check", cfg)
+        assert r.returncode == 2 and f"source.file {tmp_path / name}: " in r.stderr and "OK" not in r.stdout, r.stderr
 
 
 @pytest.mark.parametrize("text,needle", [
