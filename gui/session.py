@@ -240,7 +240,7 @@ class Session:
     def set_destinations(self, destinations: tuple[Destination, ...]) -> None:
         """Send OSC to ``destinations`` from now on, without interrupting the analysis."""
         with self._lock:
-            self._set_osc(destinations, self.model)
+            self._set_osc(destinations, self.model, carry_on=self.running)
 
     def set_smoothing(self, smoothing_s: float) -> None:
         """Smooth the running engine's estimates with ``smoothing_s`` seconds from its next hop on, without a
@@ -256,7 +256,10 @@ class Session:
         if self.osc is not None:
             self.osc.settings = settings  # OscSender picks it up on its next send
 
-    def _set_osc(self, destinations: tuple[Destination, ...], model: StudentModel | None) -> None:
+    def _set_osc(self, destinations: tuple[Destination, ...], model: StudentModel | None,
+                 carry_on: bool = False) -> None:
+        """Send to ``destinations`` from now on; ``carry_on``: the stream goes on, so the destinations kept
+        continue their shaping (a new stream is shaped afresh)."""
         name, provider = (model.card.name, model.provider) if model is not None else ("", "")
         if self.osc is not None and tuple(destinations) == self.destinations and self.osc.model_name == name:
             return
@@ -264,6 +267,8 @@ class Session:
         new = OscSender(list(destinations), prefix=self.prefix, model_name=name, provider=provider,
                         settings=self.output_settings)
         old, self.osc, self.destinations = self.osc, new, tuple(destinations)
+        if old is not None and carry_on:
+            new.continue_shaping(old)  # the destinations kept glide on, their held labels stay held
         self._slot.target = new
         if old is not None:
             # flushes what it holds (briefly), stops its thread, closes its sockets; a destination the new

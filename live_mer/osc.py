@@ -49,6 +49,7 @@ frame until a new estimate arrives: the visuals can fade out instead of freezing
 from __future__ import annotations
 
 import collections
+import copy
 import errno
 import ipaddress
 import logging
@@ -364,6 +365,17 @@ def _open(cfg: DestinationConfig) -> socket.socket:
     return sock
 
 
+def _copy_shaper(shaper: Shaper) -> Shaper:
+    """A copy of a shaper that its sender thread may be stepping meanwhile (a label it meets for the first time
+    grows a dict under the copy: then copy again); the settings are shared, not copied."""
+    for _ in range(10):
+        try:
+            return copy.deepcopy(shaper, {id(shaper.settings): shaper.settings})
+        except RuntimeError:  # "dictionary changed size during iteration"
+            continue
+    return Shaper(shaper.settings)
+
+
 class OscSender:
     """A sink (call it with each :class:`Estimate`) that sends OSC from its own thread.
 
@@ -592,6 +604,15 @@ class OscSender:
                                              for d in self.destinations):
             self._wake.set()
             time.sleep(0.005)
+
+    def continue_shaping(self, old: "OscSender") -> None:
+        """Shape each destination that ``old`` sends to as well, with the same settings, on from where ``old``
+        has got: the monitor's OSC field was edited, and the visuals that keep receiving must not see their
+        values jump to the newest estimate or the key announced again. Call before handing over an estimate."""
+        theirs = {d.cfg: d.shaper for d in old.destinations}
+        for d in self.destinations:
+            if d.cfg in theirs:
+                d.shaper = _copy_shaper(theirs[d.cfg])
 
     def stats(self) -> list[dict]:
         """Per destination: sent, errors, dropped, last_error, and refused (nothing listens on that port now)."""

@@ -38,6 +38,7 @@ from gui.window import PREPARING, MainWindow, osc_status_html  # noqa: E402
 from live_mer import config as configmod  # noqa: E402
 from live_mer.analyzer import Analyzer  # noqa: E402
 from live_mer.estimate import Estimate  # noqa: E402
+from live_mer.osc import OscSender  # noqa: E402
 from live_mer.outputs import OutputSettings  # noqa: E402
 from live_mer.sources import DemoSource, SourceError  # noqa: E402
 from osc_receiver import Receiver  # noqa: E402
@@ -240,7 +241,7 @@ def test_file_estimates_update_plots_labels_and_osc(qapp, make_window, progressi
 
 
 def test_switching_source_restarts_the_engine_and_presets_and_smoothing_change_it_live(qapp, make_window,
-                                                                                      progression):
+                                                                                      progression, monkeypatch):
     w = make_window(SourceChoice(FILE, str(progression), realtime=False, loop=True), osc="127.0.0.1:9000")
     assert w.start(), w.banner.text
     assert spin(qapp, lambda: w.estimates_shown > 5)
@@ -287,9 +288,13 @@ def test_switching_source_restarts_the_engine_and_presets_and_smoothing_change_i
     assert w.osc_edit.property("invalid") is True and "HOST:PORT" in w.banner.text
     assert w.session.destinations == ("127.0.0.1:9001", "127.0.0.1:9002")
 
+    before, carried = w.session.osc, []
+    monkeypatch.setattr(OscSender, "continue_shaping", lambda new, old: carried.append((new, old)))
     w.osc_edit.setText("127.0.0.1:9001")
     w.osc_edit.editingFinished.emit()
     assert w.osc_edit.property("invalid") is False and w.session.starts == 2
+    # the stream goes on: the destination kept is shaped on from where it was, not afresh
+    assert carried == [(w.session.osc, before)]
 
     # So does a smoothing edit, at once.
     w.smoothing_spin.setValue(2.5)
@@ -297,6 +302,11 @@ def test_switching_source_restarts_the_engine_and_presets_and_smoothing_change_i
     assert engine.analyzer._alpha == pytest.approx(1 - np.exp(-engine.analyzer.hop_seconds / 2.5))
     shown = w.estimates_shown
     assert spin(qapp, lambda: w.estimates_shown > shown + 2)  # and estimates keep coming
+
+    w.stop()  # a start after a stop is a new stream: shaped afresh wherever it goes
+    w.osc_edit.setText("127.0.0.1:9001, 127.0.0.1:9004")
+    w.osc_edit.editingFinished.emit()
+    assert w.start() and w.session.destinations == ("127.0.0.1:9001", "127.0.0.1:9004") and len(carried) == 1
 
 
 def test_configuration_presets_reshape_osc_without_a_restart(qapp, make_window, progression):

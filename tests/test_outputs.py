@@ -270,6 +270,38 @@ def test_a_restart_is_shaped_afresh_and_never_sends_the_previous_streams_key(rx)
         fixed.close()
 
 
+def test_a_destination_kept_across_an_edit_of_the_destinations_is_shaped_on():
+    """Editing the monitor's OSC field builds a new sender: the destinations it keeps used to start from
+    fresh shaping, so a slow valence jumped to the newest estimate and the key was announced again."""
+    kept, added = Receiver(), Receiver()
+    shapes = OutputSettings(shapes={"valence": OutputShape(attack_ms=20_000, release_ms=20_000),
+                                    "key": OutputShape(hold_ms=2000, hysteresis=0.05)})
+    cfg = DestinationConfig("127.0.0.1", kept.port, outputs=("valence", "key"))
+    try:
+        old = OscSender([cfg], settings=shapes)
+        old(est(v=0.0))
+        for _ in range(5):
+            time.sleep(0.1)
+            old(est(v=1.0))  # valence rises towards 1 over 20 s: about 0.02 by now
+        assert wait_until(lambda: len(kept.datagrams) == 6)
+        new = OscSender([cfg, DestinationConfig("127.0.0.1", added.port, outputs=("valence", "key"))], settings=shapes)
+        new.continue_shaping(old)
+        old.close(still_receiving={cfg.label})
+        for _ in range(3):
+            time.sleep(0.1)
+            new(est(v=1.0))
+        new.close()
+        got = [(m.address, m.params) for d in kept.datagrams for m in parse(d)]
+        valence = [p[0] for a, p in got if a == "/mer/valence"]
+        assert len(valence) == 9 and valence == sorted(valence) and valence[-1] < 0.05, valence  # it glides on
+        assert [p[0] for a, p in got if a == "/mer/key/change"] == ["C major"]  # announced once, at the start
+        fresh = [m.params[0] for d in added.datagrams for m in parse(d) if m.address == "/mer/valence"]
+        assert fresh[0] == pytest.approx(1.0)  # a destination new to the stream starts where the estimate is
+    finally:
+        kept.close()
+        added.close()
+
+
 def test_a_fixed_rate_destination_never_sends_frames_back_to_back():
     """At a fixed rate the frames are a period apart, from the first one on: the first frame of every
     stream used to go out three times within a millisecond (the schedule caught up from time 0)."""
