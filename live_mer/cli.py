@@ -267,6 +267,9 @@ def cmd_listen(args) -> int:
     losses = getattr(source, "losses", 0)
     print(f"{_when(sys.stderr)}{engine.estimates} estimates; input overflows {source.overflows}; "
           + (f"input lost {losses} time(s); " if losses else "") + f"OSC {sent}", file=sys.stderr)
+    if not engine.estimates and isinstance(source, FileSource) and source.finished and engine.error is None:
+        print(f"{_when(sys.stderr)}{source.path} ended before the first estimate: it needs "
+              f"{analyzer.hop_seconds:.2f} s of audio", file=sys.stderr)
     if cfg.record.path:
         print(f"{_when(sys.stderr)}recorded {recorder.written} estimates to {recorder.path}"
               + (f" ({recorder.error})" if recorder.error else ""), file=sys.stderr)

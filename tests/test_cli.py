@@ -217,6 +217,14 @@ def test_listen_goes_on_when_its_terminal_output_cannot_be_written(tiny_model_pa
         rx.close()
 
 
+def test_a_file_too_short_for_one_estimate_is_named_in_the_summary(tiny_model_path, tmp_path):
+    sf.write(tmp_path / "blip.wav", np.full(2205, 0.1, np.float32), 22050)  # 0.1 s; an estimate needs a hop
+    r = live_mer("listen", "--file", tmp_path / "blip.wav", "--model", tiny_model_path, "--osc", "127.0.0.1:9",
+                 "--quiet")
+    assert r.returncode == 0 and "0 estimates" in r.stderr
+    assert re.search(r"blip\.wav ended before the first estimate: it needs 0\.\d\d s of audio", r.stderr), r.stderr
+
+
 def test_the_summary_says_why_a_destination_got_nothing(tiny_model_path):
     r = live_mer("listen", "--demo", "--duration", "4", "--osc", "no-such-host.invalid:9000", "--model",
                  tiny_model_path, "--quiet")
