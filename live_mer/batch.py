@@ -85,14 +85,18 @@ def scan(paths: list[str | Path]) -> tuple[list[tuple[Path, Path]], list[tuple[P
 
 def _finished(path: Path) -> dict | None:
     """A result an earlier run left in ``path``, or None when there is none or it is not one of ours
-    (missing, unreadable, cut short, someone else's JSON): that track is analysed again."""
+    (missing, unreadable, cut short, someone else's JSON, one that lacks a value the rest reads, such as
+    ``{"path": "a.wav", "summary": {}}``): that track is analysed again."""
     try:
         result = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # ValueError: invalid JSON or not UTF-8
         return None
-    if isinstance(result, dict) and isinstance(result.get("summary"), dict) and "path" in result:
-        return result
-    return None
+    try:  # complete: nothing the summary CSV or the terminal line reads is missing or of the wrong type
+        summary_row(result)
+        track_line(result)
+    except (LookupError, TypeError, ValueError, AttributeError):
+        return None
+    return result
 
 
 TOP_TAGS = 3
@@ -125,6 +129,13 @@ def summary_row(result: dict) -> dict:
     row.update(key=s.get("key", ""), camelot=s.get("key_camelot", ""), open_key=s.get("key_open", ""),
                key_confidence=round(s.get("key_confidence", 0.0), 4), error="", warning=result.get("warning", ""))
     return row
+
+
+def track_line(result: dict) -> str:
+    """The terminal's line for an analysed track."""
+    s = result["summary"]
+    return (f"{result['path']}: {result['duration']:.1f} s  valence {s['valence']:+.2f}  arousal {s['arousal']:+.2f}  "
+            f"{s.get('quadrant', '')}  key {s['key'] or '?'} {s['key_camelot']}")
 
 
 def _init_worker(model_arg: str, provider: str) -> None:

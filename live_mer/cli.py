@@ -17,7 +17,7 @@ from pathlib import Path
 from . import __version__
 from . import config as configmod
 from .analyzer import MAX_SMOOTHING_S, Analyzer, hop_frames
-from .batch import AUDIO_EXTENSIONS, run_batch, write_summary_csv
+from .batch import AUDIO_EXTENSIONS, run_batch, track_line, write_summary_csv
 from .control import ControlServer, Controller
 from .engine import Engine, LatestEstimates
 from .estimate import Estimate
@@ -314,9 +314,7 @@ def cmd_analyze(args) -> int:
     try:
         for r in report.results:
             if "error" not in r:
-                s = r["summary"]
-                print(f"{r['path']}: {r['duration']:.1f} s  valence {s['valence']:+.2f}  arousal {s['arousal']:+.2f}  "
-                      f"{s.get('quadrant', '')}  key {s['key'] or '?'} {s['key_camelot']}")
+                print(track_line(r))
         sys.stdout.flush()
     except BrokenPipeError:  # `analyze ... | head`: the files above are written; stop printing quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

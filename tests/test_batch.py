@@ -240,3 +240,25 @@ def test_the_plot_title_spells_a_name_as_the_json_does(tmp_path, monkeypatch):
                             "key": "A minor", "key_camelot": "8A", "loudness_db": -20.0}]}
     plot_result(result, tmp_path / "x.png")
     assert titles and titles[0].startswith(json.dumps(name)[1:-1] + " ")  # the JSON file's text: caf\udce9.wav
+
+
+def test_resume_analyses_an_incomplete_result_again(tmp_path, tiny_model_path):
+    """A result file with a path and a summary but not all of it (`{"path": ..., "summary": {}}`) passed for
+    done, and `--resume` then crashed on it (KeyError 'duration') at the terminal line: such a file, or one
+    with a value of the wrong type, is analysed again; a complete one stays done."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("a", "b", "c", "d"):
+        sf.write(lib / f"{name}.wav", triad(57, True, 3, 22050), 22050)
+    out = tmp_path / "out"
+    r = run(lib, "--out", out, "--jobs", "1", "--model", tiny_model_path)
+    assert r.returncode == 0, r.stderr
+    complete = json.loads((out / "d.wav.json").read_text())
+    (out / "a.wav.json").write_text(json.dumps({"path": str(lib / "a.wav"), "summary": {}}))
+    (out / "b.wav.json").write_text(json.dumps({**complete, "path": str(lib / "b.wav"), "duration": "3 s"}))
+    (out / "c.wav.json").write_text(json.dumps({**complete, "path": str(lib / "c.wav"), "timeline": [{"t": 0.5}]}))
+    r = run(lib, "--out", out, "--resume", "--jobs", "1", "--model", tiny_model_path)
+    assert r.returncode == 0 and "3 analysed, 1 already done, 0 failed" in r.stderr, r.stderr
+    for name in ("a", "b", "c"):
+        assert json.loads((out / f"{name}.wav.json").read_text())["duration"] == complete["duration"]
+    assert len(list(csv.DictReader(open(out / "summary.csv")))) == 4
