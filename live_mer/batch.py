@@ -145,11 +145,14 @@ def _init_worker(model_arg: str, provider: str) -> None:
     _model = load_model(model_arg, provider=provider)
 
 
+RESULT_ENDINGS = (".json", ".json.tmp", ".png")
+
+
 def result_files(out: Path, rel: Path) -> tuple[Path, Path, Path]:
     """What a track writes in ``out`` under its output name ``rel`` (from :func:`scan`): its JSON, that
     JSON while it is being written, and its plot (with ``--plot``)."""
     base = out / rel
-    return tuple(base.with_name(base.name + ext) for ext in (".json", ".json.tmp", ".png"))
+    return tuple(base.with_name(base.name + ext) for ext in RESULT_ENDINGS)
 
 
 def _analyze_one(job: tuple[str, tuple[Path, Path, Path] | None, float, bool]) -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path
 from . import __version__
 from . import config as configmod
 from .analyzer import MAX_SMOOTHING_S, Analyzer, hop_frames
-from .batch import AUDIO_EXTENSIONS, run_batch, track_line, write_summary_csv
+from .batch import AUDIO_EXTENSIONS, RESULT_ENDINGS, result_files, run_batch, scan, track_line, write_summary_csv
 from .control import ControlServer, Controller
 from .engine import Engine, LatestEstimates
 from .estimate import Estimate
@@ -300,6 +300,7 @@ def cmd_analyze(args) -> int:
         raise configmod.ConfigError(f"--smoothing {args.smoothing} is not allowed: 0..{MAX_SMOOTHING_S:g} seconds")
     csv_path = args.csv or (Path(args.out) / "summary.csv" if args.out else None)
     _refuse_overwriting_inputs(args, csv_path)  # before --out is made: `--out a.wav` names the flag
+    _refuse_colliding_outputs(args, csv_path)
     _check_outputs(args.out, [p for p in (args.json, args.csv) if p])  # before hours of analysis, not after
     model = load_model(args.model, provider=args.provider)  # fail early, with a clear error, before forking
     report = run_batch(args.paths, str(model.path), out_dir=args.out, jobs=args.jobs, smoothing_s=args.smoothing,
@@ -369,6 +370,28 @@ def _refuse_overwriting_inputs(args, csv_path: Path | None) -> None:
             continue
         which = "that is" if path == Path(value) else f"it would write {path}, which is"
         raise configmod.ConfigError(f"{flag} {value}: {which} {what}; {flag} takes {OUTPUT_TAKES[flag]}")
+
+
+def _refuse_colliding_outputs(args, csv_path: Path | None) -> None:
+    """Refuse two outputs on one file (resolved paths compared), before anything is written: `--json X --csv X`
+    kept only the CSV, and a --json or --csv in --out wrote over its summary CSV or a track's own result. The
+    tracks are looked up only for a --json or --csv in --out with a result file's ending: a library is
+    seldom scanned twice."""
+    named = [(f"{flag} {value}", Path(value).resolve()) for flag, value in (("--json", args.json), ("--csv", args.csv))
+             if value]
+    taken: dict[Path, str] = {}
+    if args.out:
+        out = Path(args.out).resolve()
+        if not args.csv:
+            taken[Path(csv_path).resolve()] = f"--out {args.out} writes its summary CSV there"
+        if any(path.is_relative_to(out) and path.name.endswith(RESULT_ENDINGS) for _, path in named):
+            for f, rel in scan(args.paths)[0]:
+                taken.update(dict.fromkeys((p.resolve() for p in result_files(out, rel)),
+                                           f"--out {args.out} writes the result of {f} there"))
+    for name, path in named:
+        if path in taken:
+            raise configmod.ConfigError(f"{name}: {taken[path]}; give each output its own path")
+        taken[path] = f"{name} writes that file too"
 
 
 def _check_outputs(out_dir: str | None, files: list[str]) -> None:

@@ -268,6 +268,30 @@ def test_analyze_never_writes_over_an_input_or_an_audio_file(tiny_model_path, so
         assert song.read_bytes() == audio and other.read_bytes() == audio and not out.exists()
 
 
+def test_analyze_refuses_two_outputs_on_one_file(tiny_model_path, song, tmp_path):
+    """`--json X --csv X` exited 0 with only the CSV kept; a --json (or --csv) naming --out's summary CSV or a
+    track's own result there wrote one over the other. Refused before anything is analysed or written, the
+    paths compared resolved; outputs that do not collide still run."""
+    out = tmp_path / "out"
+    same = tmp_path / "all"
+    (tmp_path / "sub").mkdir()
+    for args, needle in [
+        (("--json", same, "--csv", tmp_path / "sub" / ".." / "all"),
+         f"--csv {tmp_path / 'sub' / '..' / 'all'}: --json {same} writes that file too"),
+        (("--out", out, "--json", out / "summary.csv"), f"--json {out / 'summary.csv'}: --out {out} writes its "
+                                                        "summary CSV there"),
+        (("--out", out, "--json", out / "song.wav.json"), f"--out {out} writes the result of {song} there"),
+        (("--out", out, "--csv", out / "song.wav.json", "--plot"), f"--out {out} writes the result of {song} there"),
+    ]:
+        r = live_mer("analyze", song, *args, "--model", tiny_model_path, "--jobs", "1")
+        assert r.returncode == 2 and needle in r.stderr and "give each output its own path" in r.stderr, r.stderr
+        assert not out.exists() and not same.exists()
+    r = live_mer("analyze", song, "--out", out, "--json", out / "all.json", "--csv", out / "summary.csv",
+                 "--model", tiny_model_path, "--jobs", "1")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads((out / "all.json").read_text())) == 1 and (out / "song.wav.json").exists()
+
+
 def test_devices_lists_or_says_none():
     r = live_mer("devices")
     assert r.returncode == 0 and r.stdout.startswith("Input devices:")
