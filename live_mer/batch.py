@@ -7,7 +7,9 @@ a summary CSV with one row per track. A file that fails is reported and skipped;
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import sys
@@ -255,14 +257,36 @@ def _tell(report: BatchReport, result: dict) -> None:
         print(f"\nwarning: {result['path']}: {result['warning']}", file=sys.stderr)
 
 
-def write_summary_csv(results: list[dict], path: str | Path) -> None:
+def summary_csv(results: list[dict]) -> str:
+    """The summary CSV's text: one row per result."""
     rows = [summary_row(r) for r in results]
     names: list[str] = []
     for row in rows:
         names.extend(k for k in row if k not in names)
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=names)
+    w.writeheader()
+    w.writerows(rows)
+    return text.getvalue()
+
+
+def write_whole(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` (through a link, to its target) by way of ``<path>.tmp``, renamed over it once
+    complete: a write that fails (a full disk) leaves what was there, never a file cut short. A path that is
+    not a regular file (a device or a pipe: /dev/stdout) is written to directly."""
+    direct = os.path.exists(path) and not os.path.isfile(path)
+    real = os.path.realpath(path)
+    target = path if direct else real + ".tmp"
     # A file name that is not valid UTF-8 (held with surrogates) is written as its escape, "caf\udce9.wav", as
     # the JSON spells it: the original bytes (surrogateescape) would make the whole CSV unreadable as UTF-8.
-    with open(path, "w", newline="", errors="backslashreplace") as fh:
-        w = csv.DictWriter(fh, fieldnames=names)
-        w.writeheader()
-        w.writerows(rows)
+    fh = open(target, "w", newline="", errors="backslashreplace")
+    try:
+        with fh:
+            fh.write(text)
+        if not direct:
+            os.replace(target, real)
+    except OSError:
+        if not direct:
+            with contextlib.suppress(OSError):
+                os.remove(target)
+        raise

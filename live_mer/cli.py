@@ -17,7 +17,8 @@ from pathlib import Path
 from . import __version__
 from . import config as configmod
 from .analyzer import MAX_SMOOTHING_S, Analyzer, hop_frames
-from .batch import AUDIO_EXTENSIONS, RESULT_ENDINGS, result_files, run_batch, scan, track_line, write_summary_csv
+from .batch import (AUDIO_EXTENSIONS, RESULT_ENDINGS, result_files, run_batch, scan, summary_csv, track_line,
+                    write_whole)
 from .control import ControlServer, Controller
 from .engine import Engine, LatestEstimates
 from .estimate import Estimate
@@ -308,10 +309,15 @@ def cmd_analyze(args) -> int:
     if not report.results:
         raise configmod.ConfigError(f"no audio files in {', '.join(args.paths)} (extensions: "
                                     f"{' '.join(AUDIO_EXTENSIONS)})")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report.results, indent=1) + "\n")
+    outputs = [(args.json, json.dumps(report.results, indent=1) + "\n")] if args.json else []
     if csv_path:
-        write_summary_csv(report.results, csv_path)
+        outputs.append((csv_path, summary_csv(report.results)))
+    unwritten = {}
+    for path, text in outputs:
+        try:
+            write_whole(path, text)
+        except OSError as exc:  # said last; each output on its own: a full disk under --json still leaves the CSV
+            unwritten[path] = exc.strerror or str(exc)
     try:
         for r in report.results:
             if "error" not in r:
@@ -321,8 +327,10 @@ def cmd_analyze(args) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     done = len(report.results) - report.failed - report.skipped
     print(f"{done} analysed, {report.skipped} already done, {report.failed} failed in {report.seconds:.1f} s"
-          + (f"; summary {csv_path}" if csv_path else ""), file=sys.stderr)
-    return 1 if report.failed else 0
+          + (f"; summary {csv_path}" if csv_path and csv_path not in unwritten else ""), file=sys.stderr)
+    for path, reason in unwritten.items():
+        print(f"error: {path}: not written ({reason})", file=sys.stderr)
+    return 2 if unwritten else 1 if report.failed else 0
 
 
 # what each output flag takes, for the error when it was given an input instead

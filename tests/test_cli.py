@@ -245,6 +245,31 @@ def test_analyze_writes_contract_and_reports_bad_files(tiny_model_path, song, tm
     assert "error" in data[1] and "bad.mp3" in r.stderr
 
 
+def test_analyze_says_which_output_it_could_not_write_and_writes_the_others(tiny_model_path, song, tmp_path):
+    """--json and --csv are written at the end: a write error there (a full disk: /dev/full) was a traceback
+    that lost every result, and a failed --json skipped the summary CSV too. Each output is written on its own,
+    through a temporary file renamed over it (an earlier file stays whole); one that fails is a one-line error
+    naming it, the exit status 2."""
+    def analyze(*args):
+        r = live_mer("analyze", song, *args, "--model", tiny_model_path, "--jobs", "1")
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        return r.stderr.splitlines()
+
+    out = tmp_path / "out"
+    assert analyze("--out", out, "--json", "/dev/full")[-1] == "error: /dev/full: not written (No space left on device)"
+    assert len((out / "summary.csv").read_text().splitlines()) == 2 and (out / "song.wav.json").exists()
+    assert analyze("--json", tmp_path / "all.json", "--csv", "/dev/full")[-1] == ("error: /dev/full: not written "
+                                                                                 "(No space left on device)")
+    assert json.loads((tmp_path / "all.json").read_text())[0]["path"] == str(song)
+    (tmp_path / "all.json").write_text("earlier")
+    (tmp_path / "all.json.tmp").mkdir()  # where the JSON is written before it replaces all.json: cannot be
+    lines = analyze("--json", tmp_path / "all.json", "--csv", tmp_path / "all.csv")
+    assert lines[-1] == f"error: {tmp_path / 'all.json'}: not written (Is a directory)", lines
+    assert (tmp_path / "all.json").read_text() == "earlier" and "; summary " in lines[-2]
+    assert len((tmp_path / "all.csv").read_text().splitlines()) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all.csv", "all.json", "all.json.tmp", "out", "song.wav"]
+
+
 def test_analyze_never_writes_over_an_input_or_an_audio_file(tiny_model_path, song, tmp_path):
     """`analyze --json a.wav b.wav` (--json taken for a flag like --plot) wrote JSON over a.wav; a --csv naming
     an input wrote CSV over it. Any output path that is an input (also by another name: a link) or an
