@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -23,6 +24,8 @@ import numpy as np
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".w64", ".caf")
 
 _model = None
+_analysing = False  # in a worker: a track is being analysed (see _ctrl_c)
+_stopping = False  # in a worker: Ctrl-C came, the tracks still handed to it are not analysed
 
 
 def _file_or_locked(path: Path) -> bool:
@@ -140,10 +143,21 @@ def track_line(result: dict) -> str:
             f"{s.get('quadrant', '')}  key {s['key'] or '?'} {s['key_camelot']}")
 
 
+def _ctrl_c(signum, frame) -> None:
+    """A worker's Ctrl-C (from the terminal, or passed on by :func:`run_batch`): the track being analysed is
+    ended, never a result on its way back (cut off, it would hang the pool), and no other track is begun."""
+    global _analysing, _stopping
+    _stopping = True
+    if _analysing:
+        _analysing = False  # once: a second Ctrl-C may come while the first one's exception goes back
+        raise KeyboardInterrupt
+
+
 def _init_worker(model_arg: str, provider: str) -> None:
     global _model
     from .model import load_model
 
+    signal.signal(signal.SIGINT, _ctrl_c)
     _model = load_model(model_arg, provider=provider)
 
 
@@ -158,6 +172,17 @@ def result_files(out: Path, rel: Path) -> tuple[Path, Path, Path]:
 
 
 def _analyze_one(job: tuple[str, tuple[Path, Path, Path] | None, float, bool]) -> dict:
+    global _analysing
+    _analysing = True
+    try:
+        if _stopping:
+            raise KeyboardInterrupt
+        return _analyze_track(job)
+    finally:
+        _analysing = False
+
+
+def _analyze_track(job: tuple[str, tuple[Path, Path, Path] | None, float, bool]) -> dict:
     from .fileanalysis import AudioFileError, analyze_file
 
     path, outputs, smoothing, plot = job
@@ -186,6 +211,7 @@ class BatchReport:
     results: list[dict] = field(default_factory=list)  # in input order, then the folders that could not be read
     skipped: int = 0  # already done (--resume)
     failed: int = 0
+    unfinished: int = 0  # not analysed: Ctrl-C stopped the batch (their places are not in results)
     seconds: float = 0.0
 
 
@@ -233,16 +259,27 @@ def run_batch(paths: list[str | Path], model_arg: str, out_dir: str | Path | Non
     bar = Progress(len(todo), progress)
     workers = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(model_arg, provider)) as pool:
-        futures = {pool.submit(_analyze_one, job): i for i, job in todo}
-        for fut in as_completed(futures):
-            i = futures[fut]
-            try:
-                result = fut.result()
-            except Exception as exc:  # a crash in one worker's file must not sink the batch
-                result = {"path": str(files[i][0]), "error": f"analysis crashed: {exc!r}"}
-            report.results[i] = result
-            _tell(report, result)
-            bar.step(Path(result["path"]).name)
+        try:
+            futures = {pool.submit(_analyze_one, job): i for i, job in todo}
+            for fut in as_completed(futures):
+                i = futures[fut]
+                try:
+                    result = fut.result()
+                except Exception as exc:  # a crash in one worker's file must not sink the batch
+                    result = {"path": str(files[i][0]), "error": f"analysis crashed: {exc!r}"}
+                report.results[i] = result
+                _tell(report, result)
+                bar.step(Path(result["path"]).name)
+        except KeyboardInterrupt:  # stop now: the tracks not started are cancelled, those being analysed ended
+            pids = list(pool._processes)  # (the pool has no public way to reach its workers)
+            pool.shutdown(wait=False, cancel_futures=True)
+            for pid in pids:  # passed on to each worker (from a terminal, theirs came too): see _ctrl_c
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGINT)
+            report.unfinished = report.results.count({})
+            if bar.enabled:  # the summary goes on a line of its own
+                print(file=sys.stderr)
+            report.results = [r for r in report.results if r]
     report.seconds = time.monotonic() - t0
     return report
 
@@ -285,7 +322,7 @@ def write_whole(path: str | Path, text: str) -> None:
             fh.write(text)
         if not direct:
             os.replace(target, real)
-    except OSError:
+    except BaseException:  # a full disk, or Ctrl-C while writing
         if not direct:
             with contextlib.suppress(OSError):
                 os.remove(target)

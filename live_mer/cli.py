@@ -306,7 +306,7 @@ def cmd_analyze(args) -> int:
     model = load_model(args.model, provider=args.provider)  # fail early, with a clear error, before forking
     report = run_batch(args.paths, str(model.path), out_dir=args.out, jobs=args.jobs, smoothing_s=args.smoothing,
                        plot=args.plot, resume=args.resume, provider=args.provider)
-    if not report.results:
+    if not report.results and not report.unfinished:
         raise configmod.ConfigError(f"no audio files in {', '.join(args.paths)} (extensions: "
                                     f"{' '.join(AUDIO_EXTENSIONS)})")
     outputs = [(args.json, json.dumps(report.results, indent=1) + "\n")] if args.json else []
@@ -326,10 +326,15 @@ def cmd_analyze(args) -> int:
     except BrokenPipeError:  # `analyze ... | head`: the files above are written; stop printing quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     done = len(report.results) - report.failed - report.skipped
-    print(f"{done} analysed, {report.skipped} already done, {report.failed} failed in {report.seconds:.1f} s"
-          + (f"; summary {csv_path}" if csv_path and csv_path not in unwritten else ""), file=sys.stderr)
+    written = [str(path) for path, _ in outputs if path not in unwritten]
+    print(f"{done} analysed, {report.skipped} already done, {report.failed} failed"
+          + (f", {report.unfinished} not analysed" if report.unfinished else "") + f" in {report.seconds:.1f} s"
+          + (f"; {' and '.join(written)}: the finished tracks only" if report.unfinished and written
+             else f"; summary {csv_path}" if csv_path and csv_path not in unwritten else ""), file=sys.stderr)
     for path, reason in unwritten.items():
         print(f"error: {path}: not written ({reason})", file=sys.stderr)
+    if report.unfinished:  # Ctrl-C stopped the batch: main says so, exit status 130
+        raise KeyboardInterrupt
     return 2 if unwritten else 1 if report.failed else 0
 
 

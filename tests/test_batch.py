@@ -4,8 +4,10 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -262,3 +264,32 @@ def test_resume_analyses_an_incomplete_result_again(tmp_path, tiny_model_path):
     for name in ("a", "b", "c"):
         assert json.loads((out / f"{name}.wav.json").read_text())["duration"] == complete["duration"]
     assert len(list(csv.DictReader(open(out / "summary.csv")))) == 4
+
+
+@pytest.mark.parametrize("kill", [os.killpg, os.kill], ids=["terminal", "main-process-only"])
+def test_ctrl_c_stops_a_batch_at_once_and_keeps_what_finished(tmp_path, tiny_model_path, kill):
+    """Ctrl-C did not stop a batch: every track was handed to the worker pool up front and leaving the pool
+    waited for them all, so a Ctrl-C after the first of 40 tracks analysed all 40 before exiting 130. It stops
+    at once (--jobs 1 too): the finished tracks' files are kept, --json and the summary CSV hold those tracks.
+    SIGINT as a terminal sends it, to the whole process group, or to the main process alone (`kill -INT`)."""
+    sr = 22050
+    sf.write(tmp_path / "long.wav", triad(57, True, 60, sr), sr)
+    lib, out, everything = tmp_path / "lib", tmp_path / "out", tmp_path / "all.json"
+    lib.mkdir()
+    for n in range(40):
+        (lib / f"t{n:02d}.wav").symlink_to(tmp_path / "long.wav")
+    p = subprocess.Popen([sys.executable, "-m", "live_mer", "analyze", lib, "--out", out, "--json", everything,
+                          "--jobs", "1", "--model", tiny_model_path], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list(out.glob("*.wav.json")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    kill(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "Traceback" not in err, err
+    assert "interrupted (the finished tracks' files are kept: run again with --resume)" in err
+    kept = {str(lib / f.name.removesuffix(".json")) for f in out.glob("*.wav.json")}
+    assert 1 <= len(kept) <= 3, err  # far fewer than all 40
+    results = json.loads(everything.read_text())
+    assert {r["path"] for r in results} <= kept and f"{40 - len(results)} not analysed" in err
+    assert len(list(csv.DictReader(open(out / "summary.csv")))) == len(results)
