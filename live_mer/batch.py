@@ -172,6 +172,7 @@ def result_files(out: Path, rel: Path) -> tuple[Path, Path, Path]:
 
 
 def _analyze_one(job: tuple[str, tuple[Path, Path, Path] | None, float, bool]) -> dict:
+    """A worker's task: one track, unless Ctrl-C came (see :func:`_ctrl_c`)."""
     global _analysing
     _analysing = True
     try:
