@@ -318,13 +318,9 @@ def cmd_analyze(args) -> int:
             write_whole(path, text)
         except OSError as exc:  # said last; each output on its own: a full disk under --json still leaves the CSV
             unwritten[path] = exc.strerror or str(exc)
-    try:
-        for r in report.results:
-            if "error" not in r:
-                print(track_line(r))
-        sys.stdout.flush()
-    except BrokenPipeError:  # `analyze ... | head`: the files above are written; stop printing quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    for r in report.results:  # (`analyze ... | head`: main's streams drop what a closed pipe cannot take)
+        if "error" not in r:
+            print(track_line(r))
     done = len(report.results) - report.failed - report.skipped
     written = [str(path) for path, _ in outputs if path not in unwritten]
     print(f"{done} analysed, {report.skipped} already done, {report.failed} failed"
