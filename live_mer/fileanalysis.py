@@ -16,6 +16,7 @@ start of the file at the end of the analysed (causal) window; ``duration`` is th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -30,6 +31,9 @@ from .harmony import camelot, key_name, open_key
 from .model import StudentModel
 
 BLOCK_FRAMES = 1 << 16
+SALVAGE_FRAMES = 1024  # read size after a damaged block: a failed read yields nothing of itself
+# A WAV written to a pipe cannot know its length: it states a placeholder (0, 0x7FFFFFFF, 0xFFFFFFFF bytes)
+PLACEHOLDER_BYTES = 0x7FFFFFFF - 4096
 # Share of a file's samples (every channel) that, invalid (NaN, Inf, beyond analyzer.MAX_SAMPLE: analysed as
 # silence) or clipped (at or beyond full scale), earn its result a warning: real music clips a few in 10 000
 # (at most 0.18 % in 180 clips of the 4Q set), a corrupt file or a float file at the wrong scale most of them.
@@ -94,20 +98,33 @@ class FileBlocks:
         self.damage = ""
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        f = self.file
-        while True:
-            try:
-                block = f.read(self.block_frames, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError) as exc:
-                failure = f"decoding failed after {self.frames / f.samplerate:.2f} s ({exc})"
-                if not self.frames:
-                    raise AudioFileError(f"{os.fsdecode(f.name)}: {failure}") from None  # (opened by its bytes)
-                self.damage = failure
-                return
-            if block.shape[0] == 0:
-                return
-            self.frames += block.shape[0]
-            yield block
+        f, step = self.file, self.block_frames
+        salvage = None  # the file opened again, read on in small steps from where a large read failed
+        try:
+            while True:
+                try:
+                    block = (salvage or f).read(step, dtype="float32", always_2d=True)
+                except (sf.LibsndfileError, RuntimeError) as exc:
+                    if salvage is None and step > SALVAGE_FRAMES:
+                        # libsndfile drops all of a read that fails part-way, and its handle cannot seek after
+                        # that: open the file again and read up to the damage a little at a time
+                        with contextlib.suppress(sf.LibsndfileError, RuntimeError):
+                            salvage = sf.SoundFile(f.name)
+                            salvage.seek(self.frames)
+                            step = SALVAGE_FRAMES
+                            continue
+                    failure = f"decoding failed after {self.frames / f.samplerate:.2f} s ({exc})"
+                    if not self.frames:  # (opened by its name's bytes)
+                        raise AudioFileError(f"{os.fsdecode(f.name)}: {failure}") from None
+                    self.damage = failure
+                    return
+                if block.shape[0] == 0:
+                    return
+                self.frames += block.shape[0]
+                yield block
+        finally:
+            if salvage is not None:
+                salvage.close()
 
 
 def iter_blocks(f: sf.SoundFile, block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
@@ -121,10 +138,12 @@ def iter_blocks(f: sf.SoundFile, block_frames: int = BLOCK_FRAMES) -> Iterator[n
 
 def stated_seconds(f: sf.SoundFile) -> float:
     """The length ``f``'s header states. libsndfile shortens a WAV's or AIFF's length to the data actually
-    there, and says so in its log ("data : 5292000 (should be 999956)"): scaled back up from that."""
+    there, and says so in its log ("data : 5292000 (should be 999956)"): scaled back up from that, unless
+    the size is a streamed file's placeholder (then the file states no length beyond what it holds)."""
     found = re.search(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", f.extra_info, re.MULTILINE)
     stated, there = (int(found[1]), int(found[2])) if found else (1, 1)
-    return f.frames / f.samplerate * (stated / there if there > 0 and stated > there else 1.0)
+    scale = stated / there if 0 < there < stated < PLACEHOLDER_BYTES else 1.0
+    return f.frames / f.samplerate * scale
 
 
 def analyze_stream(analyzer: Analyzer, blocks) -> list[Estimate]:

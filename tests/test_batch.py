@@ -142,6 +142,40 @@ def test_a_cut_off_file_is_analysed_with_a_warning(tmp_path, tiny_model_path, fm
     assert row["warning"] == result["warning"] and not row["error"]
 
 
+def test_a_damaged_flac_is_read_up_to_the_damage_and_a_streamed_wav_is_not_called_truncated(tmp_path):
+    """libsndfile drops all of a read that fails part-way: damage inside the first 65536-frame block failed
+    the track ("decoding failed after 0.00 s") though seconds decoded. A WAV written to a pipe states a
+    placeholder length (0xFFFFFFFF bytes), which must not read as a truncated file."""
+    import struct
+
+    from live_mer.fileanalysis import FileBlocks, open_audio, stated_seconds
+
+    sr = 22050
+    x = triad(57, True, 12, sr)
+    sf.write(tmp_path / "whole.flac", x, sr)
+    data = bytearray((tmp_path / "whole.flac").read_bytes())
+    start = len(data) // 5  # inside the first 65536 frames (2.97 s)
+    data[start:] = np.random.default_rng(1).integers(0, 256, len(data) - start, dtype=np.uint8).tobytes()
+    (tmp_path / "damaged.flac").write_bytes(data)
+    with sf.SoundFile(tmp_path / "damaged.flac") as f:  # how far small reads get
+        decodable = 0
+        with pytest.raises(sf.LibsndfileError):
+            while len(block := f.read(1024)):
+                decodable += len(block)
+    with open_audio(tmp_path / "damaged.flac") as f:
+        blocks = FileBlocks(f)
+        frames = sum(len(b) for b in blocks)
+    assert 0 < decodable - 1024 <= frames <= decodable and "decoding failed after" in blocks.damage
+
+    sf.write(tmp_path / "streamed.wav", x[: 10 * sr], sr, subtype="PCM_16")
+    wav = bytearray((tmp_path / "streamed.wav").read_bytes())
+    for at in (4, wav.index(b"data") + 4):  # the RIFF and data sizes, as a writer to a pipe leaves them
+        wav[at:at + 4] = struct.pack("<I", 0xFFFFFFFF)
+    (tmp_path / "streamed.wav").write_bytes(wav)
+    with open_audio(tmp_path / "streamed.wav") as f:
+        assert stated_seconds(f) == pytest.approx(10.0)
+
+
 def test_a_file_name_that_is_not_utf8_is_analysed_and_written(tmp_path, tiny_model_path):
     """A name that is not valid UTF-8 (a Latin-1 "café"): soundfile could not open it (UnicodeEncodeError) and
     the summary CSV crashed on it with only its header written. It is analysed; the CSV (valid UTF-8) spells
