@@ -579,10 +579,11 @@ class OscSender:
                                 fresh, d.last_seq = seq > d.last_seq, seq
                                 self._send(d, est, now, fresh=fresh)
                                 period = 1.0 / d.cfg.rate_hz
-                                # on time or a little late: keep the phase; more than a tick behind (the first
-                                # frame, a pause): start again from now, never catching up with back-to-back
-                                # repeats of one frame (the first frame used to go out three times)
-                                d.next_due = due = d.next_due + period if d.next_due + period > now else now + period
+                                # under half a period late: keep the phase; later (the first frame, a pause, a
+                                # busy machine): start again from now, so frames are never less than half a
+                                # period apart (the first frame used to go out three times within 0.3 ms)
+                                late = now - d.next_due
+                                d.next_due = due = d.next_due + period if late < period / 2 else now + period
                         # the oldest estimate remembered tells which ended streams can no longer be sent here
                         self._announce_ends(d, gone=history[0][1] if history else -1)
                         wait = min(wait, max(0.0, due - now))
