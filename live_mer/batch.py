@@ -194,16 +194,20 @@ def _analyze_track(job: tuple[str, tuple[Path, Path, Path] | None, float, bool])
     if outputs is not None:
         done, tmp, png = outputs
         done.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
-        if plot:  # before the JSON counts as done: --resume skips done tracks, so it would never plot this one
-            from .plot import plot_result
+        try:
+            tmp.write_text(json.dumps(result, indent=1) + "\n")
+            if plot:  # before the JSON counts as done: --resume skips done tracks, so it would never plot this one
+                from .plot import plot_result
 
-            try:
-                plot_result(result, png)
-            except Exception as exc:
-                tmp.unlink()
-                return {"path": path, "error": f"the plot failed ({type(exc).__name__}: {exc})"}
-        tmp.replace(done)  # complete files only, so --resume can trust them
+                try:
+                    plot_result(result, png)
+                except Exception as exc:
+                    tmp.unlink()
+                    return {"path": path, "error": f"the plot failed ({type(exc).__name__}: {exc})"}
+            tmp.replace(done)  # complete files only, so --resume can trust them
+        except BaseException:  # Ctrl-C or a full disk while writing: no half-written result is left behind
+            tmp.unlink(missing_ok=True)
+            raise
     return result
 
 
@@ -308,16 +312,28 @@ def summary_csv(results: list[dict]) -> str:
     return text.getvalue()
 
 
+def is_device(path: str | Path) -> bool:
+    """Whether ``path`` is there and is neither a regular file nor a folder: a device or a pipe (/dev/stdout)."""
+    return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
+
+
 def write_whole(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` (through a link, to its target) by way of ``<path>.tmp``, renamed over it once
-    complete: a write that fails (a full disk) leaves what was there, never a file cut short. A path that is
-    not a regular file (a device or a pipe: /dev/stdout) is written to directly."""
-    direct = os.path.exists(path) and not os.path.isfile(path)
+    complete: a write that fails (a full disk) leaves what was there, never a file cut short. A device or a
+    pipe (/dev/stdout) is written to directly, and so is a file whose folder may not hold a temporary file
+    (a link into a folder that is not writable)."""
+    direct = is_device(path)
     real = os.path.realpath(path)
     target = path if direct else real + ".tmp"
     # A file name that is not valid UTF-8 (held with surrogates) is written as its escape, "caf\udce9.wav", as
     # the JSON spells it: the original bytes (surrogateescape) would make the whole CSV unreadable as UTF-8.
-    fh = open(target, "w", newline="", errors="backslashreplace")
+    try:
+        fh = open(target, "w", newline="", errors="backslashreplace")
+    except PermissionError:
+        if direct:
+            raise
+        direct, target = True, path
+        fh = open(target, "w", newline="", errors="backslashreplace")
     try:
         with fh:
             fh.write(text)

@@ -17,8 +17,8 @@ from pathlib import Path
 from . import __version__
 from . import config as configmod
 from .analyzer import MAX_SMOOTHING_S, Analyzer, hop_frames
-from .batch import (AUDIO_EXTENSIONS, RESULT_ENDINGS, result_files, run_batch, scan, summary_csv, track_line,
-                    write_whole)
+from .batch import (AUDIO_EXTENSIONS, RESULT_ENDINGS, is_device, result_files, run_batch, scan, summary_csv,
+                    track_line, write_whole)
 from .control import ControlServer, Controller
 from .engine import Engine, LatestEstimates
 from .estimate import Estimate
@@ -387,7 +387,7 @@ def _refuse_colliding_outputs(args, csv_path: Path | None) -> None:
     tracks are looked up only for a --json or --csv in --out with a result file's ending: a library is
     seldom scanned twice."""
     named = [(f"{flag} {value}", Path(value).resolve()) for flag, value in (("--json", args.json), ("--csv", args.csv))
-             if value]
+             if value and not is_device(value)]  # /dev/null twice is fine
     taken: dict[Path, str] = {}
     if args.out:
         out = Path(args.out).resolve()

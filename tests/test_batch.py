@@ -36,9 +36,10 @@ def run(*args, prefix=()):
                           text=True, errors="backslashreplace", timeout=300, env=os.environ)
 
 
-def unprivileged(locked) -> list[str]:
-    """A command prefix under which ``locked`` (a folder made unreadable) cannot be listed: none for a user,
-    setpriv without the powers that let root read anything; skips where that cannot be had."""
+def unprivileged(locked, attempt: str = "os.listdir({!r})") -> list[str]:
+    """A command prefix under which ``locked`` (a folder made unreadable) cannot be listed (or ``attempt``,
+    Python code given the folder, is refused): none for a user, setpriv without the powers that let root read
+    and write anything; skips where that cannot be had."""
     if not hasattr(os, "geteuid"):
         pytest.skip("POSIX file permissions only")
     prefix = []
@@ -46,7 +47,7 @@ def unprivileged(locked) -> list[str]:
         if shutil.which("setpriv") is None:
             pytest.skip("running as root without setpriv: root reads any folder, permissions cannot be enforced")
         prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
-    probe = f"import os\ntry:\n    os.listdir({str(locked)!r})\nexcept PermissionError:\n    print('denied')"
+    probe = f"import os\ntry:\n    {attempt.format(str(locked))}\nexcept PermissionError:\n    print('denied')"
     r = subprocess.run([*prefix, sys.executable, "-c", probe], capture_output=True, text=True)
     if r.stdout != "denied\n":
         pytest.skip(f"folder permissions are not enforced here ({' '.join(prefix) or 'as this user'}: "
@@ -228,6 +229,26 @@ def test_an_unreadable_folder_or_file_is_a_failure_that_says_why(tmp_path, tiny_
     assert rows[str(lib / "ok" / "a.wav")]["quadrant"]
     assert "cannot read this folder" in rows[str(lib / "locked")]["error"]
     assert alone.returncode == 1 and "cannot read this folder" in alone.stderr and "no audio files" not in alone.stderr
+
+
+def test_an_output_linked_into_a_folder_that_is_not_writable_is_written_in_place(tmp_path, tiny_model_path):
+    """--json and --csv are written through a temporary file renamed over them; where that file cannot be
+    made (a link to a writable file in a folder that is not), they are written in place, as before."""
+    sr = 22050
+    sf.write(tmp_path / "a.wav", triad(57, True, 3, sr), sr)
+    shelf = tmp_path / "shelf"
+    shelf.mkdir()
+    (shelf / "all.json").write_text("[]")
+    (shelf / "all.json").chmod(0o666)
+    (tmp_path / "all.json").symlink_to(shelf / "all.json")
+    shelf.chmod(0o555)
+    try:
+        prefix = unprivileged(shelf, "open(os.path.join({!r}, 'probe'), 'w')")
+        r = run(tmp_path / "a.wav", "--json", tmp_path / "all.json", "--model", tiny_model_path, prefix=prefix)
+    finally:
+        shelf.chmod(0o755)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "all.json").is_symlink() and len(json.loads((shelf / "all.json").read_text())) == 1
 
 
 def test_a_name_with_dollars_is_plotted_as_written(tmp_path, tiny_model_path):
