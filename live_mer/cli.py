@@ -129,6 +129,13 @@ def _apply_flags(cfg: configmod.Config, args) -> configmod.Config:
         cfg = configmod.override(cfg, "source", device=args.device or "", file=args.file or "", demo=args.demo)
     cfg = configmod.override(cfg, "source", samplerate=args.samplerate, channels=args.channels,
                              loop=True if args.loop else None)
+    source = cfg.source  # flags that would be ignored are refused: the user meant something by them
+    for flag, value in (("--samplerate", args.samplerate), ("--channels", args.channels)):
+        if value is not None and (source.file or source.demo):
+            raise configmod.ConfigError(f"{flag} is for a sound card; a file or the demo plays at its own rate and "
+                                        "channels (the analysis resamples and mixes to mono itself)")
+    if args.loop and not source.file:
+        raise configmod.ConfigError("--loop is for --file (the demo piece always loops; a sound card has no end)")
     cfg = configmod.override(cfg, "model", name=args.model, provider=args.provider)
     cfg = configmod.override(cfg, "analysis", smoothing_s=args.smoothing)  # --hop: checked against the model
     cfg = configmod.override(cfg, "osc", prefix=args.prefix, destinations=tuple(args.osc) if args.osc else None,

@@ -528,6 +528,18 @@ def test_config_check_refuses_a_destination_on_the_control_port(tmp_path):
     assert "control.port 9001" in r.stderr
 
 
+@pytest.mark.parametrize("args,needle", [
+    (["--demo", "--samplerate", "48000"], "--samplerate is for a sound card"),
+    (["--file", "x.wav", "--channels", "2"], "--channels is for a sound card"),
+    (["--demo", "--loop"], "--loop is for --file"),
+])
+def test_flags_that_would_be_ignored_are_refused(args, needle, capsys):
+    from live_mer import cli
+
+    assert cli.main(["listen", *args]) == 2  # before the model, the file or any output is opened
+    assert needle in capsys.readouterr().err
+
+
 def test_flags_override_the_file(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("[osc]\ndestinations = ['10.0.0.1:7000']\nprefix = '/a'\n")
