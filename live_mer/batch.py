@@ -193,8 +193,8 @@ def _analyze_track(job: tuple[str, tuple[Path, Path, Path] | None, float, bool])
         return {"path": path, "error": str(exc)}
     if outputs is not None:
         done, tmp, png = outputs
-        done.parent.mkdir(parents=True, exist_ok=True)
         try:
+            done.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_text(json.dumps(result, indent=1) + "\n")
             if plot:  # before the JSON counts as done: --resume skips done tracks, so it would never plot this one
                 from .plot import plot_result
@@ -205,8 +205,11 @@ def _analyze_track(job: tuple[str, tuple[Path, Path, Path] | None, float, bool])
                     tmp.unlink()
                     return {"path": path, "error": f"the plot failed ({type(exc).__name__}: {exc})"}
             tmp.replace(done)  # complete files only, so --resume can trust them
-        except BaseException:  # Ctrl-C or a full disk while writing: no half-written result is left behind
-            tmp.unlink(missing_ok=True)
+        except BaseException as exc:  # Ctrl-C or a full disk while writing: no half-written result is left behind
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):  # analysed, but not written (a name too long, a full disk): not a crash
+                return {"path": path, "error": f"its result cannot be written to {done} ({exc.strerror or exc})"}
             raise
     return result
 

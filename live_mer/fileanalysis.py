@@ -51,7 +51,10 @@ def _check_readable(path: Path) -> None:
         if path.is_dir():
             raise AudioFileError(f"{path}: is a folder, not an audio file (`live-mer analyze` takes folders)")
         if not path.is_file():
-            raise AudioFileError(f"{path}: no such file")
+            if path.is_symlink() and not path.exists():
+                raise AudioFileError(f"{path}: a link to {os.readlink(path)}, which does not exist")
+            raise AudioFileError(f"{path}: " + ("not a regular file (a pipe or a device)" if path.exists()
+                                                else "no such file"))
         with open(path, "rb"):
             pass
     except OSError as exc:  # (is_dir too, inside a folder we may not enter)

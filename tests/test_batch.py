@@ -251,6 +251,22 @@ def test_an_output_linked_into_a_folder_that_is_not_writable_is_written_in_place
     assert (tmp_path / "all.json").is_symlink() and len(json.loads((shelf / "all.json").read_text())) == 1
 
 
+def test_a_pipe_a_broken_link_and_a_result_name_too_long_each_say_what_they_are(tmp_path, tiny_model_path):
+    """They read "no such file", and a track analysed but whose result name was too long for the file system
+    "analysis crashed: OSError(36, ...)"."""
+    sr = 22050
+    os.mkfifo(tmp_path / "pipe.wav")
+    (tmp_path / "gone.wav").symlink_to(tmp_path / "nothing.wav")
+    long_name = tmp_path / ("x" * 248 + ".wav")  # its result, name + ".json.tmp", is over 255 bytes
+    sf.write(long_name, triad(57, True, 3, sr), sr)
+    r = run(tmp_path / "pipe.wav", tmp_path / "gone.wav", long_name, "--out", tmp_path / "out", "--jobs", "1",
+            "--model", tiny_model_path)
+    assert r.returncode == 1 and "3 failed" in r.stderr, r.stderr
+    assert f"error: {tmp_path / 'pipe.wav'}: not a regular file (a pipe or a device)" in r.stderr
+    assert f"error: {tmp_path / 'gone.wav'}: a link to {tmp_path / 'nothing.wav'}, which does not exist" in r.stderr
+    assert f"error: {long_name}: its result cannot be written to " in r.stderr and "(File name too long)" in r.stderr
+
+
 def test_a_name_with_dollars_is_plotted_as_written(tmp_path, tiny_model_path):
     """matplotlib reads "$...$" as a formula: a track named so used to fail at its plot after its JSON was
     written as done, so --resume never plotted it."""
