@@ -90,7 +90,7 @@ def osc_status_html(stats: dict) -> str:
         color, note = theme.OK, f"{sent} sent"
     else:
         color, note = theme.TEXT_DIM, "idle"
-    return (f"<b style='color:{color}'>\u25cf</b> {stats['destination']} "
+    return (f"<b style='color:{color}'>\u25cf</b>&nbsp;{stats['destination']}&nbsp;"  # a wrapped line keeps them together
             f"<span style='color:{theme.TEXT_DIM}'>{note}</span>")
 
 
@@ -323,9 +323,15 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _arrange_status(self) -> None:
         """Lay the status line's parts out in rows as wide as the window (as many as they need, in
-        order), each part's share of its row in proportion to its text, so that nothing is cut off."""
+        order), each part's share of its row in proportion to its text, so that nothing is cut off; a part
+        wider than the window (many OSC destinations, a long file name) wraps onto lines of its own."""
         labels = self.status_labels
-        need = {name: label.sizeHint().width() + STATUS_SPACING for name, label in labels.items()}
+        need = {}
+        for name, label in labels.items():  # the width of its text on one line, wrapped or not
+            wrapped = label.wordWrap()
+            label.setWordWrap(False)
+            need[name] = label.sizeHint().width() + STATUS_SPACING
+            label.setWordWrap(wrapped)
 
         def flow(room: int) -> list[list[str]]:
             rows: list[list[str]] = [[]]
@@ -360,6 +366,8 @@ class MainWindow(QtWidgets.QMainWindow):
             row = self.status_box.itemAt(r).layout()
             for i, name in enumerate(names):
                 row.setStretch(i, need[name])
+        for name, label in labels.items():
+            label.setWordWrap(need[name] > self.width() - STATUS_MARGINS)
 
     @property
     def status_rows(self) -> int:

@@ -194,6 +194,19 @@ def test_nothing_is_cut_off_or_drawn_over_at_any_window_size(qapp, make_window, 
     drawn = {code: label.textItem.mapRectToScene(label.textItem.boundingRect()) for code, label in va.items()}
     assert not drawn["Q1"].intersects(drawn["Q2"]) and not drawn["Q3"].intersects(drawn["Q4"])
 
+    # A part wider than the window (eight destinations, a long file name) wraps instead of running off its
+    # right edge, where the destinations' health and the held labels were cut off.
+    labels["input"].setText("<b>" + "Très long nom de fichier (Live at Bürgerhaus) " * 5 + ".wav</b> · 22050 Hz · 1 ch")
+    labels["osc"].setText("OSC " + "  ".join(osc_status_html({"destination": f"192.168.1.{20 + i}:9000", "sent": 1200,
+                                                               "errors": 0, "last_error": ""}) for i in range(8))
+                          + " · labels held: quadrant 1.5 s · chord 0.15 s · key 2 s")
+    w._arrange_status()
+    spin(qapp, lambda: False, timeout=0.2)
+    for name in ("input", "osc"):
+        label = labels[name]
+        assert label.wordWrap() and label.width() <= w.width(), name
+        assert label.height() >= label.heightForWidth(label.width()) > label.fontMetrics().height(), name
+
 
 def test_file_estimates_update_plots_labels_and_osc(qapp, make_window, progression, receiver):
     w = make_window(SourceChoice(FILE, str(progression), realtime=False, loop=False), osc=f"127.0.0.1:{receiver.port}")
