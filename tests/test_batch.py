@@ -315,6 +315,32 @@ def test_the_plot_title_spells_a_name_as_the_json_does(tmp_path, monkeypatch):
     assert titles and titles[0].startswith(json.dumps(name)[1:-1] + " ")  # the JSON file's text: caf\udce9.wav
 
 
+def test_a_long_name_leaves_the_plot_titles_summary_on_the_image(tmp_path, monkeypatch):
+    """A 115-character name pushed valence, arousal, quadrant and key off the right edge of the title."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.axes
+
+    from live_mer.plot import plot_result
+
+    titles = []
+    real = matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", lambda ax, text, **kw: titles.append(real(ax, text, **kw))
+                        or titles[-1])
+    name = "Très long nom de fichier — un enregistrement de concert (Live at Bürgerhaus, 1987, remastered).wav" * 2
+    result = {"path": name, "summary": {"valence": 0.1, "arousal": 0.2, "quadrant": "Q1", "key": "A minor",
+                                        "key_camelot": "8A"},
+              "timeline": [{"t": 0.5 * i, "valence": 0.1, "arousal": 0.2, "quadrant": "Q1", "chord": "A:min",
+                            "key": "A minor", "key_camelot": "8A", "loudness_db": -20.0} for i in range(1, 9)]}
+    plot_result(result, tmp_path / "x.png")
+    (title,) = titles
+    text = title.get_text()
+    assert "\u2026" in text and text.endswith("file key A minor 8A") and "remastered).wav" in text
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    box = title.get_window_extent(FigureCanvasAgg(title.figure).get_renderer())  # (the figure is closed)
+    assert box.x1 <= title.figure.bbox.width
+
+
 def test_resume_analyses_an_incomplete_result_again(tmp_path, tiny_model_path):
     """A result file with a path and a summary but not all of it (`{"path": ..., "summary": {}}`) passed for
     done, and `--resume` then crashed on it (KeyError 'duration') at the terminal line: such a file, or one
