@@ -14,7 +14,6 @@ from .estimate import QUADRANT_NAMES
 QUADRANT_COLOURS = {"Q1": "#f5b700", "Q2": "#e8443a", "Q3": "#3a6fe8", "Q4": "#3fbf7f"}
 TITLE_NAME_CHARS = 60  # a longer file name is shortened in the title
 PLOT_WIDTH_PX = 1600 * 0.91  # the panels' width in pixels (the figure's, less subplots_adjust's margins)
-LABEL_PX_PER_CHAR = 9.0  # a strip label's width per character, 11-point bold, with some room
 FIFTHS = [(i * 7) % 12 for i in range(12)]  # neighbouring keys on the circle of fifths get near colours
 
 
@@ -98,15 +97,18 @@ def _draw(fig, result: dict, plt) -> None:
     ax.set_title(title, color="#ffffff", fontsize=16, loc="left", pad=12, parse_math=False)
     span = max(float(t[-1]) if len(t) else 1.0, 1.0)
     px_per_s = PLOT_WIDTH_PX / span
+    renderer = fig.canvas.get_renderer()
     strips = ((ax_chord, "chord\n(colour: root)", [e.get("chord", "") for e in tl]),
               (ax_key, "live key", [f"{e['key']} {e['key_camelot']}" if e.get("key") else "" for e in tl]))
     for a, name, labels in strips:
         for start, end, label in _runs(t0, labels):
             a.axvspan(start, end, color=_root_colour(label), lw=0)
             # named where the name fits in its block (on a long track, short chords are colour only)
-            if label and label != "N" and (end - start) * px_per_s >= LABEL_PX_PER_CHAR * len(label) + 8:
-                a.text((start + end) / 2, 0.5, label, ha="center", va="center", fontsize=11, color="#0c0c0c",
-                       fontweight="bold", transform=a.get_xaxis_transform())
+            if label and label != "N":
+                text = a.text((start + end) / 2, 0.5, label, ha="center", va="center", fontsize=10, color="#0c0c0c",
+                              fontweight="bold", transform=a.get_xaxis_transform())
+                if text.get_window_extent(renderer).width + 2 > (end - start) * px_per_s:
+                    text.remove()
         a.set_yticks([])
         a.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=11)
     ax_level.fill_between(t, -60, np.maximum([e["loudness_db"] for e in tl], -60), color="#8e8e9e", alpha=0.7,

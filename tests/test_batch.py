@@ -341,6 +341,28 @@ def test_a_long_name_leaves_the_plot_titles_summary_on_the_image(tmp_path, monke
     assert box.x1 <= title.figure.bbox.width
 
 
+def test_the_plots_strips_name_each_block_its_name_fits_in(tmp_path, monkeypatch):
+    """A fixed share of the track (4.5 %) left a 60-s file's 2-s chords unnamed; a block is now named when
+    its name, as drawn, fits in it."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.axes
+
+    from live_mer.plot import plot_result
+
+    texts = []
+    real = matplotlib.axes.Axes.text
+    monkeypatch.setattr(matplotlib.axes.Axes, "text", lambda ax, *a, **kw: texts.append(real(ax, *a, **kw)) or texts[-1])
+    chords = ["C:maj", "F:maj", "G:maj", "Ab:min"]
+    result = {"path": "x.wav", "summary": {"valence": 0.1, "arousal": 0.2, "quadrant": "Q1"},
+              "timeline": [{"t": 0.5 * i, "valence": 0.1, "arousal": 0.2, "quadrant": "Q1",
+                            "chord": chords[(i - 1) // 4 % 4] if i < 100 else "E:maj", "key": "C major",
+                            "key_camelot": "8B", "loudness_db": -20.0} for i in range(1, 121)]}
+    plot_result(result, tmp_path / "x.png")
+    named = [t.get_text() for t in texts if t.axes is not None]
+    assert named.count("C:maj") >= 5 and "E:maj" in named and "C major 8B" in named  # 2-s blocks, 10 s, the key
+    assert "Ab:min" not in named  # too wide for 2 s at this length: colour only
+
+
 def test_resume_analyses_an_incomplete_result_again(tmp_path, tiny_model_path):
     """A result file with a path and a summary but not all of it (`{"path": ..., "summary": {}}`) passed for
     done, and `--resume` then crashed on it (KeyError 'duration') at the terminal line: such a file, or one
