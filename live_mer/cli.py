@@ -77,7 +77,10 @@ def _when(stream) -> str:
     return "" if stream.isatty() else time.strftime("%Y-%m-%d %H:%M:%S ")
 
 
-def _open_source(cfg: configmod.SourceConfig):
+def _open_source(cfg: configmod.SourceConfig, demo_if_no_device: bool = True):
+    """The source ``cfg`` names; with none named and no input device, the demo piece where
+    ``demo_if_no_device`` (the quick start), else a SourceError (an installation's configuration: a service
+    that starts before its sound card must fail, and be restarted, rather than play the demo for good)."""
     if cfg.demo:
         return DemoSource()
     if cfg.file:
@@ -87,7 +90,10 @@ def _open_source(cfg: configmod.SourceConfig):
         return DeviceSource(cfg.device, **kwargs)
     try:
         return DeviceSource(None, **kwargs)
-    except SourceError:
+    except SourceError as exc:
+        if not demo_if_no_device:
+            raise SourceError(f"{exc} (the configuration names no source: set source.device, or source.demo = "
+                              "true to play the demo piece)") from None
         print(f"{_when(sys.stderr)}No input device found: playing the built-in demo piece (use --device to pick a "
               "sound card).", file=sys.stderr)
         return DemoSource()
@@ -212,7 +218,8 @@ def cmd_listen(args) -> int:
     hop_s = cfg.analysis.hop_s if args.hop is None else args.hop
     model = _load_model(cfg, hop_s, "--hop" if args.hop is not None else f"{args.config}: analysis.hop_s")
     cfg = configmod.override(cfg, "analysis", hop_s=args.hop)
-    source = _open_source(cfg.source)  # before the outputs: an unknown device must not leave a recording file
+    # before the outputs: an unknown device must not leave a recording file
+    source = _open_source(cfg.source, demo_if_no_device=args.config is None)
     analyzer = Analyzer(model, source.samplerate, smoothing_s=cfg.analysis.smoothing_s, hop_s=cfg.analysis.hop_s)
     made = _not_there_yet(cfg)
     outputs = _open_outputs(cfg, model, "--record" if args.record else "record.path")

@@ -540,6 +540,24 @@ def test_flags_that_would_be_ignored_are_refused(args, needle, capsys):
     assert needle in capsys.readouterr().err
 
 
+def test_an_installation_without_a_device_fails_instead_of_playing_the_demo(tmp_path, tiny_model_path, monkeypatch,
+                                                                          capsys):
+    """With no device named and none there, the quick start plays the demo; a service started with a
+    configuration before its sound card is up played the demo for good (OSC and recording from it, nothing
+    said after the first line): it now fails with status 2, so its restart policy tries again."""
+    from live_mer import cli, sources
+
+    def no_device(*args, **kwargs):
+        raise sources.SourceError("no input device found; devices: (none)")
+
+    monkeypatch.setattr(cli, "DeviceSource", no_device)
+    cfg = tmp_path / "room.toml"
+    cfg.write_text(f"[model]\nname = '{tiny_model_path}'\n[osc]\ndestinations = ['127.0.0.1:9']\n")
+    assert cli.main(["listen", "--config", str(cfg), "--quiet", "--duration", "2"]) == 2
+    assert "set source.device, or source.demo = true" in capsys.readouterr().err
+    assert isinstance(cli._open_source(configmod.SourceConfig()), sources.DemoSource)  # the quick start's fallback
+
+
 def test_flags_override_the_file(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("[osc]\ndestinations = ['10.0.0.1:7000']\nprefix = '/a'\n")
