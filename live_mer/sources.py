@@ -395,6 +395,10 @@ class FileSource(_PlayerSource):
         warned = False
         while True:
             with open_audio(self.path) as f:
+                if (f.samplerate, f.channels) != (self.samplerate, self.channels):  # replaced while looping
+                    raise SourceError(f"{self.path} changed while playing: now {f.samplerate} Hz, {f.channels} "
+                                      f"channel(s), was {self.samplerate} Hz, {self.channels}; start listen again "
+                                      "to play it (as a service: it restarts on failure)")
                 blocks = FileBlocks(f, self.block_frames)
                 yield from blocks
             if blocks.damage and not warned:  # played as if the file ended there: a looping installation goes on

@@ -250,3 +250,20 @@ def test_a_file_that_stops_decoding_plays_as_far_as_it_goes_and_loops_on(tiny_mo
     assert sum(map(len, seen)) * analyzer.hop_seconds >= 30.0
     damaged = [r for r in caplog.records if "decoding failed after" in r.getMessage()]
     assert len(damaged) == 1 and "played as far as it goes" in damaged[0].getMessage()
+
+
+def test_a_looped_file_replaced_by_one_of_another_format_stops_with_a_clear_error(tiny_model, tmp_path):
+    """An installation looping a file that someone replaces: a 48 kHz mono file read as the old 44.1 kHz
+    stereo one played 9 % slow and a semitone flat without a word; six channels stopped the run with a
+    numpy broadcast error."""
+    path = tmp_path / "room.wav"
+    sf.write(path, np.stack([triad(57, True, 2, 44100)] * 2, axis=1), 44100)
+    src = FileSource(path, realtime=False, loop=True)
+    sf.write(path, triad(57, True, 2, 48000), 48000)  # replaced before the next pass begins
+    engine = Engine(src, Analyzer(tiny_model, src.samplerate), [])
+    engine.start()
+    try:
+        ended = engine.wait(10.0)
+    finally:
+        engine.stop()
+    assert ended and "changed while playing: now 48000 Hz, 1 channel(s), was 44100 Hz, 2" in str(engine.error)
