@@ -329,9 +329,11 @@ class MainWindow(QtWidgets.QMainWindow):
         need = {}
         for name, label in labels.items():  # the width of its text on one line, wrapped or not
             wrapped = label.wordWrap()
-            label.setWordWrap(False)
+            if wrapped:  # (a wrapping label's size hint is not its one-line width)
+                label.setWordWrap(False)
             need[name] = label.sizeHint().width() + STATUS_SPACING
-            label.setWordWrap(wrapped)
+            if wrapped:
+                label.setWordWrap(True)
 
         def flow(room: int) -> list[list[str]]:
             rows: list[list[str]] = [[]]
@@ -367,7 +369,9 @@ class MainWindow(QtWidgets.QMainWindow):
             for i, name in enumerate(names):
                 row.setStretch(i, need[name])
         for name, label in labels.items():
-            label.setWordWrap(need[name] > self.width() - STATUS_MARGINS)
+            wrap = need[name] > self.width() - STATUS_MARGINS
+            if label.wordWrap() != wrap:  # (setting it re-lays the label out, even unchanged)
+                label.setWordWrap(wrap)
 
     @property
     def status_rows(self) -> int:
