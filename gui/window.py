@@ -314,6 +314,12 @@ class MainWindow(QtWidgets.QMainWindow):
             label.setTextFormat(QtCore.Qt.TextFormat.RichText)
             label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
             self.status_labels[name] = label
+        # measures a wrapping part's one-line width (a wrapping label's size hint is not; toggling its wrap to
+        # measure would re-lay the window out twice a second); hidden, so setting its text costs no layout
+        self._status_ruler = QtWidgets.QLabel(self)
+        self._status_ruler.setObjectName("status")
+        self._status_ruler.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self._status_ruler.hide()
         self.status_labels["analysis"].setToolTip(
             "How long the analysis of the last hop took: its cost, not how far the outputs lag behind the\n"
             "music (the level follows within a hop, arousal and the quadrant within about 3-5 s: README,\n"
@@ -328,12 +334,11 @@ class MainWindow(QtWidgets.QMainWindow):
         labels = self.status_labels
         need = {}
         for name, label in labels.items():  # the width of its text on one line, wrapped or not
-            wrapped = label.wordWrap()
-            if wrapped:  # (a wrapping label's size hint is not its one-line width)
-                label.setWordWrap(False)
+            if label.wordWrap():
+                self._status_ruler.setText(label.text())
+                self._status_ruler.ensurePolished()  # (the style sheet's padding, as the shown labels have it)
+                label = self._status_ruler
             need[name] = label.sizeHint().width() + STATUS_SPACING
-            if wrapped:
-                label.setWordWrap(True)
 
         def flow(room: int) -> list[list[str]]:
             rows: list[list[str]] = [[]]

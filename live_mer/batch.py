@@ -192,25 +192,19 @@ def _analyze_track(job: tuple[str, tuple[Path, Path, Path] | None, float, bool])
     except (AudioFileError, ValueError) as exc:
         return {"path": path, "error": str(exc)}
     if outputs is not None:
-        done, tmp, png = outputs
+        done, _, png = outputs
         try:
             done.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(result, indent=1) + "\n")
             if plot:  # before the JSON counts as done: --resume skips done tracks, so it would never plot this one
                 from .plot import plot_result
 
                 try:
                     plot_result(result, png)
                 except Exception as exc:
-                    tmp.unlink()
                     return {"path": path, "error": f"the plot failed ({type(exc).__name__}: {exc})"}
-            tmp.replace(done)  # complete files only, so --resume can trust them
-        except BaseException as exc:  # Ctrl-C or a full disk while writing: no half-written result is left behind
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-            if isinstance(exc, OSError):  # analysed, but not written (a name too long, a full disk): not a crash
-                return {"path": path, "error": f"its result cannot be written to {done} ({exc.strerror or exc})"}
-            raise
+            write_whole(done, json.dumps(result, indent=1) + "\n")  # complete files only: --resume trusts them
+        except OSError as exc:  # analysed, but not written (a name too long, a full disk): not a crash
+            return {"path": path, "error": f"its result cannot be written to {done} ({exc.strerror or exc})"}
     return result
 
 
@@ -315,16 +309,13 @@ def summary_csv(results: list[dict]) -> str:
     return text.getvalue()
 
 
-def is_device(path: str | Path) -> bool:
-    """Whether ``path`` is there and is neither a regular file nor a folder: a device or a pipe (/dev/stdout)."""
-    return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
-
-
 def write_whole(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` (through a link, to its target) by way of ``<path>.tmp``, renamed over it once
     complete: a write that fails (a full disk) leaves what was there, never a file cut short. A device or a
     pipe (/dev/stdout) is written to directly, and so is a file whose folder may not hold a temporary file
     (a link into a folder that is not writable)."""
+    from .fileanalysis import is_device
+
     direct = is_device(path)
     real = os.path.realpath(path)
     target = path if direct else real + ".tmp"

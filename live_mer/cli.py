@@ -17,12 +17,12 @@ from pathlib import Path
 from . import __version__
 from . import config as configmod
 from .analyzer import MAX_SMOOTHING_S, Analyzer, hop_frames
-from .batch import (AUDIO_EXTENSIONS, RESULT_ENDINGS, is_device, result_files, run_batch, scan, summary_csv,
-                    track_line, write_whole)
+from .batch import (AUDIO_EXTENSIONS, RESULT_ENDINGS, result_files, run_batch, scan, summary_csv, track_line,
+                    write_whole)
 from .control import ControlServer, Controller
 from .engine import Engine, LatestEstimates
 from .estimate import Estimate
-from .fileanalysis import AudioFileError, open_audio
+from .fileanalysis import AudioFileError, is_device, open_audio
 from .model import DEFAULT_MODEL, PROVIDER_CHOICES, ModelError, load_model
 from .osc import DestinationError, OscSender
 from .recorder import Recorder

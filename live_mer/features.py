@@ -24,8 +24,8 @@ import soxr
 
 from ._cache import cached_array
 from ._numba import njit
-from .harmony import (KEY_PROFILES, NO_CHORD, HarmonyParams, HarmonyTracker, fresh_tuning_state, peak_chroma,
-                      peak_buffers, tonal_weight)
+from .harmony import (KEY_PROFILES, MAX_KEY_PRIOR, MAX_LOOKAHEAD_S, NO_CHORD, HarmonyParams, HarmonyTracker,
+                      fresh_tuning_state, peak_chroma, peak_buffers, tonal_weight)
 
 
 class SpecValueError(ValueError):
@@ -57,9 +57,9 @@ _SPEC_RULES = {
     "chroma_compression": _POSITIVE,
     "chroma_tonality_gate": _SHARE,
     "chord_stay_seconds": _POSITIVE,
-    "chord_lookahead_seconds": (lambda v, s: 0 <= v <= 2, "a number in [0, 2]"),  # as HarmonyTracker checks
+    "chord_lookahead_seconds": (lambda v, s: 0 <= v <= MAX_LOOKAHEAD_S, f"a number in [0, {MAX_LOOKAHEAD_S:g}]"),
     "chord_hysteresis": _SHARE,  # a lead in posterior probability
-    "chord_key_prior": (lambda v, s: 0 <= v <= 4, "a number in [0, 4]"),
+    "chord_key_prior": (lambda v, s: 0 <= v <= MAX_KEY_PRIOR, f"a number in [0, {MAX_KEY_PRIOR:g}]"),
     "key_profile": (lambda v, s: v in KEY_PROFILES, f"one of {', '.join(map(repr, sorted(KEY_PROFILES)))}"),
     "key_stay_seconds": _POSITIVE,
     "key_chord_weight": _NOT_NEGATIVE,
@@ -78,8 +78,13 @@ def is_finite_number(v) -> bool:
         return False
 
 
+def is_integer(v) -> bool:
+    """An int (numpy's too), not a bool."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
 _TYPES = {  # the annotation (a string: postponed annotations) -> (is the value of that type, the plain value, what)
-    "int": (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool), int, "an integer"),
+    "int": (is_integer, int, "an integer"),
     "float": (is_finite_number, float, "a finite number"),
     "str": (lambda v: isinstance(v, str), str, "a string"),
 }

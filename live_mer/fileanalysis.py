@@ -44,6 +44,11 @@ class AudioFileError(RuntimeError):
     """A file cannot be read or decoded (missing, a folder, unreadable, unsupported, empty or truncated)."""
 
 
+def is_device(path: str | Path) -> bool:
+    """Whether ``path`` is there and is neither a regular file nor a folder: a device or a pipe (/dev/stdout)."""
+    return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
+
+
 def _check_readable(path: Path) -> None:
     """Raise :class:`AudioFileError` saying why ``path`` cannot be read as a file: libsndfile says "System
     error." of a file it may not read, and "no such file" of a folder was no help either."""
@@ -53,7 +58,7 @@ def _check_readable(path: Path) -> None:
         if not path.is_file():
             if path.is_symlink() and not path.exists():
                 raise AudioFileError(f"{path}: a link to {os.readlink(path)}, which does not exist")
-            raise AudioFileError(f"{path}: " + ("not a regular file (a pipe or a device)" if path.exists()
+            raise AudioFileError(f"{path}: " + ("not a regular file (a pipe or a device)" if is_device(path)
                                                 else "no such file"))
         with open(path, "rb"):
             pass
@@ -143,10 +148,12 @@ def stated_seconds(f: sf.SoundFile) -> float:
     """The length ``f``'s header states. libsndfile shortens a WAV's or AIFF's length to the data actually
     there, and says so in its log ("data : 5292000 (should be 999956)"): scaled back up from that, unless
     the size is a streamed file's placeholder (then the file states no length beyond what it holds)."""
+    seconds = f.frames / f.samplerate
     found = re.search(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", f.extra_info, re.MULTILINE)
-    stated, there = (int(found[1]), int(found[2])) if found else (1, 1)
-    scale = stated / there if 0 < there < stated < PLACEHOLDER_BYTES else 1.0
-    return f.frames / f.samplerate * scale
+    if not found:
+        return seconds
+    stated, there = int(found[1]), int(found[2])
+    return seconds * stated / there if 0 < there < stated < PLACEHOLDER_BYTES else seconds
 
 
 def analyze_stream(analyzer: Analyzer, blocks) -> list[Estimate]:

@@ -736,6 +736,9 @@ def _key_step(chroma, mm, profiles, chord_given_key, alpha, key_ll, p_switch, ch
     out_key_change[f] = changed
 
 
+MAX_LOOKAHEAD_S = 2.0  # the chord decoder's look-ahead, at most
+MAX_KEY_PRIOR = 4.0  # the key-conditioned chord prior's exponent, at most
+
 @dataclass(frozen=True)
 class HarmonyParams:
     """Tuning of the chord HMM and key tracker, in frame-rate independent units."""
@@ -770,10 +773,10 @@ class HarmonyTracker:
 
     def __init__(self, frame_rate: float, params: HarmonyParams | None = None):
         p = self.params = params or HarmonyParams()
-        if not 0.0 <= p.chord_lookahead_seconds <= 2.0:
-            raise ValueError(f"chord_lookahead_seconds must be in [0, 2], got {p.chord_lookahead_seconds}")
-        if not 0.0 <= p.chord_key_prior <= 4.0:
-            raise ValueError(f"chord_key_prior must be in [0, 4], got {p.chord_key_prior}")
+        if not 0.0 <= p.chord_lookahead_seconds <= MAX_LOOKAHEAD_S:
+            raise ValueError(f"chord_lookahead_seconds must be in [0, {MAX_LOOKAHEAD_S:g}], got {p.chord_lookahead_seconds}")
+        if not 0.0 <= p.chord_key_prior <= MAX_KEY_PRIOR:
+            raise ValueError(f"chord_key_prior must be in [0, {MAX_KEY_PRIOR:g}], got {p.chord_key_prior}")
         self.frame_rate = float(frame_rate)
         self._net, self._context_frames = _emission_net()
         self._profiles = key_profiles(p.key_profile)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import FeatureSpec, SpecValueError, is_finite_number
+from .features import FeatureSpec, SpecValueError, is_finite_number, is_integer
 
 DEFAULT_MODEL = "live_mer_student"
 HEAD_KINDS = ("regression", "softmax", "shares", "tags")
@@ -113,16 +113,12 @@ def _twice(items):
     return None
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 # The card's values outside feature_spec (FeatureSpec checks those): rule -> (test of a value on the whole card,
 # what the value must be); parse_card names the field and the value it refuses.
 _CARD_RULES = {
     "text": (lambda v, card: isinstance(v, str) and v != "", "a non-empty string"),
-    "frames": (lambda v, card: _is_int(v) and v > 0, "a positive integer"),
-    "hop_frames": (lambda v, card: _is_int(v) and 0 < v <= card["window"]["frames"],
+    "frames": (lambda v, card: is_integer(v) and v > 0, "a positive integer"),
+    "hop_frames": (lambda v, card: is_integer(v) and 0 < v <= card["window"]["frames"],
                    "a positive integer, at most window.frames"),
     "names": (lambda v, card: isinstance(v, list) and len(v) > 0 and all(isinstance(n, str) and n for n in v),
               "a list of names, each a non-empty string"),

@@ -607,13 +607,13 @@ class OscSender:
             time.sleep(0.005)
 
     def continue_shaping(self, old: "OscSender") -> None:
-        """Shape each destination that ``old`` sends to as well, with the same settings, on from where ``old``
+        """Shape each destination that ``old`` sends to as well (the same HOST:PORT) on from where ``old``
         has got: the monitor's OSC field was edited, and the visuals that keep receiving must not see their
         values jump to the newest estimate or the key announced again. Call before handing over an estimate."""
-        theirs = {d.cfg: d.shaper for d in old.destinations}
+        theirs = {d.label: d.shaper for d in old.destinations}  # (as close(still_receiving) tells them)
         for d in self.destinations:
-            if d.cfg in theirs:
-                d.shaper = _copy_shaper(theirs[d.cfg])
+            if d.label in theirs:
+                d.shaper = _copy_shaper(theirs[d.label])
 
     def stats(self) -> list[dict]:
         """Per destination: sent, errors, dropped, last_error, and refused (nothing listens on that port now)."""

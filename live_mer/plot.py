@@ -13,7 +13,6 @@ from .estimate import QUADRANT_NAMES
 
 QUADRANT_COLOURS = {"Q1": "#f5b700", "Q2": "#e8443a", "Q3": "#3a6fe8", "Q4": "#3fbf7f"}
 TITLE_NAME_CHARS = 60  # a longer file name is shortened in the title
-PLOT_WIDTH_PX = 1600 * 0.91  # the panels' width in pixels (the figure's, less subplots_adjust's margins)
 FIFTHS = [(i * 7) % 12 for i in range(12)]  # neighbouring keys on the circle of fifths get near colours
 
 
@@ -51,8 +50,8 @@ def plot_result(result: dict, path: str | Path) -> Path:
                          "xtick.color": "#bbbbbb", "ytick.color": "#bbbbbb", "axes.edgecolor": "#555555"})
     fig = plt.figure(figsize=(16, 8), dpi=100, facecolor="#121216")
     try:  # closed whatever happens: a worker plotting many files must not collect figures
+        fig.subplots_adjust(left=0.07, right=0.98, top=0.92, bottom=0.08)  # first: _draw fits labels to the panels
         _draw(fig, result, plt)
-        fig.subplots_adjust(left=0.07, right=0.98, top=0.92, bottom=0.08)
         fig.savefig(path, facecolor=fig.get_facecolor())  # exactly 1600 x 800 pixels
     finally:
         plt.close(fig)
@@ -96,7 +95,7 @@ def _draw(fig, result: dict, plt) -> None:
     # parse_math off: a file name with two "$" is a name, not a formula (it made savefig fail)
     ax.set_title(title, color="#ffffff", fontsize=16, loc="left", pad=12, parse_math=False)
     span = max(float(t[-1]) if len(t) else 1.0, 1.0)
-    px_per_s = PLOT_WIDTH_PX / span
+    px_per_s = ax.bbox.width / span
     renderer = fig.canvas.get_renderer()
     strips = ((ax_chord, "chord\n(colour: root)", [e.get("chord", "") for e in tl]),
               (ax_key, "live key", [f"{e['key']} {e['key_camelot']}" if e.get("key") else "" for e in tl]))
