@@ -21,6 +21,7 @@ from .features import FeatureSpec, SpecValueError, is_finite_number, is_integer
 DEFAULT_MODEL = "live_mer_student"
 HEAD_KINDS = ("regression", "softmax", "shares", "tags")
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+PROBE_TOLERANCE = 1e-3  # how far a probability may stray from [0, 1] (or a softmax's sum from 1) in float32
 PROVIDER_CHOICES = ("auto", *PROVIDERS)  # what users may ask for: auto picks CUDA when it is usable
 
 
@@ -222,6 +223,7 @@ class StudentModel:
             raise ModelError(f"provider 'cuda' was requested but onnxruntime runs on {self.provider}")
         self._check_graph()
         self._outputs = [h.name for h in card.heads]
+        self._check_values()
 
     def _check_graph(self) -> None:
         card, where = self.card, str(self.path)
@@ -240,6 +242,33 @@ class StudentModel:
             last = outputs[h.name][-1]
             if isinstance(last, int) and last != len(h.names):
                 raise ModelError(f"{where}: output {h.name!r} has {last} values, card names {len(h.names)}")
+
+    def _check_values(self) -> None:
+        """Run the model once on two windows (all zeros, and seeded noise) and refuse it if a head's values
+        are not what its kind promises: finite, and for probabilities in [0, 1] (a softmax's summing to 1).
+        A training run that diverged writes NaN or huge weights with a card that matches them; such a model
+        loaded, and the analysis turned its NaN into zeros: quadrant Q1 at 0 %, every mood 0, no warning."""
+        card = self.card
+        shape = (card.window_frames, card.spec.n_features)
+        probe = np.stack([np.zeros(shape, np.float32),
+                          np.random.default_rng(0).standard_normal(shape).astype(np.float32)])
+        try:
+            values = self.run(probe)
+        except Exception as exc:  # onnxruntime's own exception types
+            raise ModelError(f"{self.path}: onnxruntime cannot run it: {exc}") from None
+        for h in card.heads:
+            v = np.asarray(values[h.name], dtype=np.float64)
+            if not np.isfinite(v).all():
+                problem = "values that are not finite (NaN or Inf)"
+            elif h.kind != "regression" and (v.min() < -PROBE_TOLERANCE or v.max() > 1.0 + PROBE_TOLERANCE):
+                problem = f"values from {v.min():.4g} to {v.max():.4g} (a {h.kind} head's are probabilities, 0 to 1)"
+            elif h.kind == "softmax" and np.abs(v.sum(axis=-1) - 1.0).max() > PROBE_TOLERANCE:
+                sums = " and ".join(f"{x:.4g}" for x in v.sum(axis=-1))
+                problem = f"probabilities that sum to {sums} (a softmax head's sum to 1)"
+            else:
+                continue
+            raise ModelError(f"{self.path}: output {h.name!r} gives {problem} on a probe window: the model is "
+                             "broken (e.g. a training run that diverged)")
 
     def run(self, windows: np.ndarray) -> dict[str, np.ndarray]:
         """Run a batch of windows (batch, window_frames, n_features); returns {head name: (batch, k)}."""

@@ -5,8 +5,10 @@ import shutil
 import numpy as np
 import pytest
 
+from live_mer.export import build_pooled_student, write_model
 from live_mer.features import FeatureSpec
 from live_mer.model import ModelError, load_model, sha256_of
+from tiny_model import OUTPUTS, tiny_weights
 
 
 def copy_model(src_onnx, dst_dir, name="m"):
@@ -86,6 +88,31 @@ def test_graph_card_mismatch_is_named(tiny_model_path, tmp_path):
     edit_card(card, lambda c: c["outputs"].pop("va"))
     with pytest.raises(ModelError, match="'va'"):
         load_model(onnx)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda w: w.heads["va"][1].__setitem__(0, np.nan), "'va' gives values that are not finite"),
+    (lambda w: w.mean.__setitem__(0, np.inf), "'va' gives values that are not finite"),
+    (lambda w: w.heads.update(quadrant=(*w.heads["quadrant"][:2], "tanh")), "'quadrant' gives values from -"),
+    (lambda w: w.heads.update(quadrant=(*w.heads["quadrant"][:2], "sigmoid")), "'quadrant' gives probabilities that sum to"),
+    (lambda w: w.heads.update(gems=(w.heads["gems"][0] * 1e30, *w.heads["gems"][1:2], "tanh")), "'gems' gives values from -"),
+])
+def test_a_model_that_computes_garbage_is_refused_at_load(tmp_path, damage, message):
+    """A training run that diverged writes NaN (or huge) weights and a card that matches them: the model
+    loaded, and the analysis turned the NaN into zeros (quadrant Q1 at 0 %, every mood 0) without a word.
+    Probabilities that are not probabilities (a softmax head with no softmax) read as confident nonsense."""
+    spec = FeatureSpec()
+    weights = tiny_weights(spec)
+    damage(weights)
+    window = int(round(2.0 * spec.frame_rate))
+    onnx, _ = write_model(tmp_path, "broken", build_pooled_student(weights, window, spec.n_features), spec, window,
+                          window // 8, OUTPUTS)
+    with pytest.raises(ModelError, match=re.escape(str(onnx)) + ".*" + re.escape(message)):
+        load_model(onnx)
+    # the same, undamaged, loads
+    onnx, _ = write_model(tmp_path, "sound", build_pooled_student(tiny_weights(spec), window, spec.n_features), spec,
+                          window, window // 8, OUTPUTS)
+    load_model(onnx)
 
 
 def test_a_name_listed_twice_is_refused(tiny_model_path, tmp_path):
