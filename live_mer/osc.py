@@ -71,8 +71,12 @@ RESOLVE_RETRY_S = 5.0
 RESOLVE_WAIT_S = 0.5  # a new sender waits this long for its host names, then starts without the slow ones
 MAX_PENDING_ENDS = 16  # stream ends remembered for destinations still sending an earlier stream (restarts)
 # A UDP port nobody listens on fails every other send (the kernel reports one datagram's refusal on the
-# next send): a refusing destination counts as listening again after this many clean sends in a row.
+# next send), but only as often as the receiving computer answers: a remote host rate-limits its "port
+# unreachable" replies (Linux: one a second after a short burst), so a 60 Hz destination there fails about
+# one send in sixty. A refusing destination counts as listening again only after this many clean sends in
+# a row that span at least RECOVERED_S seconds since its last refusal.
 RECOVERED_AFTER = 3
+RECOVERED_S = 3.0
 log = logging.getLogger("live_mer")
 
 
@@ -326,8 +330,9 @@ class Destination:
     errors: int = 0
     dropped: int = 0  # estimates not sent because the destination was unresolved or the queue full
     last_error: str = ""
-    refused: bool = False  # nothing listens on that port (connection refused), until RECOVERED_AFTER clean sends
+    refused: bool = False  # nothing listens on that port (connection refused), until it recovers (RECOVERED_*)
     clean_sends: int = 0  # sends in a row without an error
+    refused_at: float = 0.0  # time.monotonic() of the last refusal
     next_due: float = 0.0
     last_seq: int = -1  # sequence number of the newest estimate already sent
     ended: int = -1  # the newest end-of-stream mark (one of OscSender._ends) this destination has been told about
@@ -522,12 +527,13 @@ class OscSender:
                 d.sock.send(data)
                 d.sent += frames
                 d.clean_sends += 1
-                if d.clean_sends >= RECOVERED_AFTER:
+                if d.refused and d.clean_sends >= RECOVERED_AFTER and time.monotonic() - d.refused_at >= RECOVERED_S:
                     d.refused = False
             except OSError as exc:  # ECONNREFUSED from an earlier datagram, EAGAIN when full, ...
                 d.errors += 1
                 d.clean_sends = 0
-                d.refused = d.refused or exc.errno == errno.ECONNREFUSED
+                if exc.errno == errno.ECONNREFUSED:
+                    d.refused, d.refused_at = True, time.monotonic()
                 d.last_error = exc.strerror or str(exc)
 
     def _fixed_rate_frame(self, d: Destination, history: tuple, now: float, delay: float) -> tuple[tuple | None, float]:

@@ -1,3 +1,4 @@
+import errno
 import json
 import logging
 import math
@@ -12,6 +13,7 @@ import soundfile as sf
 
 from conftest import triad
 from live_mer import config as configmod
+from live_mer import osc as osc_module
 from live_mer.analyzer import Analyzer
 from live_mer.control import RECEIVE_BUFFER_BYTES, ControlServer, Controller
 from live_mer.engine import Engine, LatestEstimates
@@ -106,7 +108,8 @@ def test_closed_port_does_not_stop_the_stream(tiny_model, wav, receiver):
     assert "/room1/mer/va" in messages(receiver.bundles()[0])
 
 
-def test_a_receiver_that_starts_late_clears_the_refusal(tiny_model, wav):
+def test_a_receiver_that_starts_late_clears_the_refusal(tiny_model, wav, monkeypatch):
+    monkeypatch.setattr("live_mer.osc.RECOVERED_S", 0.5)  # the files run faster than real time
     port = free_udp_port()
     osc = OscSender([f"127.0.0.1:{port}"])
     try:
@@ -115,12 +118,55 @@ def test_a_receiver_that_starts_late_clears_the_refusal(tiny_model, wav):
         # every other send is refused (the kernel reports it on the next one): still refused at the end
         assert osc.stats()[0]["refused"] and osc.stats()[0]["sent"] > 0
         rx = Receiver(port)
+        time.sleep(0.6)
         try:
             run_file(tiny_model, wav, [osc])
             osc.flush(5)
             assert not osc.stats()[0]["refused"] and rx.wait_for(1)
         finally:
             rx.close()
+    finally:
+        osc.close()
+
+
+def test_a_remote_host_that_answers_one_refusal_a_second_stays_refused(receiver, monkeypatch):
+    """A computer on the network rate-limits its "port unreachable" replies (Linux: one a second), so a
+    60 Hz destination there with no receiver fails about one send in sixty: three clean sends in a row
+    called it "listening" again within 50 ms, and the terminal and the monitor flipped between "nothing
+    listening" and "a receiver is listening now" every second. (Loopback is never rate-limited, so the
+    remote host's replies are played by a socket that fails one send a second.)"""
+    refusing = threading.Event()
+    refusing.set()
+    real_open = osc_module._open
+
+    class RateLimitedRefusals(socket.socket):
+        last = -1.0
+
+        def send(self, data):
+            now = time.monotonic()
+            if refusing.is_set() and now - self.last >= 1.0:
+                self.last = now
+                raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+            return super().send(data)
+
+    def rate_limited(cfg):
+        sock = real_open(cfg)
+        return RateLimitedRefusals(sock.family, sock.type, sock.proto, sock.detach())
+
+    monkeypatch.setattr(osc_module, "_open", rate_limited)
+    osc = OscSender([DestinationConfig("127.0.0.1", receiver.port, rate_hz=60)], settings=RAW)
+    try:
+        osc(Estimate(t=0.0, valence=0.5, arousal=0.0))
+        assert wait_until(lambda: osc.stats()[0]["refused"], 2.0)
+        seen = []
+        for _ in range(40):  # four seconds: four refusals, about 240 sends
+            time.sleep(0.1)
+            seen.append(osc.stats()[0]["refused"])
+        assert all(seen), seen
+        refusing.clear()  # a receiver opens the port
+        t0 = time.monotonic()
+        assert wait_until(lambda: not osc.stats()[0]["refused"], 5.0)
+        assert osc_module.RECOVERED_S - 1.2 <= time.monotonic() - t0 <= osc_module.RECOVERED_S + 1.0
     finally:
         osc.close()
 
