@@ -27,6 +27,12 @@ from ._numba import njit
 from .harmony import (KEY_PROFILES, MAX_KEY_PRIOR, MAX_LOOKAHEAD_S, NO_CHORD, HarmonyParams, HarmonyTracker,
                       fresh_tuning_state, peak_chroma, peak_buffers, tonal_weight)
 
+# The level (what meters and OSC show, and what the chroma's level gate reads) counts no content below
+# this: a DC offset or infrasonic drift is not sound, and counted it let a constant offset open the gate,
+# so that the round-off in the rest of the spectrum became a confident chord and key. The model's
+# ``loudness_db`` feature column still counts every bin, as the shipped student was trained (feature
+# version 8); a retrained model should read the level instead (a new feature version).
+LEVEL_FMIN_HZ = 20.0
 
 class SpecValueError(ValueError):
     """A :class:`FeatureSpec` field of the wrong type or out of range; the message starts with the field's name."""
@@ -224,36 +230,51 @@ def _chroma_band(spec: FeatureSpec) -> tuple[int, int]:
             min(int(spec.chroma_fmax / bin_hz) + 1, spec.n_fft // 2 - 6))
 
 
+def _level_bin(spec: FeatureSpec) -> int:
+    """The first FFT bin the level counts: none below LEVEL_FMIN_HZ, and never bins 0 and 1, which hold a
+    DC offset (the periodic Hann window spreads a constant over exactly those two)."""
+    return max(2, int(math.ceil(LEVEL_FMIN_HZ / (spec.sample_rate / spec.n_fft))))
+
+
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _power(spectrum, power):
-    """Write one frame's power spectrum to ``power``; return its total (Parseval: the interior bins stand
-    for their negative-frequency twins too). The sum may be reordered (``fastmath`` reassoc) so that it
-    vectorises: 2.4x faster than a sum in bin order (1025 bins), the loudness the same to float32."""
+def _power(spectrum, power, first):
+    """Write one frame's power spectrum to ``power``; return its total, and its total from bin ``first``
+    up (Parseval: the interior bins stand for their negative-frequency twins too). The sums may be
+    reordered (``fastmath`` reassoc) so that they vectorise: 2.4x faster than a sum in bin order (1025
+    bins), the loudness the same to float32."""
     n_bins = spectrum.shape[0]
-    total = 0.0
-    for b in range(n_bins):
+    low = 0.0
+    for b in range(first):
         re = spectrum[b].real
         im = spectrum[b].imag
         p = re * re + im * im
         power[b] = p
-        total += p
-    return 2.0 * total - power[0] - power[n_bins - 1]
+        low += p
+    high = 0.0
+    for b in range(first, n_bins):
+        re = spectrum[b].real
+        im = spectrum[b].imag
+        p = re * re + im * im
+        power[b] = p
+        high += p
+    return 2.0 * (low + high) - power[0] - power[n_bins - 1], 2.0 * high - power[n_bins - 1]
 
 
 @njit(cache=True, nogil=True)
 def _spectral_kernel(spectra, mel_ptr, mel_idx, mel_w, chroma_bins, peak_bufs, bin_hz, tuning_decay, compression,
-                     tonality_gate, power_scale, gate_floor, gate_range, gate_release, gate_state,
+                     tonality_gate, power_scale, level_bin, gate_floor, gate_range, gate_release, gate_state,
                      prev_logmel, prev_power, tuning_state, out_logmel, out_chroma, out_bass, out_tuning,
-                     out_loudness, out_onset):
+                     out_loudness, out_level, out_onset):
     n_frames, n_bins = spectra.shape
     n_mels = mel_ptr.shape[0] - 1
     power = np.empty(n_bins, dtype=np.float32)
     smooth = np.empty(n_bins, dtype=np.float32)
     for f in range(n_frames):
-        total = _power(spectra[f], power)
-        loud = 10.0 * np.log10(total * power_scale + 1e-12)
-        out_loudness[f] = loud
-        # level-relative chroma gate: peak hold of the loudness with a slow release (gate_state[0])
+        total, audible = _power(spectra[f], power, level_bin)
+        out_loudness[f] = 10.0 * np.log10(total * power_scale + 1e-12)  # the model's feature (every bin)
+        loud = 10.0 * np.log10(audible * power_scale + 1e-12)
+        out_level[f] = loud
+        # level-relative chroma gate: peak hold of the level with a slow release (gate_state[0])
         ref = gate_state[0] - gate_release
         if loud > ref:
             ref = loud
@@ -325,7 +346,7 @@ class FrameBatch:
 
     times: np.ndarray  # stream time (s) at the end of each frame's newest hop
     features: np.ndarray  # (n, n_features) float32, layout of FeatureSpec.feature_names()
-    loudness_db: np.ndarray
+    loudness_db: np.ndarray  # the level (dBFS) from LEVEL_FMIN_HZ up; the features' loudness column counts every bin
     onset: np.ndarray
     chroma: np.ndarray  # absolute pitch-class chroma (n, 12), C first
     chord: np.ndarray  # majmin chord index, see live_mer.harmony.chord_label (describes frame i - harmony lag)
@@ -364,6 +385,7 @@ class Frontend:
         self._tuning_decay = float(np.exp(-1.0 / (spec.chroma_tuning_seconds * spec.frame_rate)))
         self._window = np.hanning(spec.n_fft + 1)[:-1].astype(np.float32)
         self._power_scale = 1.0 / (spec.n_fft ** 2 * float(np.mean(self._window.astype(np.float64) ** 2)))
+        self._level_bin = _level_bin(spec)
         self._harmony = HarmonyTracker(spec.frame_rate, spec.harmony_params())
         self._n_features = spec.n_features  # a property that builds the name list: not per push
         self.reset()
@@ -432,14 +454,15 @@ class Frontend:
         bass = np.empty((n, 12), dtype=np.float32)
         tuning = np.empty(n, dtype=np.float32)
         loudness = np.empty(n, dtype=np.float32)
+        level = np.empty(n, dtype=np.float32)
         onset = np.empty(n, dtype=np.float32)
         _spectral_kernel(spectra, self._mel_ptr, self._mel_idx, self._mel_w, self._chroma_bins, self._peak_bufs,
                          spec.sample_rate / spec.n_fft, self._tuning_decay, spec.chroma_compression,
-                         spec.chroma_tonality_gate, self._power_scale,
+                         spec.chroma_tonality_gate, self._power_scale, self._level_bin,
                          spec.chroma_gate_floor_db, spec.chroma_gate_range_db,
                          spec.chroma_gate_release_db_s / spec.frame_rate, self._gate_state,
                          self._prev_logmel, self._prev_power, self._tuning_state, logmel, chroma, bass, tuning,
-                         loudness, onset)
+                         loudness, level, onset)
         h = self._harmony.update(chroma, bass)
         features = np.empty((n, self._n_features), dtype=np.float32)
         _assemble(logmel, chroma, loudness, onset, h.chord, h.chord_confidence, h.key, h.key_confidence, features)
@@ -449,7 +472,7 @@ class Frontend:
         times = (np.arange(self._frames_done + 1, self._frames_done + n + 1) * spec.hop_length
                  / spec.sample_rate)
         self._frames_done += n
-        return FrameBatch(times, features, loudness, onset, chroma, h.chord, h.chord_confidence, h.key,
+        return FrameBatch(times, features, level, onset, chroma, h.chord, h.chord_confidence, h.key,
                           h.key_confidence, bass, tuning, h.chord_ext, h.chord_ext_confidence, h.key_change)
 
     def spectra(self, frames: np.ndarray) -> np.ndarray:
@@ -469,11 +492,12 @@ class Frontend:
         scratch = np.empty(n, dtype=np.float32)
         _spectral_kernel(spectra, self._mel_ptr[:1], self._mel_idx[:0], self._mel_w[:0], self._chroma_bins,
                          self._peak_bufs, spec.sample_rate / spec.n_fft, self._tuning_decay, spec.chroma_compression,
-                         spec.chroma_tonality_gate, self._power_scale,
+                         spec.chroma_tonality_gate, self._power_scale, self._level_bin,
                          spec.chroma_gate_floor_db, spec.chroma_gate_range_db,
                          spec.chroma_gate_release_db_s / spec.frame_rate, self._gate_state,
                          self._prev_logmel[:0], self._prev_power, self._tuning_state, np.empty((n, 0), np.float32),
-                         chroma, bass, scratch, np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32))
+                         chroma, bass, scratch, np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32),
+                         np.empty(n, dtype=np.float32))
         return chroma, bass
 
     def _empty_batch(self) -> FrameBatch:

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import tone, triad
 from live_mer.features import FeatureSpec, Frontend
-from live_mer.harmony import chord_label
+from live_mer.harmony import NO_CHORD, chord_label
 
 
 def run(x, sr, spec=None, block=None):
@@ -126,6 +126,27 @@ def test_silence_and_noise_give_no_chroma_or_no_chord():
     _, batches, _ = run(noise, sr)
     chords = np.concatenate([b.chord for b in batches])[20:]
     assert np.mean(chords == 24) > 0.9
+
+
+@pytest.mark.parametrize("offset", [0.05, -0.3, 0.9])
+def test_a_dc_offset_is_silence_not_a_chord(offset):
+    """A constant offset (a faulty interface, a badly made file) is not sound. Its power, counted in the
+    level, opened the chroma gate, and the round-off in the rest of the spectrum, scaled to the strongest
+    peak, read as F:maj with confidence 1 and an F major key (0.05 in a float file)."""
+    sr = 44100
+    spec = FeatureSpec()
+    fe = Frontend(spec, sr)
+    b = fe.run(np.full(sr * 20, offset, np.float32))
+    settled = b.times > 1.0  # past the step from nothing to the offset at the start
+    assert np.all(b.chroma[settled] == 0) and np.all(b.chord[settled] == NO_CHORD) and np.all(b.key < 0)
+    assert b.loudness_db[settled].max() < -100  # the level reads silence
+    # on top of music it changes nothing the harmony hears (past the first frames, where the offset is a step)
+    music = np.concatenate([triad(57, True, 4.0, sr), triad(62, False, 4.0, sr)])
+    plain, shifted = Frontend(spec, sr).run(music), Frontend(spec, sr).run(music + np.float32(offset))
+    past = plain.times > 0.5
+    assert np.array_equal(plain.chord[past], shifted.chord[past])
+    assert np.abs(plain.chroma - shifted.chroma)[past].max() < 0.02
+    assert np.abs(plain.loudness_db - shifted.loudness_db)[past].max() < 0.1
 
 
 def test_chroma_gate_is_relative_to_the_recent_level_above_an_absolute_floor():

@@ -260,7 +260,10 @@ def test_tuning_chords_and_key_do_not_depend_on_the_input_level():
     loud, quiet = track(y, sr), track(y * np.float32(0.01), sr)
     assert abs(float(loud.tuning[-1]) - 0.35) < 0.08
     assert np.abs(loud.tuning - quiet.tuning).max() < 2e-3
-    pitched = loud.chroma.max(axis=1) > 0.1  # (noise-like frames, at a tonal weight of 0.05, may differ a little)
+    # (noise-like frames, at a tonal weight of 0.05, may differ a little; np.interp holds the last sample,
+    # so the music ends in a constant offset, silence to the level: the frame that fades into it lies under
+    # the absolute -90 dBFS floor 40 dB down, which no level-relative rule lifts)
+    pitched = (loud.chroma.max(axis=1) > 0.1) & (quiet.loudness_db > FeatureSpec.chroma_gate_floor_db)
     np.testing.assert_allclose(quiet.chroma[pitched], loud.chroma[pitched], atol=2e-3)
     np.testing.assert_array_equal(quiet.chord_ext, loud.chord_ext)
     np.testing.assert_array_equal(quiet.key, loud.key)
