@@ -7,6 +7,7 @@ It is not thread-safe; one thread feeds it.
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 from types import MappingProxyType
@@ -92,6 +93,13 @@ class Analyzer:
         self.set_smoothing(smoothing_s)
         self._silence = self.frontend.silence_row()
         self._stream_key = StreamKey()
+        spec = card.spec
+        # The input is checked in pieces of about one feature frame's worth of samples, each counted towards
+        # the estimate whose hop had heard it: a block longer than a hop (a large block size, a short hop)
+        # gave all its clipping and its peak to its first estimate and none to the next.
+        self._piece_frames = max(1, round(input_rate * spec.hop_length / spec.sample_rate))
+        # input samples heard by the time a frame that ends at stream time t is complete: t * rate + this
+        self._frame_tail = (spec.n_fft - spec.hop_length) * input_rate / spec.sample_rate
         self.reset()
 
     def set_smoothing(self, smoothing_s: float) -> None:
@@ -129,9 +137,8 @@ class Analyzer:
         self._end = self.window_frames
         self._since_hop = 0
         self._smoothed: np.ndarray | None = None
-        self._peak = 0.0
-        self._clipped = 0
-        self._nonfinite = 0
+        self._heard = 0  # input frames (samples per channel) checked so far
+        self._pieces: collections.deque = collections.deque()  # (end, invalid, peak, clipped) not yet counted
         self._onset_sum = 0.0
         self._power_sum = 0.0  # the hop's frames' power (linear), for its level
         self._key_changed = False
@@ -165,20 +172,33 @@ class Analyzer:
         """Flush the resampler at the end of a finite stream; returns any final estimates."""
         t0 = time.perf_counter()
         empty = np.zeros(0, dtype=np.float32)
-        return self._consume(self.frontend.push(empty, flush=True), overflows, t0)
+        return self._consume(self.frontend.push(empty, flush=True), overflows, t0, last=True)
 
     def _inspect(self, x: np.ndarray) -> np.ndarray:
         if x.size == 0:
             return x
         clean = np.empty(x.shape, np.float32)
-        invalid, peak, clipped = _scan(x.reshape(-1), np.float32(MAX_SAMPLE), np.float32(CLIP_LEVEL),
-                                       clean.reshape(-1))
-        self._nonfinite += invalid
-        self._peak = max(self._peak, peak)
-        self._clipped += clipped
+        flat, out = x.reshape(-1), clean.reshape(-1)
+        width = x.size // x.shape[0]  # channels
+        for start in range(0, x.shape[0], self._piece_frames):
+            end = min(start + self._piece_frames, x.shape[0])
+            invalid, peak, clipped = _scan(flat[start * width:end * width], np.float32(MAX_SAMPLE),
+                                           np.float32(CLIP_LEVEL), out[start * width:end * width])
+            self._pieces.append((self._heard + end, invalid, peak, clipped))
+        self._heard += x.shape[0]
         return clean
 
-    def _consume(self, batch: FrameBatch, overflows: int, t0: float) -> list[Estimate]:
+    def _input_checks(self, t: float, last: bool) -> tuple[int, float, int]:
+        """Invalid samples, peak and clipped samples of the input heard for the estimate whose last frame
+        ends at stream time ``t`` and not counted before (all that is left for the ``last`` of a stream)."""
+        heard = t * self.input_rate + self._frame_tail
+        invalid, peak, clipped = 0, 0.0, 0
+        while self._pieces and (last or self._pieces[0][0] <= heard):
+            _, n_bad, p, n_clip = self._pieces.popleft()
+            invalid, peak, clipped = invalid + n_bad, max(peak, p), clipped + n_clip
+        return invalid, peak, clipped
+
+    def _consume(self, batch: FrameBatch, overflows: int, t0: float, last: bool = False) -> list[Estimate]:
         self._stream_key.update(batch.chroma, batch.bass_chroma, batch.chord, batch.key)
         # (frame index in batch, window copy, onset mean, key changed during the hop, level of the hop)
         due: list[tuple[int, np.ndarray, float, bool, float]] = []
@@ -207,7 +227,8 @@ class Analyzer:
             return []
         outputs = self.model.run(np.stack([w for _, w, _, _, _ in due]))
         latency_ms = (time.perf_counter() - t0) * 1000.0
-        return [self._estimate(k, frame, onset, changed, level, outputs, batch, overflows, latency_ms)
+        return [self._estimate(k, frame, onset, changed, level, outputs, batch, overflows, latency_ms,
+                               last and k == len(due) - 1)
                 for k, (frame, _, onset, changed, level) in enumerate(due)]
 
     def _append(self, rows: np.ndarray) -> None:
@@ -220,7 +241,8 @@ class Analyzer:
         self._end += n
 
     def _estimate(self, k: int, frame: int, onset: float, key_changed: bool, level_db: float,
-                  outputs: dict[str, np.ndarray], batch: FrameBatch, overflows: int, latency_ms: float) -> Estimate:
+                  outputs: dict[str, np.ndarray], batch: FrameBatch, overflows: int, latency_ms: float,
+                  last: bool) -> Estimate:
         raw = np.concatenate([np.asarray(outputs["va"][k], dtype=np.float64)]
                              + [np.asarray(outputs[h.name][k], dtype=np.float64) for h in self._cat_heads])
         raw = np.nan_to_num(raw, nan=0.0, posinf=1.0, neginf=-1.0)
@@ -237,7 +259,8 @@ class Analyzer:
             if h.name == "quadrant":
                 quadrant = h.names[int(np.argmax(vals))]
         key = int(batch.key[frame])
-        est = Estimate(
+        invalid, peak, clipped = self._input_checks(float(batch.times[frame]), last)
+        return Estimate(
             t=float(batch.times[frame]),
             valence=float(np.clip(values[0], -1.0, 1.0)),
             arousal=float(np.clip(values[1], -1.0, 1.0)),
@@ -252,8 +275,6 @@ class Analyzer:
             key_change=key_changed,
             loudness_db=level_db,
             onset=float(onset),
-            peak=self._peak, clipped=self._clipped, nonfinite=self._nonfinite,
+            peak=peak, clipped=clipped, nonfinite=invalid,
             overflows=int(overflows), latency_ms=latency_ms,
         )
-        self._peak, self._clipped, self._nonfinite = 0.0, 0, 0
-        return est

@@ -171,6 +171,32 @@ def test_one_clipping_channel_is_clipping(tiny_model):
     assert sum(e.nonfinite for e in ests) == 100
 
 
+@pytest.mark.parametrize("block_s", [0.5, 1.49, 6.0])
+def test_a_block_longer_than_a_hop_counts_its_clipping_and_peak_in_the_hop_that_heard_them(tiny_model, block_s):
+    """A block longer than a hop (a large ``source.blocksize``, a short ``--hop``) was checked whole, and its
+    first estimate took all its clipping and its peak: at the demo's 46-ms blocks and the shortest hop every
+    other ``/mer/status/input`` read a peak of -120 dBFS, and a quiet hop read clipped when the next one
+    clipped. Each estimate now counts the input it had heard, to within a feature frame."""
+    sr = 44100
+    t = np.arange(3 * sr) / sr
+    x = np.concatenate([0.01 * np.sin(2 * np.pi * 440 * t), 1.2 * np.sin(2 * np.pi * 440 * t)]).astype(np.float32)
+    a = Analyzer(tiny_model, sr)
+    ests = feed(a, x, int(block_s * sr))
+    spec = tiny_model.card.spec
+    tail = (spec.n_fft - spec.hop_length) / spec.sample_rate  # a frame ends this long after its time
+    hop = a.hop_seconds
+    share = 1 - 2 / np.pi * np.arcsin(0.999 / 1.2)  # of a 1.2 sine's samples, at or over 0.999
+    per_hop = hop * sr * share
+    frame = sr * spec.hop_length / spec.sample_rate  # the input is counted in pieces of about a frame
+    quiet = [e for e in ests if e.t + tail < 2.99]
+    loud = [e for e in ests if e.t - hop + tail > 3.01]
+    assert len(quiet) >= 4 and len(loud) >= 4
+    assert all(e.clipped == 0 and 0.009 < e.peak < 0.011 for e in quiet), [(e.t, e.clipped, e.peak) for e in quiet]
+    assert all(abs(e.clipped - per_hop) < 1.1 * frame * share and e.peak > 1.19 for e in loud), \
+        [(e.t, e.clipped, e.peak) for e in loud]
+    assert sum(e.clipped for e in ests) <= np.count_nonzero(np.abs(x) >= 0.999)
+
+
 @pytest.mark.parametrize("channels", [1, 2, 8])
 @pytest.mark.parametrize("sr", [8000, 44100, 48000, 96000])
 def test_channels_and_rates(tiny_model, channels, sr):
