@@ -129,10 +129,29 @@ def _receiver_notices(refused: dict, stats: list[dict]) -> list[str]:
     return notes
 
 
+def _check_source_settings(source: configmod.SourceConfig, where: str) -> None:
+    """Refuse a configuration file's source settings that listen would ignore (the flags are refused in
+    :func:`_apply_flags`): a sample rate for a file, a loop for a sound card. (The monitor uses the sound
+    card's settings for any sound card picked in its window, so it takes them beside a file.)"""
+    if source.file or source.demo:
+        for key in ("samplerate", "channels", "blocksize"):
+            if value := getattr(source, key):
+                raise configmod.ConfigError(
+                    f"{where}source.{key} = {value!r} is for a sound card; listen plays "
+                    f"{'source.file' if source.file else 'the demo'} at its own rate and channels (the analysis "
+                    "resamples and mixes to mono itself): remove it, or choose a sound card (source.device)")
+    if source.loop and not source.file:
+        raise configmod.ConfigError(f"{where}source.loop = true is for source.file (the demo piece always loops; "
+                                    "a sound card has no end)")
+
+
 def _apply_flags(cfg: configmod.Config, args) -> configmod.Config:
     if args.device is not None or args.file is not None or args.demo:
-        # A source chosen on the command line replaces the file's choice entirely.
-        cfg = configmod.override(cfg, "source", device=args.device or "", file=args.file or "", demo=args.demo)
+        # A source chosen on the command line replaces the file's choice entirely; its sound card settings
+        # carry over to another sound card only.
+        card = {} if args.device is not None else dict(samplerate=0, channels=0, blocksize=0)
+        cfg = configmod.override(cfg, "source", device=args.device or "", file=args.file or "", demo=args.demo,
+                                 loop=False, **card)
     cfg = configmod.override(cfg, "source", samplerate=args.samplerate, channels=args.channels,
                              loop=True if args.loop else None)
     source = cfg.source  # flags that would be ignored are refused: the user meant something by them
@@ -213,6 +232,7 @@ def cmd_listen(args) -> int:
         cfg = _apply_flags(cfg, args)
     except configmod.ConfigError as exc:
         raise configmod.named_as_flag(exc) from None
+    _check_source_settings(cfg.source, f"{args.config}: " if args.config else "")
 
     # --hop is checked against the model only, so that any refused hop is told the model's whole range
     hop_s = cfg.analysis.hop_s if args.hop is None else args.hop
@@ -466,6 +486,7 @@ def cmd_config(args) -> int:
         print(configmod.EXAMPLE, end="")
         return 0
     cfg = configmod.load(args.check)
+    _check_source_settings(cfg.source, f"{args.check}: ")
     if cfg.source.file:  # what listen would refuse at start: missing, a folder, not audio it can decode
         try:
             open_audio(cfg.source.file).close()

@@ -540,6 +540,46 @@ def test_flags_that_would_be_ignored_are_refused(args, needle, capsys):
     assert needle in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("source,needle", [
+    ("demo = true\nsamplerate = 48000", "source.samplerate = 48000 is for a sound card; listen plays the demo"),
+    ("file = 'x.wav'\nchannels = 2", "source.channels = 2 is for a sound card; listen plays source.file"),
+    ("demo = true\nblocksize = 256", "source.blocksize = 256 is for a sound card"),
+    ("device = 'USB'\nloop = true", "source.loop = true is for source.file"),
+    ("loop = true", "source.loop = true is for source.file"),
+])
+def test_source_settings_in_a_file_that_listen_would_ignore_are_refused(source, needle, tmp_path, capsys):
+    """The flags were refused, the same keys in a configuration file silently ignored (``config --check``
+    said OK): a file played at its own rate whatever ``samplerate`` said, a sound card never looped."""
+    from live_mer import cli
+
+    path = tmp_path / "show.toml"
+    path.write_text(f"[source]\n{source}\n")
+    for command in (["listen", "--config", str(path), "--duration", "1", "--quiet", "--osc", "127.0.0.1:9"],
+                    ["config", "--check", str(path)]):
+        assert cli.main(command) == 2  # before the model, the file or any output is opened
+        assert f"{path}: {needle}" in capsys.readouterr().err
+
+
+def test_a_source_on_the_command_line_replaces_the_files_source_settings_with_it(tmp_path):
+    """``--file`` or ``--demo`` over a file that chose a sound card drops the card's settings (they are
+    not refused: the user did not give both), and the file's ``loop`` goes with its file."""
+    from live_mer import cli
+
+    path = tmp_path / "show.toml"
+    path.write_text("[source]\ndevice = 'USB'\nsamplerate = 48000\nchannels = 2\nblocksize = 256\n")
+    flags = cli.build_parser().parse_args(["listen", "--config", str(path), "--demo"])
+    source = cli._apply_flags(configmod.load(path), flags).source
+    assert (source.demo, source.device, source.samplerate, source.channels, source.blocksize) == (True, "", 0, 0, 0)
+    flags = cli.build_parser().parse_args(["listen", "--config", str(path), "--device", "Other"])
+    source = cli._apply_flags(configmod.load(path), flags).source
+    assert (source.device, source.samplerate, source.channels, source.blocksize) == ("Other", 48000, 2, 256)
+    path.write_text("[source]\nfile = 'a.wav'\nloop = true\n")
+    for extra in (["--file", "b.wav"], ["--demo"]):
+        source = cli._apply_flags(configmod.load(path), cli.build_parser().parse_args(
+            ["listen", "--config", str(path), *extra])).source
+        assert not source.loop
+
+
 def test_an_installation_without_a_device_fails_instead_of_playing_the_demo(tmp_path, tiny_model_path, monkeypatch,
                                                                           capsys):
     """With no device named and none there, the quick start plays the demo; a service started with a
