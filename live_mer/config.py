@@ -92,7 +92,7 @@ def hop_plausible(hop_s: float) -> bool:
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    smoothing_s: float = 0.0  # one-pole smoothing of the estimates themselves; OSC has its own shaping
+    smoothing_s: float = 0.0  # one-pole smoothing of the estimates themselves (every sink); OSC shaping comes on top
     max_backlog_s: float = 1.0  # drop older audio when the analyzer falls this far behind
     hop_s: float = 0.0  # seconds between estimates; 0 = the model's own hop (0.51 s for the shipped one)
 
@@ -356,7 +356,7 @@ provider = "auto"    # auto | cpu | cuda (cuda needs onnxruntime-gpu, see README
 threads = 1          # onnxruntime threads; 1 leaves the other cores to your visuals
 
 [analysis]
-smoothing_s = 0.0    # smoothing of the raw estimates (terminal, recording); OSC is shaped per output below
+smoothing_s = 0.0    # smoothing of the estimates themselves (terminal, recording, OSC), 0..60 s; [outputs] shape OSC further
 max_backlog_s = 1.0  # if the computer falls this far behind, skip old audio to stay live
 hop_s = 0.0          # seconds between estimates: 0 = the model's (0.51 s); 0.1: level ~4x, chords ~2x sooner
 
