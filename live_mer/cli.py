@@ -527,8 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--control", type=int, metavar="PORT", help="enable the OSC control port on 127.0.0.1")
     listen.add_argument("--model", help="model name in models/ or path to an .onnx with its .json card")
     listen.add_argument("--provider", choices=PROVIDER_CHOICES, help="onnxruntime execution provider")
-    listen.add_argument("--smoothing", type=float, help="smoothing of the raw estimates, seconds (OSC is "
-                        "shaped per output, see the configuration)")
+    listen.add_argument("--smoothing", type=float, help="smoothing of the estimates, seconds (the terminal, "
+                        "recording and OSC; OSC's per-output shaping comes on top, see the configuration)")
     listen.add_argument("--hop", type=float, metavar="S", help="seconds between estimates (default: the model's, "
                         "0.51 s), rounded to whole 23-ms feature frames; 0.1: the level follows about 4x, chords 2x sooner")
     listen.set_defaults(func=cmd_listen)
