@@ -172,10 +172,15 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "FeatureSpec":
+        """The spec a model card stores: every field, none unknown. (A missing one was filled in with this
+        runtime's default, so a model trained with another hop or FFT size ran on features it never saw.)"""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown feature spec field(s) {unknown}; known: {sorted(known)}")
+        missing = [f.name for f in fields(cls) if f.name not in data]
+        if missing:
+            raise ValueError(f"missing field(s) {missing}: a card stores every field of the spec it was trained on")
         return cls(**data)
 
     def differences(self, other: "FeatureSpec") -> list[str]:

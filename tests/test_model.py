@@ -68,6 +68,13 @@ def test_feature_spec_mismatch_is_named(tiny_model_path, tmp_path):
     edit_card(card, lambda c: c["feature_spec"].update(version=str(FeatureSpec.version)))
     with pytest.raises(ModelError, match=f"feature_spec.version must be an integer, got '{FeatureSpec.version}'"):
         load_model(onnx)
+    # a field left out was filled in with this runtime's default: a model trained with another hop ran on
+    # features it never saw, without a word
+    for i, field in enumerate(("hop_length", "sample_rate", "chord_key_prior")):
+        onnx, card = copy_model(tiny_model_path, tmp_path, f"m6{i}")
+        edit_card(card, lambda c: c["feature_spec"].pop(field))
+        with pytest.raises(ModelError, match=rf"feature_spec: missing field\(s\) \['{field}'\]"):
+            load_model(onnx)
     # a card of an older feature version, whose spec has a field this runtime no longer knows: the version is named
     onnx, card = copy_model(tiny_model_path, tmp_path, "m4")
     edit_card(card, lambda c: c["feature_spec"].update(version=4, chroma_gate_db=-55.0))
