@@ -146,6 +146,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.history = History(self._history_rows())
         self.last_estimate: Estimate | None = None
         self.estimates_shown = 0
+        self.not_audio = 0  # input samples that were NaN, Inf or absurd since the start (heard as silence)
         self.now = 0.0  # display clock, in stream seconds (continues across restarts)
         self._t_offset = 0.0  # stream time of the current engine -> display time
         self._latest_t = 0.0
@@ -507,6 +508,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._started_wall = self._last_data_wall = time.perf_counter()
         self._dropped_base = 0.0
         self._input_lost = False
+        self.not_audio = 0
         self._set_running(True)
         if self.banner.level in ("error", "warning") or self.banner.text == self._stream_note:
             self.banner.clear()
@@ -715,6 +717,7 @@ class MainWindow(QtWidgets.QMainWindow):
         last = estimates[-1]
         self.last_estimate = last
         self.estimates_shown += len(estimates)
+        self.not_audio += sum(e.nonfinite for e in estimates)
         self._latest_t = last.t + self._t_offset
         if not self._running_ui or self.now < self._latest_t - 2 * self._hop():
             self.now = self._latest_t  # faster-than-real-time input (or a late drain): jump to the data
@@ -796,8 +799,10 @@ class MainWindow(QtWidgets.QMainWindow):
             if time.perf_counter() - self._started_wall < self.WARMUP_S:
                 self._dropped_base = dropped  # the first seconds include one-off warm-up (JIT, first inference)
             dropped -= self._dropped_base
-            color = theme.OK if est.overflows == 0 and dropped == 0 else theme.WARN
+            color = theme.OK if est.overflows == 0 and dropped == 0 and not self.not_audio else theme.WARN
             extra = f" · dropped {dropped:.1f} s" if dropped else ""
+            if self.not_audio:  # a broken driver's NaN is heard as silence: without this, a quiet room
+                extra += f" · <b style='color:{theme.WARN}'>{self.not_audio}</b> samples not audio"
             labels["overflows"].setText(f"overflows <b style='color:{color}'>{est.overflows}</b>{extra}")
         else:
             labels["analysis"].setText("analysis –")

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from . import config as configmod
-from .analyzer import MAX_SMOOTHING_S, Analyzer, hop_frames
+from .analyzer import MAX_SAMPLE, MAX_SMOOTHING_S, Analyzer, hop_frames
 from .batch import (AUDIO_EXTENSIONS, RESULT_ENDINGS, result_files, run_batch, scan, summary_csv, track_line,
                     write_whole)
 from .control import ControlServer, Controller
@@ -113,6 +114,34 @@ def _why(stats: dict) -> str:
     if "refused" in stats["last_error"].lower():
         return " (refused until a receiver opened the port)"
     return f" (last: {stats['last_error']})"
+
+
+INVALID_NOTICE_S = 60.0  # while the input keeps sending samples that are not audio, one line per this many seconds
+
+
+class _InvalidInput:
+    """Says on the terminal when the input sends samples that are not audio (NaN, Inf, beyond +-MAX_SAMPLE:
+    a broken driver, a misconfigured interface): the analysis hears them as silence, which on the live line
+    looked like a quiet room. One line when they start, then at most one per INVALID_NOTICE_S with the
+    count since; ``total`` for the summary."""
+
+    def __init__(self):
+        self.total = 0
+        self._unsaid = 0
+        self._said_at = -math.inf
+
+    def notice(self, estimates: list[Estimate], now: float) -> str:
+        bad = sum(e.nonfinite for e in estimates)
+        self.total += bad
+        self._unsaid += bad
+        if not self._unsaid or now - self._said_at < INVALID_NOTICE_S:
+            return ""
+        first = self._said_at == -math.inf
+        count, self._unsaid, self._said_at = self._unsaid, 0, now
+        if first:
+            return (f"input: samples that are not audio (NaN, infinite or beyond +-{MAX_SAMPLE:g}) are arriving "
+                    f"({count} so far); they are analysed as silence: check the sound card, its driver or the file")
+        return f"input: {count} more samples that are not audio since the last notice ({self.total} in all)"
 
 
 def _receiver_notices(refused: dict, stats: list[dict]) -> list[str]:
@@ -263,6 +292,7 @@ def cmd_listen(args) -> int:
     tty = sys.stdout.isatty()
     last_print = last_check = 0.0
     receivers: dict = {}
+    invalid = _InvalidInput()
     # The first run after an install or update compiles the analysis kernels before the audio starts.
     note = threading.Timer(1.5, lambda: print(f"{_when(sys.stderr)}preparing the analysis (the first run after an "
                                               "install or update compiles it: 10-20 s)...", file=sys.stderr, flush=True))
@@ -287,6 +317,8 @@ def cmd_listen(args) -> int:
                 for note in _receiver_notices(receivers, osc.stats()):
                     print(("\n" if tty else "") + _when(sys.stderr) + note, file=sys.stderr, flush=True)
             recent = latest.drain()
+            if note := invalid.notice(recent, time.monotonic()):
+                print(("\n" if tty else "") + _when(sys.stderr) + note, file=sys.stderr, flush=True)
             if recent and not args.quiet and (tty or time.monotonic() - last_print >= 1.0):
                 last_print = time.monotonic()
                 print(("\r" + format_line(recent[-1])) if tty else _when(sys.stdout) + format_line(recent[-1]),
@@ -300,8 +332,10 @@ def cmd_listen(args) -> int:
         print()
     sent = ", ".join(f"{s['destination']} sent {s['sent']} errors {s['errors']}" + _why(s) for s in osc.stats())
     losses = getattr(source, "losses", 0)
+    invalid.notice(latest.drain(), time.monotonic())  # the estimates since the loop's last look
     print(f"{_when(sys.stderr)}{engine.estimates} estimates; input overflows {source.overflows}; "
-          + (f"input lost {losses} time(s); " if losses else "") + f"OSC {sent}", file=sys.stderr)
+          + (f"input lost {losses} time(s); " if losses else "")
+          + (f"samples not audio {invalid.total}; " if invalid.total else "") + f"OSC {sent}", file=sys.stderr)
     if not engine.estimates and isinstance(source, FileSource) and source.finished and engine.error is None:
         print(f"{_when(sys.stderr)}{source.path} ended before the first estimate: it needs "
               f"{analyzer.hop_seconds:.2f} s of audio", file=sys.stderr)

@@ -16,6 +16,7 @@ import soundfile as sf
 
 from conftest import triad
 from live_mer import config as configmod
+from live_mer.estimate import Estimate
 from osc_receiver import Receiver, free_udp_port, messages, wait_until
 
 
@@ -578,6 +579,33 @@ def test_a_source_on_the_command_line_replaces_the_files_source_settings_with_it
         source = cli._apply_flags(configmod.load(path), cli.build_parser().parse_args(
             ["listen", "--config", str(path), *extra])).source
         assert not source.loop
+
+
+def test_listen_says_when_the_input_sends_samples_that_are_not_audio(tmp_path, tiny_model_path):
+    """A driver sending NaN was analysed as silence and looked like a quiet room: nothing on the terminal,
+    in the summary or in the input-ok flag (only ``analyze`` warned)."""
+    sr = 44100
+    x = triad(57, True, 3.0, sr)
+    x[sr:2 * sr] = np.nan
+    path = tmp_path / "broken.wav"
+    sf.write(path, x, sr, subtype="FLOAT")
+    r = live_mer("listen", "--file", path, "--duration", "2.5", "--quiet", "--model", tiny_model_path, "--osc",
+                 "127.0.0.1:9")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("input: samples that are not audio (NaN, infinite or beyond +-16) are arriving") == 1
+    assert re.search(r"; samples not audio 441\d\d; ", r.stderr), r.stderr  # the one second of NaN, counted
+
+
+def test_the_notice_of_samples_that_are_not_audio_is_not_repeated_every_second():
+    from live_mer.cli import INVALID_NOTICE_S, _InvalidInput
+
+    invalid, bad = _InvalidInput(), [Estimate(t=0.0, valence=0.0, arousal=0.0, nonfinite=100)]
+    assert "(100 so far)" in invalid.notice(bad, 0.0)
+    assert invalid.notice(bad, 1.0) == "" and invalid.notice(bad, INVALID_NOTICE_S - 1) == ""
+    assert invalid.notice(bad, INVALID_NOTICE_S) == \
+        "input: 300 more samples that are not audio since the last notice (400 in all)"
+    assert invalid.notice([Estimate(t=0.0, valence=0.0, arousal=0.0)], 10 * INVALID_NOTICE_S) == ""
+    assert invalid.total == 400
 
 
 def test_an_installation_without_a_device_fails_instead_of_playing_the_demo(tmp_path, tiny_model_path, monkeypatch,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -206,6 +207,23 @@ def test_nothing_is_cut_off_or_drawn_over_at_any_window_size(qapp, make_window, 
         label = labels[name]
         assert label.wordWrap() and label.width() <= w.width(), name
         assert label.height() >= label.heightForWidth(label.width()) > label.fontMetrics().height(), name
+
+
+def test_the_status_line_counts_input_samples_that_are_not_audio(qapp, make_window, tmp_path):
+    """A driver sending NaN is heard as silence: the monitor showed a quiet room and a green status."""
+    sr = 22050
+    x = triad(57, True, 3.0, sr)
+    x[sr:sr + 1000] = np.nan
+    path = tmp_path / "broken.wav"
+    sf.write(path, x, sr, subtype="FLOAT")
+    w = make_window(SourceChoice(FILE, str(path), realtime=False, loop=True))
+    assert w.start(), w.banner.text
+    assert spin(qapp, lambda: w.not_audio >= 1000)
+    w._update_status()
+    assert re.search(r"<b style='color:[^']+'>\d+</b> samples not audio", w.status_labels["overflows"].text())
+    w.stop()
+    assert w.start(), w.banner.text  # counted afresh for a new stream
+    assert w.not_audio == 0  # (estimates reach the window only through its timer)
 
 
 def test_file_estimates_update_plots_labels_and_osc(qapp, make_window, progression, receiver):
