@@ -237,10 +237,13 @@ def _input_warning(estimates: list[Estimate], samples: int) -> str:
     clipped = sum(e.clipped for e in estimates)
     if invalid + clipped <= BAD_INPUT_SHARE * samples:
         return ""
+    def share(count: int) -> str:  # a few samples of millions read "0.0%" beside the other part
+        return f"{count / samples:.1%}" if count >= 0.0005 * samples else "under 0.1%"
+
     parts = []
     if invalid:
-        parts.append(f"{invalid / samples:.1%} of the samples are not audio (NaN, infinite or beyond "
+        parts.append(f"{share(invalid)} of the samples are not audio (NaN, infinite or beyond "
                      f"+-{MAX_SAMPLE:g}) and were analysed as silence")
     if clipped:
-        parts.append(f"{clipped / samples:.1%} of the samples are clipped (at or beyond full scale)")
+        parts.append(f"{share(clipped)} of the samples are clipped (at or beyond full scale)")
     return "; ".join(parts) + " (a damaged file, or float samples on the wrong scale?)"

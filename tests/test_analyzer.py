@@ -307,6 +307,11 @@ def test_input_that_is_not_valid_audio_is_analysed_with_a_warning(tiny_model, tm
     assert "not audio" in warning["scaled"] and "clipped" in warning["scaled"]
     assert "of the samples are clipped" in warning["clipped"] and "not audio" not in warning["clipped"]
     assert warning["fine"] == warning["few_nan"] == ""
+    # a few clipped samples beside a file of garbage read "0.0% of the samples are clipped"
+    x[:] = x * (2e6 / np.abs(x).max())
+    x[:3] = 1.0
+    sf.write(tmp_path / "huge.wav", x, sr, subtype="FLOAT")
+    assert "; under 0.1% of the samples are clipped" in analyze_file(tmp_path / "huge.wav", tiny_model)["warning"]
 
 
 def test_set_smoothing_takes_effect_mid_stream(tiny_model):
