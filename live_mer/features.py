@@ -34,6 +34,7 @@ from .harmony import (KEY_PROFILES, MAX_KEY_PRIOR, MAX_LOOKAHEAD_S, NO_CHORD, Ha
 # version 8); a retrained model should read the level instead (a new feature version).
 LEVEL_FMIN_HZ = 20.0
 
+
 class SpecValueError(ValueError):
     """A :class:`FeatureSpec` field of the wrong type or out of range; the message starts with the field's name."""
 
