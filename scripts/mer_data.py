@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from live_mer import features as features_module
+from live_mer import harmony as harmony_module
 from live_mer.features import FeatureSpec, Frontend
 from live_mer.fileanalysis import iter_blocks, open_audio
 from paths import CACHE, DATA
@@ -131,9 +133,17 @@ def folds(clips: list[Clip], n_folds: int = 5, seed: int = 0) -> np.ndarray:
     return out
 
 
+# What the frame features are computed by, beside the spec: a cache made before any of these changed (the
+# chord emission retrained by scripts/train_chords.py, an edit of the front end) is stale.
+FEATURE_SOURCES = (Path(features_module.__file__), Path(harmony_module.__file__), harmony_module.EMISSION_PATH)
+
+
 def spec_key(spec: FeatureSpec) -> str:
-    blob = json.dumps({"spec": spec.to_dict(), "names": spec.feature_names()}, sort_keys=True).encode()
-    return hashlib.sha1(blob).hexdigest()[:12]
+    """The feature cache's key: the spec, the feature layout and the bytes of the code and weights behind them."""
+    digest = hashlib.sha1(json.dumps({"spec": spec.to_dict(), "names": spec.feature_names()}, sort_keys=True).encode())
+    for path in FEATURE_SOURCES:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def extract_features(path: Path, spec: FeatureSpec) -> np.ndarray:

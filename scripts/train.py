@@ -27,7 +27,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -39,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "teachers"))
 
 from mer_data import (GEMS, QUADRANT_VA, QUADRANTS, feature_cache, folds, load_4q, load_emotify,  # noqa: E402
-                      padded_frames, padded_windows, windows_of)
+                      padded_frames, padded_windows, spec_key, windows_of)
 from paths import CACHE, DATA, ROOT  # noqa: E402
 
 from live_mer.analyzer import Analyzer  # noqa: E402
@@ -77,10 +79,19 @@ def geometry(spec: FeatureSpec) -> tuple[int, int, int]:
 
 def load_clips(limit: int | None = None, vgmidi: bool = True):
     clips = load_4q() + load_emotify()
-    if vgmidi:
-        from vgmidi import load_vgmidi
+    if vgmidi:  # renders missing were left out without a word: the student trained without VGMIDI
+        from vgmidi import AUDIO, load_vgmidi
 
-        clips += load_vgmidi()
+        every = load_vgmidi(only_rendered=False)
+        rendered = [c for c in every if c.path.exists()]
+        if len(rendered) < len(every):
+            where = f"{len(every) - len(rendered)} of the {len(every)} VGMIDI renders are missing from {AUDIO}"
+            if not rendered:
+                raise SystemExit(f"{where}: render them (scripts/teachers/render_vgmidi.py; docs/model.md) or pass "
+                                 "--no-vgmidi")
+            print(f"warning: {where}; training on the {len(rendered)} there (render the rest with "
+                  "scripts/teachers/render_vgmidi.py)", file=sys.stderr)
+        clips += rendered
     if limit:
         rng = np.random.default_rng(SEED)
         clips = [clips[i] for i in sorted(rng.choice(len(clips), size=min(limit, len(clips)), replace=False))]
@@ -711,10 +722,22 @@ def cmd_cv(spec: FeatureSpec, args, data=None) -> dict:
         "estimate at the measure's end. Teachers: non-causal 8 s segments, out-of-fold, clip = segment mean. "
         "Teachers used to train a fold's student never saw that fold.")
     table["counts"] = {d: sum(c.dataset == d for c in clips) for d in ("4q", "emotify", "vgmidi")}
+    table["options"] = cv_options(args)
     CV_TABLE.parent.mkdir(parents=True, exist_ok=True)
     CV_TABLE.write_text(json.dumps(table, indent=2))
     print(json.dumps(table, indent=2))
     return table
+
+
+STREAM_TOLERANCE = 1e-4  # the live Analyzer and the training windows may differ by float32 rounding only
+
+
+def cv_options(args) -> dict:
+    """The options that decide what ``cv`` evaluates and ``fit`` trains: a CV table is the fit's evaluation
+    only if they are the same."""
+    return {"limit": args.limit, "epochs": args.epochs, "distill": not args.no_distill, "vgmidi": not args.no_vgmidi,
+            "level_augmentation_db": args.level_augmentation_db, "frame_branch": args.frame_branch,
+            "run_batches": args.run_batches, "features": spec_key(FeatureSpec())}
 
 
 def stream_check(model, clips, frames: Frames, x, w, n: int = 6) -> float:
@@ -768,6 +791,11 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
                                 tags=tag_truth(clips, clip_of, vocabulary) if vocabulary else None),
                  args.jobs, desc="final students")
     evaluation = json.loads(CV_TABLE.read_text()) if CV_TABLE.exists() else {}
+    if evaluation and evaluation.get("options") != cv_options(args):  # a smoke test's table must not become the card's
+        print(f"warning: {CV_TABLE} evaluates other options ({evaluation.get('options')}, this fit: {cv_options(args)}): "
+              "the card gets no evaluation and every tag is kept; run `train.py cv` with the same options (or "
+              "`train.py all`)", file=sys.stderr)
+        evaluation = {}
     recipe = "student" if soft is not None else "student_no_distillation"
     tag_names, tag_note = keep_supported_tags(w, vocabulary, evaluation.get(recipe, {}))
     counts = {d: sum(c.dataset == d for c in clips) for d in ("4q", "emotify", "vgmidi")}
@@ -820,17 +848,31 @@ def cmd_fit(spec: FeatureSpec, args, data=None, seconds_so_far: float = 0.0) -> 
         },
         "evaluation": evaluation,
     }
-    onnx_path = export(w, spec, ROOT / "models", args.name, extra, tag_names)
-    model = load_model(onnx_path, provider="cpu")
-    window, hop, recent = geometry(spec)
-    silence = Frontend(spec, spec.sample_rate).silence_row()
-    sample = windows_of(np.load(feature_cache(clips[:1], spec)[0]), silence, window, hop)[:8]
-    onnx_q = model.run(sample)["quadrant"]
-    ref = forward(w, pooled_statistics(sample, recent), sample)["quadrant"]
-    print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1024:.0f} KiB); ONNX vs weights max |diff| "
-          f"{np.abs(onnx_q - ref).max():.2e}; live Analyzer vs training windows max |diff| "
-          f"{stream_check(model, clips, frames, x, w):.2e}")
-    return onnx_path
+    # Exported beside models/ and checked first: the live Analyzer must compute what the student was trained
+    # on (a stale feature cache, a front end changed since, would ship a model that runs on other features).
+    staging = Path(tempfile.mkdtemp(prefix=".train-", dir=ROOT / "models"))
+    try:
+        onnx_path = export(w, spec, staging, args.name, extra, tag_names)
+        model = load_model(onnx_path, provider="cpu")
+        window, hop, recent = geometry(spec)
+        silence = Frontend(spec, spec.sample_rate).silence_row()
+        sample = windows_of(np.load(feature_cache(clips[:1], spec)[0]), silence, window, hop)[:8]
+        onnx_diff = float(np.abs(model.run(sample)["quadrant"]
+                                 - forward(w, pooled_statistics(sample, recent), sample)["quadrant"]).max())
+        live_diff = stream_check(model, clips, frames, x, w)
+        if not max(onnx_diff, live_diff) <= STREAM_TOLERANCE:
+            raise SystemExit(f"not written: the exported model differs from the trained weights by {onnx_diff:.2e} "
+                             f"and the live Analyzer from the training windows by {live_diff:.2e} (at most "
+                             f"{STREAM_TOLERANCE:g} allowed): are the cached features ({CACHE / 'features'}) from "
+                             "another version of the front end?")
+        target = ROOT / "models" / onnx_path.name
+        onnx_path.with_suffix(".json").replace(target.with_suffix(".json"))
+        onnx_path.replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"wrote {target} ({target.stat().st_size / 1024:.0f} KiB); ONNX vs weights max |diff| {onnx_diff:.2e}; "
+          f"live Analyzer vs training windows max |diff| {live_diff:.2e}")
+    return target
 
 
 def main() -> int:

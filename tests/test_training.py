@@ -1,6 +1,8 @@
 """A tiny end-to-end training run: synthetic clips -> live features -> (distilled) student -> ONNX -> Analyzer."""
 
+import json
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -365,3 +367,55 @@ def test_folds_keep_an_act_and_a_recording_in_one_fold():
     assert groups[0] == groups[1] == groups[2] and len(set(groups)) == 41
     fold = mer_data.folds(clips, 5, 1)
     assert fold[0] == fold[1] == fold[2] and set(fold) == set(range(5))
+
+
+def test_cv_then_fit_write_a_checked_model_whose_card_carries_only_its_own_evaluation(tmp_path, monkeypatch, capsys):
+    """`train.py cv` and `fit` as the command runs them (its data step aside: synthetic clips). The card took
+    whatever CV table was on disk, a smoke test's too; the live Analyzer's agreement with the training
+    windows was only printed, so a stale feature cache shipped a model that runs on other features."""
+    monkeypatch.setattr(mer_data, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(train, "CV_TABLE", tmp_path / "cache" / "cv_table.json")
+    monkeypatch.setattr(train, "ROOT", tmp_path)
+    (tmp_path / "models").mkdir()
+    real_nonmusic = train.nonmusic_table
+    monkeypatch.setattr(train, "nonmusic_table", lambda spec: real_nonmusic(spec, count=4))
+    spec = FeatureSpec()
+    clips = synthetic_clips(tmp_path)
+    x, frames, t_end = train.window_table(clips, mer_data.feature_cache(clips, spec, workers=1, progress=False), spec)
+    data = (clips, mer_data.folds(clips, 2, train.SEED), x, frames, t_end, None)
+    args = SimpleNamespace(command="all", folds=2, epochs=2, limit=None, no_distill=True, no_vgmidi=True,
+                           level_augmentation_db=36.0, frame_branch=0, run_batches=False, jobs=1, name="tiny_cli")
+
+    table = train.cmd_cv(spec, args, data)
+    assert table["options"] == train.cv_options(args) and "student_no_distillation" in table
+    onnx = train.cmd_fit(spec, args, data)
+    assert onnx == tmp_path / "models" / "tiny_cli.onnx" and sorted(p.name for p in (tmp_path / "models").iterdir()) \
+        == ["tiny_cli.json", "tiny_cli.onnx"]  # nothing of the staging folder left
+    model = load_model(onnx)
+    assert json.dumps(model.card.raw["evaluation"], sort_keys=True) == json.dumps(table, sort_keys=True)  # (NaN)
+    assert "live Analyzer vs training windows max |diff|" in capsys.readouterr().out
+
+    # a fit with other options gets no evaluation from that table
+    other = SimpleNamespace(**{**vars(args), "epochs": 3, "name": "other"})
+    assert load_model(train.cmd_fit(spec, other, data)).card.raw["evaluation"] == {}
+    assert "evaluates other options" in capsys.readouterr().err
+
+    # training windows that are not what the live Analyzer computes (a stale cache): nothing is written
+    shipped = onnx.read_bytes()
+    stale = (clips, data[1], x * np.float32(1.5) + np.float32(1.0), frames, t_end, None)
+    with pytest.raises(SystemExit, match="not written: .* the live Analyzer from the training windows by"):
+        train.cmd_fit(spec, args, stale)
+    assert onnx.read_bytes() == shipped
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["other.json", "other.onnx", "tiny_cli.json",
+                                                                       "tiny_cli.onnx"]
+
+
+def test_the_feature_cache_key_follows_the_chord_emission_and_the_front_end_code(tmp_path, monkeypatch):
+    """A retrained chord emission (scripts/train_chords.py) changes every frame's chord features; the cache,
+    keyed by the spec alone, kept serving the old ones."""
+    spec = FeatureSpec()
+    before = mer_data.spec_key(spec)
+    emission = tmp_path / "chord_emission.npz"
+    emission.write_bytes(mer_data.FEATURE_SOURCES[2].read_bytes() + b"retrained")
+    monkeypatch.setattr(mer_data, "FEATURE_SOURCES", (*mer_data.FEATURE_SOURCES[:2], emission))
+    assert mer_data.spec_key(spec) != before
