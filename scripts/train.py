@@ -758,7 +758,7 @@ def keep_supported_tags(w: list[PooledStudentWeights], vocabulary: list[str], cv
     """Cut the members' ``tags`` heads down to the tags whose cross-validated AUC (``cv``, this recipe's row of
     the CV table) reaches TAG_MIN_AUC; all candidates if there is no CV figure. Returns (kept tags, card note)."""
     if not vocabulary:
-        return [], "none (no 4Q clips)"
+        return [], f"none (no mood tag on >= {TAG_MIN_CLIPS} 4Q clips)"
     auc = cv.get("4q_tags_auc", {})
     kept = [t for t in vocabulary if auc.get(t, 0.0) >= TAG_MIN_AUC] if auc else list(vocabulary)
     cols = [vocabulary.index(t) for t in kept]
