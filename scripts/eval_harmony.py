@@ -53,7 +53,7 @@ from harmony_eval.clips import clip_list, key_tuning_clips, wide_clips  # noqa: 
 from harmony_eval.synth import make_pieces  # noqa: E402
 from live_mer.features import FeatureSpec  # noqa: E402
 from live_mer.harmony import KEY_PROFILES, StreamKey, key_label  # noqa: E402
-from paths import CACHE as CACHE_ROOT, ROOT  # noqa: E402
+from paths import CACHE as CACHE_ROOT, ROOT, require_data  # noqa: E402
 
 CACHE = CACHE_ROOT / "harmony_eval"
 RESULT_JSON = CACHE_ROOT / "harmony_eval.json"
@@ -425,6 +425,9 @@ def main() -> int:
     ap.add_argument("--tune-emission", type=Path, nargs="*", metavar="NPZ",
                     help="only score these chord emissions (default: the shipped one) on the tuning sets")
     args = ap.parse_args()
+    real_music = not (args.skip_real and args.skip_speed)  # the speed section times the real clips too
+    if real_music or args.wide or args.tune_file_key or args.tune_emission is not None:
+        require_data("4q/labels.csv", "emotify/tracks.csv")
     if args.tune_emission is not None:
         from live_mer.harmony import EMISSION_PATH
 
@@ -453,7 +456,7 @@ def main() -> int:
 
     if args.synth > 0:
         result["synthetic"] = eval_synthetic(args.synth, args.synth_seconds, spec)
-    clips = clip_list()[: args.clips]
+    clips = clip_list()[: args.clips] if real_music else []
     if not args.skip_real:
         ensure_references(clips, args.setup_refs)
         result["real"] = eval_real(clips, spec)

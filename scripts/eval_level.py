@@ -21,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mer_data import load_4q  # noqa: E402
+from paths import require_data  # noqa: E402
 
 from live_mer.analyzer import Analyzer  # noqa: E402
 from live_mer.fileanalysis import analyze_stream, open_audio  # noqa: E402
@@ -43,6 +44,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=20)
     ap.add_argument("--gains", type=float, nargs="+", default=[-12.0, -24.0, -36.0], help="dB relative to the file")
     args = ap.parse_args()
+    require_data("4q/labels.csv")
     model = load_model(args.model, provider="cpu")
     clips = load_4q()
     clips = clips[:: max(1, len(clips) // args.clips)][: args.clips]

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "teachers"))
 
 from mer_data import (GEMS, QUADRANT_VA, QUADRANTS, feature_cache, folds, load_4q, load_emotify,  # noqa: E402
                       padded_frames, padded_windows, spec_key, windows_of)
-from paths import CACHE, DATA, ROOT  # noqa: E402
+from paths import CACHE, ROOT, require_data  # noqa: E402
 
 from live_mer.analyzer import Analyzer  # noqa: E402
 from live_mer.export import (FrameBranch, PooledStudentWeights, build_pooled_student, frame_branch_pools,  # noqa: E402
@@ -898,9 +898,8 @@ def main() -> int:
                         f"--run-batches (default and shipped: {FRAME_BRANCH} = statistics only; see docs/model.md 'Run batches and a learned per-frame branch')")
     args = p.parse_args()
     args.run_batches = args.run_batches or args.frame_branch > 0
-    if not (DATA / "4q" / "labels.csv").exists():
-        print(f"training data not found at {DATA} (set LIVE_MER_DATA)", file=sys.stderr)
-        return 2
+    require_data("4q/labels.csv", "emotify/tracks.csv", "emotify/votes.csv",
+                 *(() if args.no_vgmidi else ("vgmidi/midi", "vgmidi/annotations")))
     spec = FeatureSpec()
     t0 = time.time()
     if args.command == "features":

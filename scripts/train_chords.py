@@ -49,7 +49,7 @@ from harmony_eval.synth import CHORD_PROGRAMS, BASS_PROGRAMS, make_pieces  # noq
 from live_mer.features import FeatureSpec, Frontend  # noqa: E402
 from live_mer.harmony import (EMISSION_PATH, EXT_NO_CHORD, PITCH_CLASSES, QUALITIES, QUALITY_INTERVALS,  # noqa: E402
                               context_means)
-from paths import CACHE as CACHE_ROOT, ROOT  # noqa: E402
+from paths import CACHE as CACHE_ROOT, ROOT, require_data  # noqa: E402
 
 TRAIN_SEEDS = (1, 2)  # plain pieces, pieces with a lead line
 # Chord and bass instruments disjoint from the evaluation pieces' (synth.CHORD_PROGRAMS / BASS_PROGRAMS).
@@ -361,6 +361,7 @@ def main() -> int:
     if frames_file.exists():
         data = dict(np.load(frames_file))
     else:
+        require_data("4q/labels.csv", "emotify/tracks.csv")
         data = build_frames(args.pieces, args.additive, spec)
         np.savez_compressed(frames_file, **data)
     labelled = data["y"][data["y"] >= 0]

@@ -1,0 +1,31 @@
+"""The training and evaluation scripts without their data: one line naming what is missing and exit 2, not a
+traceback (each run in a subprocess with LIVE_MER_DATA set to an empty folder)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_script(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python scripts/...`` in the repository with empty data and a cache of its own."""
+    env = {**os.environ, "LIVE_MER_DATA": str(tmp_path / "data"), "LIVE_MER_CACHE": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    (tmp_path / "data").mkdir()
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("args", [("scripts/train.py", "cv"), ("scripts/eval_level.py",), ("scripts/train_chords.py",),
+                                  ("scripts/eval_harmony.py", "--synth", "0"),
+                                  ("scripts/eval_harmony.py", "--tune-file-key")])
+def test_missing_data_is_one_line(tmp_path, args):
+    res = run_script(tmp_path, *args)
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    assert f"no {tmp_path / 'data' / '4q' / 'labels.csv'} (set LIVE_MER_DATA" in res.stderr
