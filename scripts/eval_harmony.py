@@ -20,7 +20,7 @@ Usage::
 
     .venv/bin/python scripts/eval_harmony.py                 # all sections (references must exist)
     .venv/bin/python scripts/eval_harmony.py --setup-refs    # create .venv-madmom and compute references
-    .venv/bin/python scripts/eval_harmony.py --synth 8 --skip-real
+    .venv/bin/python scripts/eval_harmony.py --synth 8 --skip-real --skip-speed  # synthetic only: no shared data
     .venv/bin/python scripts/eval_harmony.py --synth 0 --skip-real --skip-speed --wide --setup-refs  # ~30 min
     .venv/bin/python scripts/eval_harmony.py --tune-file-key # how StreamKey's settings were chosen (other clips)
     .venv/bin/python scripts/eval_harmony.py --tune-emission A.npz B.npz  # chord emissions on the tuning sets

@@ -4,6 +4,7 @@ traceback (each run in a subprocess with LIVE_MER_DATA set to an empty folder)."
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,3 +30,14 @@ def test_missing_data_is_one_line(tmp_path, args):
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr
     assert f"no {tmp_path / 'data' / '4q' / 'labels.csv'} (set LIVE_MER_DATA" in res.stderr
+
+
+def test_harmony_synthetic_alone_needs_no_data(tmp_path):
+    pytest.importorskip("mir_eval")
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("fluidsynth not installed")
+    res = run_script(tmp_path, "scripts/eval_harmony.py", "--synth", "1", "--synth-seconds", "10", "--skip-real",
+                     "--skip-speed")
+    assert res.returncode == 0, res.stderr
+    assert "1. Synthetic, labelled: 1 fluidsynth pieces" in res.stdout
+    assert (tmp_path / "cache" / "harmony_eval.json").exists()
