@@ -15,10 +15,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_script(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    """``python scripts/...`` in the repository with empty data and a cache of its own."""
+def run_script(tmp_path: Path, *args: str, modules: Path | None = None) -> subprocess.CompletedProcess:
+    """``python scripts/...`` in the repository with empty data and a cache of its own (``modules``: a folder of
+    stand-in modules put first on the path)."""
+    path = [str(modules) if modules else "", str(ROOT), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "LIVE_MER_DATA": str(tmp_path / "data"), "LIVE_MER_CACHE": str(tmp_path / "cache"),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+           "PYTHONPATH": os.pathsep.join(filter(None, path))}
     (tmp_path / "data").mkdir(exist_ok=True)
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
@@ -64,3 +66,18 @@ def test_vibenet_help_and_wrong_environment(tmp_path):
         res = run_script(tmp_path, "scripts/eval_vibenet.py")
         assert res.returncode == 1 and "Traceback" not in res.stderr
         assert "eval_vibenet: no vibenet here: run it with .venv-vibenet/bin/python" in res.stderr
+
+
+def test_musicnn_embedding_wrong_environment_and_missing_data(tmp_path):
+    """embed_musicnn.py runs only in .venv-teacher (TensorFlow): elsewhere it says so; there (a stand-in
+    tensorflow here), missing data is the one line of paths.require_data."""
+    if importlib.util.find_spec("tensorflow") is None:
+        res = run_script(tmp_path, "scripts/teachers/embed_musicnn.py")
+        assert res.returncode == 1 and "Traceback" not in res.stderr
+        assert "no tensorflow here: run it with .venv-teacher/bin/python (made by `bash scripts/teachers/setup_env.sh`)" \
+            in res.stderr
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "tensorflow.py").write_text("__version__ = 'stand-in'\n")
+    res = run_script(tmp_path, "scripts/teachers/embed_musicnn.py", modules=tmp_path / "modules")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"embed_musicnn.py: training data not found: no {tmp_path / 'data' / '4q' / 'labels.csv'}" in res.stderr

@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # scripts/, for paths (standard library only)
 
-from paths import CACHE, DATA  # noqa: E402
+from paths import CACHE, DATA, require_data  # noqa: E402
 
 OUT = CACHE / "teacher" / "musicnn"
 VGMIDI_AUDIO = CACHE / "vgmidi_audio"
@@ -171,8 +171,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--selftest", action="store_true", help="restore the model and run it on noise")
     args = ap.parse_args(argv)
     hop_frames = max(1, int(round(args.hop * SR / FFT_HOP)))
-
-    import tensorflow as tf
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        sys.exit(f"embed_musicnn: no {exc.name} here: run it with .venv-teacher/bin/python (made by "
+                 "`bash scripts/teachers/setup_env.sh`)")
+    if not args.selftest:
+        require_data("4q/labels.csv", "emotify/tracks.csv")
 
     t0 = time.perf_counter()
     net = Musicnn(MODEL, args.threads)
