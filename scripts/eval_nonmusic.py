@@ -11,6 +11,7 @@ the ones `tests/test_shipped_model.py` checks (seed 7; training used other seeds
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +43,16 @@ def summary(estimates) -> tuple[float, str, float, float, str]:
     return float(q.max(axis=1).mean()), names[int(q.mean(axis=0).argmax())], float(va[0]), float(va[1]), tag
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--data", type=Path, default=DATA)
     args = ap.parse_args()
+    excerpts = sorted((args.data / "cc-excerpts").glob("*.ogg"))
+    if not excerpts:
+        print(f"eval_nonmusic.py: no CC excerpts (*.ogg) in {args.data / 'cc-excerpts'} (pass --data or set "
+              "LIVE_MER_DATA to the data folder)", file=sys.stderr)
+        return 2
     model = load_model(args.model, provider="cpu")
     rows = []
     for exponent, colour in ((0.0, "white"), (1.0, "pink"), (2.0, "brown")):
@@ -54,7 +60,7 @@ def main() -> None:
             x = noise(exponent, level)
             rows.append((f"{colour} noise {level:.0f} dBFS", summary(analyze_stream(Analyzer(model, SR, 0.0), [x]))))
     rows.append(("digital silence", summary(analyze_stream(Analyzer(model, SR, 0.0), [np.zeros(SR * 20, np.float32)]))))
-    for path in sorted((args.data / "cc-excerpts").glob("*.ogg")):
+    for path in excerpts:
         try:
             with open_audio(path) as f:
                 rows.append((path.stem[:48], summary(analyze_stream(Analyzer(model, f.samplerate, 0.0), iter_blocks(f)))))
@@ -63,7 +69,8 @@ def main() -> None:
     print(f"{'input':50s} {'top p':>6s} {'argmax':>6s} {'|val|':>6s} {'|aro|':>6s}  top tag")
     for name, (top, quadrant, v, a, tag) in rows:
         print(f"{name:50s} {top:6.2f} {quadrant:>6s} {v:6.2f} {a:6.2f}  {tag}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

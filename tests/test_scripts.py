@@ -27,12 +27,32 @@ def run_script(tmp_path: Path, *args: str, modules: Path | None = None) -> subpr
 
 @pytest.mark.parametrize("args", [("scripts/train.py", "cv"), ("scripts/eval_level.py",), ("scripts/train_chords.py",),
                                   ("scripts/eval_harmony.py", "--synth", "0"),
-                                  ("scripts/eval_harmony.py", "--tune-file-key")])
+                                  ("scripts/eval_harmony.py", "--tune-file-key"),
+                                  ("scripts/teachers/render_vgmidi.py", "--table")])
 def test_missing_data_is_one_line(tmp_path, args):
     res = run_script(tmp_path, *args)
+    missing = tmp_path / "data" / ("vgmidi/midi" if "render_vgmidi" in args[0] else "4q/labels.csv")
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr
-    assert f"no {tmp_path / 'data' / '4q' / 'labels.csv'} (set LIVE_MER_DATA" in res.stderr
+    assert f"no {missing} (set LIVE_MER_DATA" in res.stderr
+
+
+def test_nonmusic_without_excerpts(tmp_path):
+    res = run_script(tmp_path, "scripts/eval_nonmusic.py")
+    assert res.returncode == 2 and res.stdout == ""
+    assert f"no CC excerpts (*.ogg) in {tmp_path / 'data' / 'cc-excerpts'}" in res.stderr
+
+
+def test_fluidsynth_that_crashes_is_named(tmp_path, monkeypatch):
+    """``fluidsynth --version`` killed by a segfault (no output) once gave an IndexError."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts" / "teachers"))
+    import render_vgmidi
+
+    (tmp_path / "fluidsynth").write_text("#!/bin/sh\nkill -SEGV $$\n")
+    (tmp_path / "fluidsynth").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SystemExit, match=r"`fluidsynth --version` failed \(exit code -11: no output\)"):
+        render_vgmidi.fluidsynth_version()
 
 
 def test_harmony_synthetic_alone_needs_no_data(tmp_path):

@@ -37,7 +37,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # scripts/, for paths (standard library only)
 
+from paths import require_data  # noqa: E402
 from vgmidi import (AUDIO, DRUM_CHANNEL, PROGRAMS, SAMPLE_RATE, SOUNDFONT, VGMIDI, audio_path,  # noqa: E402
                     block_boundaries, label_timeline, load_annotations, piece_slug, variants_for)
 
@@ -139,6 +141,16 @@ def render(midi: Path, out: Path, program: int | None, tmp: Path) -> dict:
             "rms_dbfs": float(10 * np.log10(np.mean(y.astype(np.float64) ** 2) + 1e-12))}
 
 
+def fluidsynth_version() -> str:
+    """The first line of ``fluidsynth --version`` (for the manifest); exits naming the failure if it has none."""
+    res = subprocess.run(["fluidsynth", "--version"], capture_output=True, text=True, check=False)
+    lines = res.stdout.strip().splitlines()
+    if res.returncode != 0 or not lines:
+        sys.exit(f"render_vgmidi: `fluidsynth --version` failed (exit code {res.returncode}: "
+                 f"{(res.stderr + res.stdout).strip()[-300:] or 'no output'}); rendering needs a fluidsynth that runs")
+    return lines[0]
+
+
 def write_table(path: Path) -> int:
     """Per-measure label table of every annotated piece (CSV); returns the number of rows."""
     import mido
@@ -173,10 +185,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--table", action="store_true", help="only write measures.csv")
     args = ap.parse_args(argv)
 
+    require_data("vgmidi/midi", "vgmidi/annotations")
     if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
         sys.exit("render_vgmidi: needs fluidsynth and the FluidR3 GM soundfont "
                  "(apt-get install fluidsynth fluid-soundfont-gm)")
     n_rows = write_table(args.out / "measures.csv")
+    if not n_rows:
+        sys.exit(f"render_vgmidi: no annotated measures: no annotation in {VGMIDI / 'annotations'} matches a MIDI "
+                 f"file of {VGMIDI / 'midi'}")
     print(f"measures.csv: {n_rows} measures")
     if args.table:
         return
@@ -189,8 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         with open(manifest_path) as fh:
             manifest = json.load(fh)
     manifest.update({"soundfont": str(SOUNDFONT), "sample_rate": SAMPLE_RATE, "gain": GAIN,
-                     "fluidsynth": subprocess.run(["fluidsynth", "--version"], capture_output=True,
-                                                  text=True).stdout.splitlines()[0]})
+                     "fluidsynth": fluidsynth_version()})
     midis = sorted((VGMIDI / "midi").glob("*.mid"))
     if args.limit:
         midis = midis[: args.limit]
