@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Reproduce the shipped student from ../shared/data with one command, on CPU, from nothing:
 #   bash scripts/reproduce.sh                 # -> models/live_mer_student.{onnx,json}
-#   bash scripts/reproduce.sh --name trial    # extra arguments go to `train.py all` (e.g. another model name)
+#   bash scripts/reproduce.sh --name trial    # extra arguments go to `train.py all` (e.g. another model name;
+#                                             # all of them: .venv/bin/python scripts/train.py --help)
+#   bash scripts/reproduce.sh --help          # this text
+# Needs the training data ($LIVE_MER_DATA, else ../shared/data: 4q/, emotify/, vgmidi/), checked before anything
+# is installed. About an hour on 2 cores from an empty cache.
 # Steps (each resumable: outputs are cached in .cache/ and work already done is skipped):
 #   1. .venv with the train extra (scripts/setup.sh train) and the separate TensorFlow env for musicnn
 #      (scripts/teachers/setup_env.sh);
@@ -9,7 +13,17 @@
 #      then Emotify with musicnn. Logs: .cache/teacher/reproduce_*.log;
 #   3. scripts/train.py all: our features, the teachers, the 5-fold CV table, the final fit and export.
 set -euo pipefail
+for arg in "$@"; do
+  if [ "$arg" = "--help" ] || [ "$arg" = "-h" ]; then
+    sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"  # the comment above
+    exit 0
+  fi
+done
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# the data first (scripts/paths.py is standard library only, so any Python 3 runs it): one line and exit 2
+"${PYTHON:-python3}" -c 'import sys; sys.argv[0] = "reproduce.sh"; sys.path.insert(0, "scripts")
+from paths import require_data; require_data(*sys.argv[1:])' \
+  4q/labels.csv emotify/tracks.csv emotify/votes.csv vgmidi/midi vgmidi/annotations
 log() { echo "reproduce: $(date +%H:%M:%S) $*"; }
 start=$(date +%s)
 

@@ -101,3 +101,22 @@ def test_musicnn_embedding_wrong_environment_and_missing_data(tmp_path):
     res = run_script(tmp_path, "scripts/teachers/embed_musicnn.py", modules=tmp_path / "modules")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert f"embed_musicnn.py: training data not found: no {tmp_path / 'data' / '4q' / 'labels.csv'}" in res.stderr
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--name", "trial", "-h"), ()])
+def test_reproduce_help_and_missing_data(tmp_path, args):
+    """--help and missing data answer before any set-up. Run from a copy holding only reproduce.sh and paths.py,
+    so that a regression fails at the missing setup.sh instead of installing anything."""
+    (tmp_path / "scripts").mkdir()
+    for name in ("reproduce.sh", "paths.py"):
+        shutil.copy(ROOT / "scripts" / name, tmp_path / "scripts" / name)
+    res = subprocess.run(["bash", str(tmp_path / "scripts" / "reproduce.sh"), *args], capture_output=True, text=True,
+                         env={**os.environ, "LIVE_MER_DATA": str(tmp_path / "data")}, timeout=30)
+    if args:
+        assert res.returncode == 0 and res.stdout.startswith("Reproduce the shipped student"), res.stderr
+        assert "--help          # this text" in res.stdout
+    else:
+        assert res.returncode == 2 and res.stdout == ""
+        assert res.stderr == (f"reproduce.sh: training data not found: no {tmp_path / 'data' / '4q' / 'labels.csv'} "
+                              "(set LIVE_MER_DATA to the folder that holds 4q/, emotify/, vgmidi/ and cc-excerpts/; "
+                              "default ../shared/data)\n")
