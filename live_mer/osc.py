@@ -384,6 +384,9 @@ def _copy_shaper(shaper: Shaper) -> Shaper:
 class OscSender:
     """A sink (call it with each :class:`Estimate`) that sends OSC from its own thread.
 
+    Call :meth:`close` when done, or use it in a ``with`` block: its thread keeps it (and its sockets)
+    alive until then, as an open file stays open until it is closed.
+
     Parameters
     ----------
     destinations : list of str, (host, port) or DestinationConfig
@@ -625,6 +628,12 @@ class OscSender:
         """Per destination: sent, errors, dropped, last_error, and refused (nothing listens on that port now)."""
         return [{"destination": d.label, "sent": d.sent, "errors": d.errors, "dropped": d.dropped,
                  "last_error": d.last_error, "refused": d.refused} for d in self.destinations]
+
+    def __enter__(self) -> "OscSender":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def close(self, still_receiving: Collection[str] = ()) -> None:
         """End the stream, send what is pending (briefly, plus any destination's delay), stop the thread and

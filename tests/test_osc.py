@@ -258,6 +258,15 @@ def sent(r: Receiver) -> list:
     return out
 
 
+def test_a_sender_in_a_with_block_is_closed_at_its_end(receiver):
+    """Its thread keeps a sender alive: one dropped without close() kept its thread and socket for good (200 of
+    them: 200 threads waking four times a second)."""
+    with OscSender([f"127.0.0.1:{receiver.port}"], settings=RAW) as osc:
+        osc(Estimate(t=0.5, valence=0.25, arousal=0.0))
+    assert not osc._thread.is_alive() and all(d.sock is None or d.sock.fileno() == -1 for d in osc.destinations)
+    assert receiver.wait_for(2) and "/mer/status/stopped" in messages(receiver.bundles()[-1])
+
+
 def test_every_destination_sends_the_last_frame_then_stopped(receiver):
     """A stream can end (end of file, Ctrl-C, --duration) before a destination's newest estimate is due: at
     a fixed rate it waits for the next tick, with offset_ms for the delay. That frame must still go out, then
