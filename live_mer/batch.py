@@ -196,12 +196,13 @@ def _analyze_track(job: tuple[str, tuple[Path, Path, Path] | None, float, bool])
         try:
             done.parent.mkdir(parents=True, exist_ok=True)
             if plot:  # before the JSON counts as done: --resume skips done tracks, so it would never plot this one
-                from .plot import plot_result
+                from .plot import plot_png
 
                 try:
-                    plot_result(result, png)
+                    image = plot_png(result)
                 except Exception as exc:
                     return {"path": path, "error": f"the plot failed ({type(exc).__name__}: {exc})"}
+                write_whole(png, image)  # a PNG cut short by Ctrl-C or a full disk would stay behind
             write_whole(done, json.dumps(result, indent=1) + "\n")  # complete files only: --resume trusts them
         except OSError as exc:  # analysed, but not written (a name too long, a full disk): not a crash
             return {"path": path, "error": f"its result cannot be written to {done} ({exc.strerror or exc})"}
@@ -309,11 +310,11 @@ def summary_csv(results: list[dict]) -> str:
     return text.getvalue()
 
 
-def write_whole(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` (through a link, to its target) by way of ``<path>.tmp``, renamed over it once
-    complete: a write that fails (a full disk) leaves what was there, never a file cut short. A device or a
-    pipe (/dev/stdout) is written to directly, and so is a file whose folder may not hold a temporary file
-    (a link into a folder that is not writable)."""
+def write_whole(path: str | Path, data: str | bytes) -> None:
+    """Write ``data`` (text, or bytes: a PNG) to ``path`` (through a link, to its target) by way of
+    ``<path>.tmp``, renamed over it once complete: a write that fails (a full disk, Ctrl-C) leaves what was
+    there, never a file cut short. A device or a pipe (/dev/stdout) is written to directly, and so is a file
+    whose folder may not hold a temporary file (a link into a folder that is not writable)."""
     from .fileanalysis import is_device
 
     direct = is_device(path)
@@ -321,16 +322,17 @@ def write_whole(path: str | Path, text: str) -> None:
     target = path if direct else real + ".tmp"
     # A file name that is not valid UTF-8 (held with surrogates) is written as its escape, "caf\udce9.wav", as
     # the JSON spells it: the original bytes (surrogateescape) would make the whole CSV unreadable as UTF-8.
+    how = {"mode": "wb"} if isinstance(data, bytes) else {"mode": "w", "newline": "", "errors": "backslashreplace"}
     try:
-        fh = open(target, "w", newline="", errors="backslashreplace")
+        fh = open(target, **how)
     except PermissionError:
         if direct:
             raise
         direct, target = True, path
-        fh = open(target, "w", newline="", errors="backslashreplace")
+        fh = open(target, **how)
     try:
         with fh:
-            fh.write(text)
+            fh.write(data)
         if not direct:
             os.replace(target, real)
     except BaseException:  # a full disk, or Ctrl-C while writing

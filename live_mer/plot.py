@@ -5,6 +5,7 @@ Needs matplotlib (the ``plot`` extra); imported only when plots are asked for.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,9 @@ def _runs(times: np.ndarray, labels: list[str]):
             start = i
 
 
-def plot_result(result: dict, path: str | Path) -> Path:
-    """Draw one file's analyze result (the JSON contract) to a 1600x800 PNG; returns the path."""
+def plot_png(result: dict) -> bytes:
+    """One file's analyze result (the JSON contract) drawn as a 1600x800 PNG (its bytes: the caller writes
+    the file whole, ``batch.write_whole``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -52,14 +54,15 @@ def plot_result(result: dict, path: str | Path) -> Path:
     try:  # closed whatever happens: a worker plotting many files must not collect figures
         fig.subplots_adjust(left=0.07, right=0.98, top=0.92, bottom=0.08)  # first: _draw fits labels to the panels
         _draw(fig, result, plt)
-        fig.savefig(path, facecolor=fig.get_facecolor())  # exactly 1600 x 800 pixels
+        image = io.BytesIO()
+        fig.savefig(image, format="png", facecolor=fig.get_facecolor())  # exactly 1600 x 800 pixels
     finally:
         plt.close(fig)
-    return Path(path)
+    return image.getvalue()
 
 
 def _draw(fig, result: dict, plt) -> None:
-    """The four panels of :func:`plot_result` on ``fig``."""
+    """The four panels of :func:`plot_png` on ``fig``."""
     tl = result["timeline"]
     t = np.array([e["t"] for e in tl])
     # A frame starts where the previous one ended: the strips start at the first window's start.

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -283,16 +284,44 @@ def test_a_plot_that_fails_leaves_no_figure_open(tmp_path):
     pytest.importorskip("matplotlib")
     import matplotlib.pyplot as plt
 
-    from live_mer.plot import plot_result
+    from live_mer import plot
 
     result = {"path": "x.wav", "summary": {"valence": 0.1, "arousal": 0.2, "quadrant": "Q1"},
               "timeline": [{"t": 0.5, "valence": 0.1, "arousal": 0.2, "quadrant": "Q1", "chord": "A:min",
                             "key": "A minor", "key_camelot": "8A", "loudness_db": -20.0}]}
     before = len(plt.get_fignums())
-    with pytest.raises(OSError):
-        plot_result(result, tmp_path / "no such folder" / "x.png")
+    with pytest.raises(KeyError):
+        plot.plot_png({**result, "timeline": [{"t": 0.5}]})  # a result without the fields drawn
     assert len(plt.get_fignums()) == before
-    assert plot_result(result, tmp_path / "x.png").exists()
+    assert plot.plot_png(result).startswith(b"\x89PNG")
+
+
+def test_a_plot_is_written_whole_or_not_at_all(tmp_path, monkeypatch, tiny_model):
+    """The PNG was written by matplotlib straight into its file: Ctrl-C (or a full disk) part-way left a
+    PNG cut short beside the results, which --resume then trusted."""
+    pytest.importorskip("matplotlib")
+    from live_mer import batch
+
+    sr = 22050
+    sf.write(tmp_path / "a.wav", triad(57, True, 3.0, sr), sr)
+    real = batch.write_whole
+
+    def interrupted(path, data):
+        if str(path).endswith(".png"):
+            with open(f"{path}.tmp", "wb") as fh:  # as far as a write had come
+                fh.write(data[:100])
+            raise KeyboardInterrupt
+        real(path, data)
+
+    monkeypatch.setattr(batch, "write_whole", interrupted)
+    monkeypatch.setattr(batch, "_model", tiny_model)  # a worker's model (the track is analysed here, no pool)
+    outputs = batch.result_files(tmp_path / "out", Path("a.wav"))
+    with pytest.raises(KeyboardInterrupt):
+        batch._analyze_track((str(tmp_path / "a.wav"), outputs, 0.0, True))
+    assert not outputs[2].exists() and not outputs[0].exists()  # no PNG cut short, and no result to resume from
+    monkeypatch.setattr(batch, "write_whole", real)
+    assert batch._analyze_track((str(tmp_path / "a.wav"), outputs, 0.0, True))["timeline"]
+    assert outputs[2].read_bytes().startswith(b"\x89PNG") and outputs[0].exists()
 
 
 def test_the_plot_title_spells_a_name_as_the_json_does(tmp_path, monkeypatch):
@@ -301,7 +330,7 @@ def test_the_plot_title_spells_a_name_as_the_json_does(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     import matplotlib.axes
 
-    from live_mer.plot import plot_result
+    from live_mer.plot import plot_png
 
     titles = []
     real = matplotlib.axes.Axes.set_title
@@ -311,7 +340,7 @@ def test_the_plot_title_spells_a_name_as_the_json_does(tmp_path, monkeypatch):
     result = {"path": name, "summary": {"valence": 0.1, "arousal": 0.2, "quadrant": "Q1"},
               "timeline": [{"t": 0.5, "valence": 0.1, "arousal": 0.2, "quadrant": "Q1", "chord": "A:min",
                             "key": "A minor", "key_camelot": "8A", "loudness_db": -20.0}]}
-    plot_result(result, tmp_path / "x.png")
+    plot_png(result)
     assert titles and titles[0].startswith(json.dumps(name)[1:-1] + " ")  # the JSON file's text: caf\udce9.wav
 
 
@@ -320,7 +349,7 @@ def test_a_long_name_leaves_the_plot_titles_summary_on_the_image(tmp_path, monke
     pytest.importorskip("matplotlib")
     import matplotlib.axes
 
-    from live_mer.plot import plot_result
+    from live_mer.plot import plot_png
 
     titles = []
     real = matplotlib.axes.Axes.set_title
@@ -331,7 +360,7 @@ def test_a_long_name_leaves_the_plot_titles_summary_on_the_image(tmp_path, monke
                                         "key_camelot": "8A"},
               "timeline": [{"t": 0.5 * i, "valence": 0.1, "arousal": 0.2, "quadrant": "Q1", "chord": "A:min",
                             "key": "A minor", "key_camelot": "8A", "loudness_db": -20.0} for i in range(1, 9)]}
-    plot_result(result, tmp_path / "x.png")
+    plot_png(result)
     (title,) = titles
     text = title.get_text()
     assert "\u2026" in text and text.endswith("file key A minor 8A") and "remastered).wav" in text
@@ -347,7 +376,7 @@ def test_the_plots_strips_name_each_block_its_name_fits_in(tmp_path, monkeypatch
     pytest.importorskip("matplotlib")
     import matplotlib.axes
 
-    from live_mer.plot import plot_result
+    from live_mer.plot import plot_png
 
     texts = []
     real = matplotlib.axes.Axes.text
@@ -357,7 +386,7 @@ def test_the_plots_strips_name_each_block_its_name_fits_in(tmp_path, monkeypatch
               "timeline": [{"t": 0.5 * i, "valence": 0.1, "arousal": 0.2, "quadrant": "Q1",
                             "chord": chords[(i - 1) // 4 % 4] if i < 100 else "E:maj", "key": "C major",
                             "key_camelot": "8B", "loudness_db": -20.0} for i in range(1, 121)]}
-    plot_result(result, tmp_path / "x.png")
+    plot_png(result)
     named = [t.get_text() for t in texts if t.axes is not None]
     assert named.count("C:maj") >= 5 and "E:maj" in named and "C major 8B" in named  # 2-s blocks, 10 s, the key
     assert "Ab:min" not in named  # too wide for 2 s at this length: colour only
