@@ -176,25 +176,42 @@ def test_a_block_longer_than_a_hop_counts_its_clipping_and_peak_in_the_hop_that_
     """A block longer than a hop (a large ``source.blocksize``, a short ``--hop``) was checked whole, and its
     first estimate took all its clipping and its peak: at the demo's 46-ms blocks and the shortest hop every
     other ``/mer/status/input`` read a peak of -120 dBFS, and a quiet hop read clipped when the next one
-    clipped. Each estimate now counts the input it had heard, to within a feature frame."""
+    clipped. Each estimate now counts the input it had heard, to within a feature frame (an estimate at
+    time t has heard the input up to t)."""
     sr = 44100
     t = np.arange(3 * sr) / sr
     x = np.concatenate([0.01 * np.sin(2 * np.pi * 440 * t), 1.2 * np.sin(2 * np.pi * 440 * t)]).astype(np.float32)
     a = Analyzer(tiny_model, sr)
     ests = feed(a, x, int(block_s * sr))
     spec = tiny_model.card.spec
-    tail = (spec.n_fft - spec.hop_length) / spec.sample_rate  # a frame ends this long after its time
     hop = a.hop_seconds
     share = 1 - 2 / np.pi * np.arcsin(0.999 / 1.2)  # of a 1.2 sine's samples, at or over 0.999
     per_hop = hop * sr * share
-    frame = sr * spec.hop_length / spec.sample_rate  # the input is counted in pieces of about a frame
-    quiet = [e for e in ests if e.t + tail < 2.99]
-    loud = [e for e in ests if e.t - hop + tail > 3.01]
+    frame = sr * spec.hop_length / spec.sample_rate / 2  # the input is counted in pieces of half a frame
+    quiet = [e for e in ests if e.t < 2.99]
+    loud = [e for e in ests if e.t - hop > 3.01]
     assert len(quiet) >= 4 and len(loud) >= 4
     assert all(e.clipped == 0 and 0.009 < e.peak < 0.011 for e in quiet), [(e.t, e.clipped, e.peak) for e in quiet]
     assert all(abs(e.clipped - per_hop) < 1.1 * frame * share and e.peak > 1.19 for e in loud), \
         [(e.t, e.clipped, e.peak) for e in loud]
     assert sum(e.clipped for e in ests) <= np.count_nonzero(np.abs(x) >= 0.999)
+
+
+@pytest.mark.parametrize("sr, block", [(22050, 1024), (22050, 2048), (44100, 2048), (48000, 4096)])
+def test_at_the_shortest_hop_every_estimate_reads_the_input_it_heard(tiny_model, sr, block):
+    """The demo plays 1024-frame blocks at 22.05 kHz, two hops each at ``--hop 0.0233``: every other estimate
+    read a peak of 0 on a steady tone. And a 10-ms burst of clipping is counted by the estimate that hears it,
+    the one whose level rises with it, not one before."""
+    t = np.arange(4 * sr) / sr
+    x = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    burst = slice(2 * sr, 2 * sr + sr // 100)
+    x[burst] = np.float32(1.2) * np.sign(x[burst])
+    a = Analyzer(tiny_model, sr, smoothing_s=0.0, hop_s=0.0233)
+    ests = feed(a, x, block)
+    assert all(e.peak > 0.49 for e in ests[2:]), [round(e.peak, 2) for e in ests]
+    clipping = [e for e in ests if e.clipped]
+    assert clipping and clipping[0].t > 2.0 and sum(e.clipped for e in clipping) == sr // 100
+    assert all(e.t <= 2.01 + 2 * a.hop_seconds for e in clipping)
 
 
 @pytest.mark.parametrize("channels", [1, 2, 8])
