@@ -283,8 +283,9 @@ def load_model(model: str | os.PathLike = DEFAULT_MODEL, provider: str = "auto",
     ------
     ModelError
         If a file is missing or corrupt, the sha256 differs from the card, the card's feature spec
-        differs from this runtime's feature code, a card value has the wrong type or is out of range,
-        or the graph does not match the card.
+        differs from this runtime's feature code or leaves a field out, a card value has the wrong type or
+        is out of range, the graph does not match the card, or the model's outputs on a probe window are
+        not what its heads promise (NaN, probabilities outside 0..1).
     """
     onnx_path, card_path = resolve(model)
 

@@ -735,7 +735,8 @@ STREAM_TOLERANCE = 1e-4  # the live Analyzer and the training windows may differ
 def cv_options(args) -> dict:
     """The options that decide what ``cv`` evaluates and ``fit`` trains: a CV table is the fit's evaluation
     only if they are the same."""
-    return {"limit": args.limit, "epochs": args.epochs, "distill": not args.no_distill, "vgmidi": not args.no_vgmidi,
+    return {"limit": args.limit, "folds": args.folds, "epochs": args.epochs, "distill": not args.no_distill,
+            "vgmidi": not args.no_vgmidi,
             "level_augmentation_db": args.level_augmentation_db, "frame_branch": args.frame_branch,
             "run_batches": args.run_batches, "features": spec_key(FeatureSpec())}
 

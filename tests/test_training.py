@@ -399,6 +399,7 @@ def test_cv_then_fit_write_a_checked_model_whose_card_carries_only_its_own_evalu
     other = SimpleNamespace(**{**vars(args), "epochs": 3, "name": "other"})
     assert load_model(train.cmd_fit(spec, other, data)).card.raw["evaluation"] == {}
     assert "evaluates other options" in capsys.readouterr().err
+    assert train.cv_options(SimpleNamespace(**{**vars(args), "folds": 5})) != train.cv_options(args)
 
     # training windows that are not what the live Analyzer computes (a stale cache): nothing is written
     shipped = onnx.read_bytes()
