@@ -279,6 +279,10 @@ def run_batch(paths: list[str | Path], model_arg: str, out_dir: str | Path | Non
             for pid in pids:  # passed on to each worker (from a terminal, theirs came too): see _ctrl_c
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGINT)
+            for fut, i in futures.items():  # finished before the interrupt was seen: its files are kept, so is it
+                if not report.results[i] and fut.done() and not fut.cancelled() and fut.exception() is None:
+                    report.results[i] = fut.result()
+                    _tell(report, report.results[i])
             report.unfinished = report.results.count({})
             if bar.enabled:  # the summary goes on a line of its own
                 print(file=sys.stderr)

@@ -414,6 +414,37 @@ def test_resume_analyses_an_incomplete_result_again(tmp_path, tiny_model_path):
     assert len(list(csv.DictReader(open(out / "summary.csv")))) == 4
 
 
+def test_a_track_that_finished_as_ctrl_c_came_is_in_the_runs_results(tmp_path, tiny_model_path, monkeypatch):
+    """A track the worker had finished (its JSON written) while the main process was still busy with the one
+    before, when Ctrl-C came, was left out of that run's --json and summary CSV: only --resume found it."""
+    from live_mer import batch
+
+    sr = 22050
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    for n in range(5):
+        sf.write(lib / f"t{n}.wav", triad(57 + n, True, 3.0, sr), sr)
+    real_tell = batch._tell
+    told = []
+
+    def slow_then_interrupted(report, result):  # Ctrl-C while the first result is being reported
+        real_tell(report, result)
+        told.append(result)
+        if len(told) > 1:
+            return
+        deadline = time.monotonic() + 60
+        while len(list(out.glob("*.wav.json"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # the finished track's result reaches its future
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "_tell", slow_then_interrupted)
+    report = batch.run_batch([lib], str(tiny_model_path), out_dir=out, jobs=1, progress=False)
+    written = {str(lib / f.name.removesuffix(".json")) for f in out.glob("*.wav.json")}
+    assert len(written) >= 2 and {r["path"] for r in report.results} == written, (written, report.results)
+    assert report.unfinished == 5 - len(written)
+
+
 @pytest.mark.parametrize("kill", [os.killpg, os.kill], ids=["terminal", "main-process-only"])
 def test_ctrl_c_stops_a_batch_at_once_and_keeps_what_finished(tmp_path, tiny_model_path, kill):
     """Ctrl-C did not stop a batch: every track was handed to the worker pool up front and leaving the pool
