@@ -47,7 +47,8 @@ class _Forgiving:
     """A terminal stream (stdout, stderr) whose write errors do not stop the program: its lines are for
     people, and a closed pipe (``live-mer listen | head -1``) or a full disk under ``2>> show.log`` used to
     end a show with a traceback. At the first error the stream's file descriptor is pointed at /dev/null,
-    so later writes, and the interpreter's flush at exit, succeed."""
+    so later writes, and the interpreter's flush at exit, succeed; a stream that is only full for a moment
+    (a non-blocking terminal: EAGAIN) loses what did not fit and goes on."""
 
     def __init__(self, stream):
         self._stream = stream
@@ -55,6 +56,8 @@ class _Forgiving:
     def _guard(self, call, *args) -> None:
         try:
             call(*args)
+        except BlockingIOError:  # a non-blocking terminal full for a moment: that line is lost, not the rest
+            pass
         except OSError:
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 null = os.open(os.devnull, os.O_WRONLY)

@@ -1,5 +1,6 @@
 """The live-mer command as a user runs it (subprocesses), with real OSC on loopback."""
 
+import contextlib
 import json
 import os
 import re
@@ -193,6 +194,37 @@ def test_receiver_notices_report_changes_only():
     assert _receiver_notices(state, stat(True)) == []  # still refused: no repeat
     assert _receiver_notices(state, stat(False)) == ["OSC d: a receiver is listening now"]
     assert _receiver_notices(state, stat(False)) == []
+
+
+def test_a_terminal_full_for_a_moment_loses_a_line_not_the_rest():
+    """A non-blocking terminal that is full answers EAGAIN: the first such error pointed stdout at /dev/null for
+    the rest of the show."""
+    from live_mer.cli import _Forgiving
+
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    os.set_blocking(read_end, False)
+    stream = _Forgiving(open(write_end, "w", buffering=1))
+    try:
+        for _ in range(20000):  # until the pipe is full (64 KiB) and then some
+            stream.write("x" * 63 + "\n")
+        drained = b""
+        while chunk := os.read(read_end, 1 << 16) if _readable(read_end) else b"":
+            drained += chunk
+        assert len(drained) >= 1 << 16
+        stream.write("after\n")
+        stream.flush()
+        assert _readable(read_end) and os.read(read_end, 1 << 16).endswith(b"after\n")
+    finally:
+        with contextlib.suppress(OSError):
+            stream._stream.close()
+        os.close(read_end)
+
+
+def _readable(fd: int) -> bool:
+    import select
+
+    return bool(select.select([fd], [], [], 0.5)[0])
 
 
 def test_listen_goes_on_when_its_terminal_output_cannot_be_written(tiny_model_path):
