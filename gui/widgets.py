@@ -12,6 +12,8 @@ from typing import ClassVar
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from live_mer.outputs import LEVEL_FLOOR_DB
+
 from . import theme
 
 _ACCIDENTALS = str.maketrans({"#": "\u266f", "b": "\u266d"})
@@ -230,7 +232,7 @@ class LevelMeter(QtWidgets.QWidget):
     fall with meter ballistics (``fall_db_per_s``) so it moves smoothly between estimates.
     """
 
-    FLOOR_DB = -60.0
+    FLOOR_DB = LEVEL_FLOOR_DB  # the floor of OSC's unipolar level and of analyze's plot too
     CLIP_HOLD_S = 2.0
     PEAK_HOLD_S = 1.5
 

@@ -39,7 +39,7 @@ from .shaping import AttackRelease, LabelHold, Smoothing
 LABEL_OUTPUTS = ("quadrant", "chord", "key")  # held: hold_ms, hysteresis
 SMOOTHED_OUTPUTS = ("valence", "arousal", "quadrant", "moods", "tags", "level", "onset")  # attack_ms, release_ms
 OUTPUTS = ("va", "valence", "arousal", "quadrant", "moods", "tags", "chord", "key", "level", "onset", "status")
-LEVEL_FLOOR_DB = -60.0  # "unipolar" level maps [-60, 0] dBFS to [0, 1]
+LEVEL_FLOOR_DB = -60.0  # "unipolar" level maps [-60, 0] dBFS to [0, 1]; the monitor's meter and the plot start here
 
 
 @dataclass(frozen=True)

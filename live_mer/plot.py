@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .estimate import QUADRANT_NAMES
+from .outputs import LEVEL_FLOOR_DB
 
 QUADRANT_COLOURS = {"Q1": "#f5b700", "Q2": "#e8443a", "Q3": "#3a6fe8", "Q4": "#3fbf7f"}
 TITLE_NAME_CHARS = 60  # a longer file name is shortened in the title
@@ -113,9 +114,9 @@ def _draw(fig, result: dict, plt) -> None:
                     text.remove()
         a.set_yticks([])
         a.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=11)
-    ax_level.fill_between(t, -60, np.maximum([e["loudness_db"] for e in tl], -60), color="#8e8e9e", alpha=0.7,
-                          step="pre")
-    ax_level.set_ylim(-60, 0)
+    ax_level.fill_between(t, LEVEL_FLOOR_DB, np.maximum([e["loudness_db"] for e in tl], LEVEL_FLOOR_DB),
+                          color="#8e8e9e", alpha=0.7, step="pre")
+    ax_level.set_ylim(LEVEL_FLOOR_DB, 0)
     ax_level.set_ylabel("dBFS")
     ax_level.set_xlabel("time (s)")
     for a in (ax, ax_chord, ax_key):
