@@ -12,31 +12,72 @@ from typing import ClassVar
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from live_mer.harmony import PITCH_CLASSES
 from live_mer.outputs import LEVEL_FLOOR_DB
 
 from . import theme
 
 _ACCIDENTALS = str.maketrans({"#": "\u266f", "b": "\u266d"})
+# The monitor spells a pitch class as a musician does in the key being played: the key's seven degrees take
+# the seven letters with the key signature's accidentals (D♭ in A♭ major, G♯ in E major, C♭ in E♭ minor), the
+# other five its kind of accidental; the keys themselves as musicians and DJ software name them (D♭ major,
+# not C♯ major; G♯ minor, not A♭ minor). OSC, analyze and the terminal keep one spelling per pitch class
+# (harmony.PITCH_CLASSES), so that receivers can match labels.
+_SHARPS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_FLATS = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
+_TONICS = {"major": ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"),
+           "minor": ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")}
+_SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
+_LETTERS, _NATURALS = "CDEFGAB", (0, 2, 4, 5, 7, 9, 11)
+_FLAT_KEYS_WITHOUT_A_FLAT_TONIC = {("F", "major"), ("D", "minor"), ("G", "minor"), ("C", "minor"), ("F", "minor")}
 
 
-def chord_display(label: str) -> str:
-    """A mir_eval chord label as a musician writes it: ``"A:min"`` -> ``"Am"``, ``"Eb:maj"`` -> ``"E♭"``,
-    ``"N"`` (no chord) -> ``"N.C."`` (lead-sheet notation)."""
+def _spelling(key: str) -> tuple[str, ...]:
+    """The names of the 12 pitch classes in ``key`` (``"Ab major"``; ``""``: no key, the labels' own)."""
+    tonic, _, mode = key.partition(" ")
+    if tonic not in PITCH_CLASSES or mode not in _SCALES:
+        return PITCH_CLASSES
+    pc = PITCH_CLASSES.index(tonic)
+    name = _TONICS[mode][pc]
+    if (name, mode) in (("C", "major"), ("A", "minor")):  # no key signature: the other five as the labels have them
+        names = list(PITCH_CLASSES)
+    elif "b" in name or (name, mode) in _FLAT_KEYS_WITHOUT_A_FLAT_TONIC:
+        names = list(_FLATS)
+    else:
+        names = list(_SHARPS)
+    first = _LETTERS.index(name[0])
+    for degree, step in enumerate(_SCALES[mode]):
+        letter = _LETTERS[(first + degree) % 7]
+        shift = ((pc + step) - _NATURALS[_LETTERS.index(letter)] + 6) % 12 - 6  # -2..+2 semitones off the letter
+        names[(pc + step) % 12] = letter + ("#" * shift if shift > 0 else "b" * -shift)
+    return tuple(names)
+
+
+def _written(name: str) -> str:
+    return name[:1] + name[1:].translate(_ACCIDENTALS)
+
+
+def chord_display(label: str, key: str = "") -> str:
+    """A mir_eval chord label as a musician writes it in ``key``: ``"A:min"`` -> ``"Am"``, ``"Eb:maj"`` ->
+    ``"E♭"``, ``"C#:maj"`` in A♭ major -> ``"D♭"``, ``"N"`` (no chord) -> ``"N.C."`` (lead-sheet notation)."""
     if not label or label == "N":
         return "N.C."
     root, _, quality = label.partition(":")
-    root = root[:1] + root[1:].translate(_ACCIDENTALS)
+    if root in PITCH_CLASSES:
+        root = _spelling(key)[PITCH_CLASSES.index(root)]
     suffix = {"maj": "", "min": "m", "7": "7", "maj7": "maj7", "min7": "m7", "dim": "dim", "aug": "+",
               "sus2": "sus2", "sus4": "sus4"}
-    return root + suffix.get(quality, quality)
+    return _written(root) + suffix.get(quality, quality)
 
 
 def key_display(key: str) -> str:
-    """``"Eb major"`` -> ``"E♭ major"``; ``""`` (no key yet) -> ``"–"``."""
+    """``"Eb major"`` -> ``"E♭ major"``, ``"C# major"`` -> ``"D♭ major"``; ``""`` (no key yet) -> ``"–"``."""
     if not key:
         return "\u2014"
     tonic, _, mode = key.partition(" ")
-    return f"{tonic[:1] + tonic[1:].translate(_ACCIDENTALS)} {mode}".strip()
+    if tonic in PITCH_CLASSES:
+        tonic = _spelling(key)[PITCH_CLASSES.index(tonic)]
+    return f"{_written(tonic)} {mode}".strip()
 
 
 def _fixed_label(text: str = "", align=QtCore.Qt.AlignmentFlag.AlignLeft) -> QtWidgets.QLabel:
@@ -162,11 +203,11 @@ class ChordKeyPanel(QtWidgets.QFrame):
         The large chord is the major/minor one (steadier, readable from afar); the extended chord
         (``G7``, ``Bdim``, ``Dsus4``) is shown small beneath it when it says more.
         """
-        if chord != self.chord:
+        if (chord, key) != (self.chord, self.key):
             self.chord = chord
-            self.chord_label.setText(chord_display(chord))
+            self.chord_label.setText(chord_display(chord, key))
         ext = chord_ext if chord_ext != "N" and chord_display(chord_ext) != chord_display(chord) else ""
-        text = f"extended: <b>{chord_display(ext)}</b> {chord_ext_confidence * 100:.0f}%" if ext else ""
+        text = f"extended: <b>{chord_display(ext, key)}</b> {chord_ext_confidence * 100:.0f}%" if ext else ""
         if text != self.chord_detail.text():
             self.chord_ext = ext
             self.chord_detail.setText(text)

@@ -356,7 +356,7 @@ provider = "auto"    # auto | cpu | cuda (cuda needs onnxruntime-gpu, see README
 threads = 1          # onnxruntime threads; 1 leaves the other cores to your visuals
 
 [analysis]
-smoothing_s = 0.0    # smoothing of the estimates themselves (terminal, recording, OSC), 0..60 s; [outputs] shape OSC further
+smoothing_s = 0.0    # smoothing of the estimates (terminal, recording, OSC), 0..60 s; [outputs] shapes OSC further
 max_backlog_s = 1.0  # if the computer falls this far behind, skip old audio to stay live
 hop_s = 0.0          # seconds between estimates: 0 = the model's (0.51 s); 0.1: level ~4x, chords ~2x sooner
 

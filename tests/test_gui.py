@@ -35,6 +35,7 @@ from gui.plots import History, Timeline, VAPlane  # noqa: E402
 from gui.presets import PRESETS, Preset, from_config  # noqa: E402
 from gui.session import DEMO, DEVICE, FILE, Session, SourceChoice  # noqa: E402
 from gui.widgets import LevelMeter, MoodBars, chord_display, head_label, key_display  # noqa: E402
+from live_mer.harmony import PITCH_CLASSES  # noqa: E402
 from gui.window import PREPARING, MainWindow, osc_status_html  # noqa: E402
 from live_mer import config as configmod  # noqa: E402
 from live_mer.analyzer import Analyzer  # noqa: E402
@@ -834,6 +835,19 @@ def test_readouts_speak_like_musicians_and_meters(qapp):
     assert [chord_display(c) for c in labels] == ["Am", "C", "E\u266d", "F\u266fm", "G7", "Am7", "Bdim", "Dsus4",
                                                   "N.C."]
     assert key_display("Bb minor") == "B\u266d minor" and key_display("") == "\u2014"
+    # spelled in the key being played: the labels' one spelling per pitch class read "C#" as IV of A♭ major,
+    # "Ab" as V of C♯ minor and as iii of E major, and named 3B "C# major" (musicians and DJ software: D♭)
+    assert [chord_display(c, "Ab major") for c in ("Ab:maj", "C#:maj", "Eb:7", "F:min")] == \
+        ["A\u266d", "D\u266d", "E\u266d7", "Fm"]
+    assert [chord_display(c, "C# minor") for c in ("C#:min", "F#:min", "Ab:maj")] == ["C\u266fm", "F\u266fm", "G\u266f"]
+    assert chord_display("Ab:min", "E major") == "G\u266fm" and chord_display("Bb:maj", "C major") == "B\u266d"
+    assert key_display("C# major") == "D\u266d major" and key_display("Ab minor") == "G\u266f minor"
+    assert key_display("F# major") == "F\u266f major" and key_display("Eb minor") == "E\u266d minor"
+    for pc in range(12):  # every key's seven degrees take seven letters: one spelling of the key signature
+        for mode, steps in (("major", (0, 2, 4, 5, 7, 9, 11)), ("minor", (0, 2, 3, 5, 7, 8, 10))):
+            key = f"{PITCH_CLASSES[pc]} {mode}"
+            names = [chord_display(f"{PITCH_CLASSES[(pc + s) % 12]}:maj", key) for s in steps]
+            assert len({n[0] for n in names}) == 7 and not ({"\u266f", "\u266d"} <= set("".join(names))), (key, names)
     meter = LevelMeter()
     meter.set_level(-12.0, 0.0, clipped=5)
     assert meter.clipping and meter.rms_db == -12.0 and meter.peak_db == 0.0
