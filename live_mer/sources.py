@@ -62,6 +62,10 @@ def find_device(device: str | int | None) -> dict:
     else:
         exact = [d for d in devices if d["name"].lower() == str(device).lower()]
         match = exact or [d for d in devices if str(device).lower() in d["name"].lower()]
+        if len(match) > 1 and not exact:  # two USB interfaces: "USB" must not pick one without a word
+            log.warning("input device %r matches %d devices (%s): using [%d] %s; give more of its name, or its "
+                        "index (`live-mer devices`)", device, len(match),
+                        ", ".join(f"[{d['index']}] {d['name']}" for d in match), match[0]["index"], match[0]["name"])
     if not match:
         wanted = "a default input device" if device in (None, "") else f"input device {device!r}"
         raise SourceError(f"no {wanted}; available input devices:\n{describe_devices(devices)}")

@@ -80,6 +80,23 @@ def test_unknown_device_lists_the_available_ones(pulse):
     assert "no such interface 9000" in text and "pulse" in text
 
 
+def test_a_name_that_matches_several_devices_says_which_it_took(monkeypatch, caplog):
+    """With two USB interfaces, ``--device USB`` opened the first without a word."""
+    from live_mer import sources
+
+    devices = [{"index": 3, "name": "USB Audio CODEC", "channels": 2, "default_samplerate": 48000.0},
+               {"index": 5, "name": "Scarlett USB", "channels": 2, "default_samplerate": 48000.0}]
+    monkeypatch.setattr(sources, "list_input_devices", lambda: devices)
+    with caplog.at_level("WARNING", logger="live_mer"):
+        assert find_device("usb")["index"] == 3
+    assert "input device 'usb' matches 2 devices ([3] USB Audio CODEC, [5] Scarlett USB): using [3] USB Audio " \
+           "CODEC; give more of its name, or its index" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="live_mer"):
+        assert find_device("scarlett usb")["index"] == 5 and find_device("5")["index"] == 5
+    assert not caplog.text
+
+
 def test_device_loss_and_return_without_restart(pulse, tiny_model):
     from pulse_rig import load_sink, unload_sink
 
