@@ -227,6 +227,26 @@ def _readable(fd: int) -> bool:
     return bool(select.select([fd], [], [], 0.5)[0])
 
 
+def test_ctrl_c_while_the_libraries_load_is_a_stop_not_a_traceback():
+    """Ctrl-C in the first second (scipy, numba and onnxruntime loading; longer on a first run) printed a
+    24-line traceback. The interrupt is raised here by an import hook at the moment ``live_mer.cli`` loads."""
+    script = ("import runpy, sys\n"
+              "class Interrupt:\n"
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name == 'live_mer.cli':\n"
+              "            raise KeyboardInterrupt\n"
+              "sys.meta_path.insert(0, Interrupt())\n"
+              "if sys.argv[1] == 'module':\n"
+              "    runpy.run_module('live_mer', run_name='__main__')\n"
+              "else:\n"
+              "    from importlib.metadata import entry_points\n"
+              "    (command,) = [e for e in entry_points(group='console_scripts') if e.name == 'live-mer']\n"
+              "    command.load()()\n")
+    for how in ("module", "live-mer"):  # python -m live_mer, and the command run.sh starts
+        r = subprocess.run([sys.executable, "-c", script, how], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 130 and "Traceback" not in r.stderr, (how, r.returncode, r.stderr)
+
+
 def test_listen_goes_on_when_its_terminal_output_cannot_be_written(tiny_model_path):
     """`live-mer listen | head -1` closed the pipe after one line and listen died of BrokenPipeError; a log
     on a full disk (`2>> show.log`) stopped it at its first line. The lines are for people: the analysis
