@@ -25,6 +25,7 @@ MAX_SMOOTHING_S = 60.0  # the estimates' smoothing time constant ranges over 0..
 # Beyond this (+24 dBFS) a sample is corrupt data, not sound (random bytes read as float, a broken driver):
 # it is silenced and counted like NaN/Inf, so it cannot push the level-relative chroma gate out of reach.
 MAX_SAMPLE = 16.0
+_MAX_SAMPLE, _CLIP_LEVEL = np.float32(MAX_SAMPLE), np.float32(CLIP_LEVEL)  # as _scan takes them
 
 
 @njit(cache=True, nogil=True)
@@ -94,11 +95,11 @@ class Analyzer:
         self._silence = self.frontend.silence_row()
         self._stream_key = StreamKey()
         spec = card.spec
-        # The input is checked in pieces of half a feature frame's worth of samples, each counted towards the
-        # estimate whose hop had heard it: a block longer than a hop (a large block size, a short hop) gave all
-        # its clipping and its peak to its first estimate and none to the next. (Half: pieces of a whole frame,
-        # 1115 samples at 48 kHz against 1114.6 a frame, now and then left a one-frame hop without a piece.)
-        self._piece_frames = max(1, int(input_rate * spec.hop_length / spec.sample_rate / 2))
+        # The input's checks are counted towards the estimate whose hop heard them: a block longer than a hop
+        # (a large block size, a short hop) gave all its clipping and its peak to its first estimate and none
+        # to the next. A hop is fixed, so estimate k has heard the input up to sample k * this (Frontend.reset:
+        # a frame at time t ends at input sample t * rate); a block is cut only where such a boundary falls.
+        self._hop_input = self.hop_frames * spec.hop_length / spec.sample_rate * input_rate
         self.reset()
 
     def set_smoothing(self, smoothing_s: float) -> None:
@@ -137,7 +138,9 @@ class Analyzer:
         self._since_hop = 0
         self._smoothed: np.ndarray | None = None
         self._heard = 0  # input frames (samples per channel) checked so far
-        self._pieces: collections.deque = collections.deque()  # (end, invalid, peak, clipped) not yet counted
+        self._hops_heard = 0  # hop boundaries the input has passed
+        self._open_hop = (0, 0.0, 0)  # (invalid, peak, clipped) since the last boundary
+        self._pieces: collections.deque = collections.deque()  # (end, invalid, peak, clipped) of whole hops
         self._onset_sum = 0.0
         self._power_sum = 0.0  # the hop's frames' power (linear), for its level
         self._key_changed = False
@@ -178,13 +181,21 @@ class Analyzer:
             return x
         clean = np.empty(x.shape, np.float32)
         flat, out = x.reshape(-1), clean.reshape(-1)
-        width = x.size // x.shape[0]  # channels
-        for start in range(0, x.shape[0], self._piece_frames):
-            end = min(start + self._piece_frames, x.shape[0])
-            invalid, peak, clipped = _scan(flat[start * width:end * width], np.float32(MAX_SAMPLE),
-                                           np.float32(CLIP_LEVEL), out[start * width:end * width])
-            self._pieces.append((self._heard + end, invalid, peak, clipped))
-        self._heard += x.shape[0]
+        n, width = x.shape[0], x.size // x.shape[0]  # frames, channels
+        start = 0
+        while start < n:  # once, or twice where a hop ends inside the block
+            boundary = round((self._hops_heard + 1) * self._hop_input) - self._heard
+            end = min(n, max(start + 1, boundary))
+            invalid, peak, clipped = _scan(flat[start * width:end * width], _MAX_SAMPLE, _CLIP_LEVEL,
+                                           out[start * width:end * width])
+            bad, top, clip = self._open_hop
+            self._open_hop = (bad + invalid, max(top, peak), clip + clipped)
+            if end >= boundary:
+                self._pieces.append((self._heard + end, *self._open_hop))
+                self._open_hop = (0, 0.0, 0)
+                self._hops_heard += 1
+            start = end
+        self._heard += n
         return clean
 
     def _input_checks(self, t: float, last: bool) -> tuple[int, float, int]:
@@ -194,6 +205,9 @@ class Analyzer:
         invalid, peak, clipped = 0, 0.0, 0
         while self._pieces and (last or self._pieces[0][0] <= heard):
             _, n_bad, p, n_clip = self._pieces.popleft()
+            invalid, peak, clipped = invalid + n_bad, max(peak, p), clipped + n_clip
+        if last:
+            (n_bad, p, n_clip), self._open_hop = self._open_hop, (0, 0.0, 0)
             invalid, peak, clipped = invalid + n_bad, max(peak, p), clipped + n_clip
         return invalid, peak, clipped
 

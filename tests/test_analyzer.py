@@ -187,7 +187,7 @@ def test_a_block_longer_than_a_hop_counts_its_clipping_and_peak_in_the_hop_that_
     hop = a.hop_seconds
     share = 1 - 2 / np.pi * np.arcsin(0.999 / 1.2)  # of a 1.2 sine's samples, at or over 0.999
     per_hop = hop * sr * share
-    frame = sr * spec.hop_length / spec.sample_rate / 2  # the input is counted in pieces of half a frame
+    frame = sr * spec.hop_length / spec.sample_rate / 2  # (the tolerance of a first version: pieces of half a frame)
     quiet = [e for e in ests if e.t < 2.99]
     loud = [e for e in ests if e.t - hop > 3.01]
     assert len(quiet) >= 4 and len(loud) >= 4
