@@ -161,23 +161,30 @@ def _receiver_notices(refused: dict, stats: list[dict]) -> list[str]:
     return notes
 
 
-def _check_source_settings(source: configmod.SourceConfig, where: str) -> None:
-    """Refuse a configuration file's source settings that listen would ignore (the flags are refused in
-    :func:`_apply_flags`): a sample rate for a file, a loop for a sound card. (The monitor uses the sound
-    card's settings for any sound card picked in its window, so it takes them beside a file.)"""
+def _check_source_settings(source: configmod.SourceConfig, where: str, flags=None) -> None:
+    """Refuse source settings that listen would ignore: a sample rate for a file, a loop for a sound card;
+    each named as the flag that set it (``flags``: listen's arguments) or else as the configuration key.
+    (The monitor uses the sound card's settings for any sound card picked in its window, so it takes them
+    beside a file.)"""
+    def name(key: str, flag: str) -> str:
+        value = getattr(source, key)
+        written = "true" if value is True else repr(value)  # as the TOML file writes it
+        return flag if getattr(flags, key, None) else f"{where}source.{key} = {written}"
+
     if source.file or source.demo:
         for key in ("samplerate", "channels", "blocksize"):
-            if value := getattr(source, key):
+            if getattr(source, key):
                 raise configmod.ConfigError(
-                    f"{where}source.{key} = {value!r} is for a sound card; listen plays "
+                    f"{name(key, '--' + key)} is for a sound card; listen plays "
                     f"{'source.file' if source.file else 'the demo'} at its own rate and channels (the analysis "
                     "resamples and mixes to mono itself): remove it, or choose a sound card (source.device)")
     if source.loop and not source.file:
-        raise configmod.ConfigError(f"{where}source.loop = true is for source.file (the demo piece always loops; "
-                                    "a sound card has no end)")
+        raise configmod.ConfigError(f"{name('loop', '--loop')} is for {'--file' if flags and flags.loop else 'source.file'} "
+                                    "(the demo piece always loops; a sound card has no end)")
 
 
 def _apply_flags(cfg: configmod.Config, args) -> configmod.Config:
+    """The configuration with listen's flags applied (checked by :func:`_check_source_settings` after)."""
     if args.device is not None or args.file is not None or args.demo:
         # A source chosen on the command line replaces the file's choice entirely; its sound card settings
         # carry over to another sound card only.
@@ -186,13 +193,6 @@ def _apply_flags(cfg: configmod.Config, args) -> configmod.Config:
                                  loop=False, **card)
     cfg = configmod.override(cfg, "source", samplerate=args.samplerate, channels=args.channels,
                              loop=True if args.loop else None)
-    source = cfg.source  # flags that would be ignored are refused: the user meant something by them
-    for flag, value in (("--samplerate", args.samplerate), ("--channels", args.channels)):
-        if value is not None and (source.file or source.demo):
-            raise configmod.ConfigError(f"{flag} is for a sound card; a file or the demo plays at its own rate and "
-                                        "channels (the analysis resamples and mixes to mono itself)")
-    if args.loop and not source.file:
-        raise configmod.ConfigError("--loop is for --file (the demo piece always loops; a sound card has no end)")
     cfg = configmod.override(cfg, "model", name=args.model, provider=args.provider)
     cfg = configmod.override(cfg, "analysis", smoothing_s=args.smoothing)  # --hop: checked against the model
     cfg = configmod.override(cfg, "osc", prefix=args.prefix, destinations=tuple(args.osc) if args.osc else None,
@@ -264,7 +264,7 @@ def cmd_listen(args) -> int:
         cfg = _apply_flags(cfg, args)
     except configmod.ConfigError as exc:
         raise configmod.named_as_flag(exc) from None
-    _check_source_settings(cfg.source, f"{args.config}: " if args.config else "")
+    _check_source_settings(cfg.source, f"{args.config}: " if args.config else "", args)
 
     # --hop is checked against the model only, so that any refused hop is told the model's whole range
     hop_s = cfg.analysis.hop_s if args.hop is None else args.hop
