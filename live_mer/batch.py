@@ -262,8 +262,10 @@ def run_batch(paths: list[str | Path], model_arg: str, out_dir: str | Path | Non
     bar = Progress(len(todo), progress)
     workers = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(model_arg, provider)) as pool:
+        futures: dict = {}  # (Ctrl-C may come while they are being submitted)
         try:
-            futures = {pool.submit(_analyze_one, job): i for i, job in todo}
+            for i, job in todo:
+                futures[pool.submit(_analyze_one, job)] = i
             for fut in as_completed(futures):
                 i = futures[fut]
                 try:
