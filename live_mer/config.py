@@ -368,7 +368,7 @@ destinations = ["127.0.0.1:9000"]   # quick form: HOST:PORT, one bundle per anal
 # only the tables are sent to (the default 127.0.0.1:9000 is dropped); --osc on the command line
 # replaces both.
 # [[osc.destination]]
-# host = "192.168.1.255"   # unicast, broadcast (x.x.x.255) or multicast (224-239.x.x.x)
+# host = "192.168.1.255"   # unicast, broadcast (the subnet's: x.x.x.255 on a /24) or multicast (224-239.x.x.x)
 # port = 7000
 # rate_hz = 60.0           # 0 = one bundle per hop; 1..60 = this rate, values smoothed between hops
 # bundle = true            # false = plain messages (one datagram each), for receivers without bundles

@@ -356,7 +356,7 @@ def _open(cfg: DestinationConfig) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setblocking(False)
     ip = ipaddress.ip_address(addr[0])
-    if family == socket.AF_INET and (str(ip).endswith(".255") or ip == ipaddress.ip_address("255.255.255.255")):
+    if family == socket.AF_INET:  # a subnet's broadcast address need not end in .255 (a /25's is x.x.x.127)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
     if ip.is_multicast:
         level = socket.IPPROTO_IP if family == socket.AF_INET else socket.IPPROTO_IPV6

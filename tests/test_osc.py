@@ -205,6 +205,17 @@ def test_broadcast_and_multicast_sockets_open():
     assert [s["sent"] + s["errors"] for s in osc.stats()] == [1, 1]
 
 
+def test_a_subnet_broadcast_that_does_not_end_in_255_may_be_sent_to():
+    """A /25's broadcast address is x.x.x.127: only addresses ending in .255 got SO_BROADCAST, and Linux refused
+    the others' connect (EACCES): "Permission denied; retrying every 5 s", every estimate dropped."""
+    for host in ("10.0.0.127", "10.0.0.255", "10.0.0.5"):  # which is a broadcast depends on the netmask
+        sock = osc_module._open(DestinationConfig(host, 9000))
+        try:
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST), host
+        finally:
+            sock.close()
+
+
 def test_unresolvable_destination_does_not_stop_the_others(receiver):
     osc = OscSender(["no-such-host.invalid:9000", f"127.0.0.1:{receiver.port}"], settings=RAW)
     for i in range(5):
