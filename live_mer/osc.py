@@ -352,7 +352,9 @@ def _open(cfg: DestinationConfig) -> socket.socket:
         infos = socket.getaddrinfo(cfg.host, cfg.port, type=socket.SOCK_DGRAM)
     except socket.gaierror as exc:
         raise DestinationError(f"OSC destination {cfg.label}: cannot resolve host ({exc})") from None
-    family, _, _, _, addr = infos[0]
+    # A name with both (localhost: ::1 first on most systems) is sent to over IPv4: a receiver on 0.0.0.0 or
+    # 127.0.0.1, as OSC software usually listens, never gets what goes to ::1 (nothing but "connection refused").
+    family, _, _, _, addr = min(infos, key=lambda info: info[0] != socket.AF_INET)
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setblocking(False)
     ip = ipaddress.ip_address(addr[0])

@@ -216,6 +216,26 @@ def test_a_subnet_broadcast_that_does_not_end_in_255_may_be_sent_to():
             sock.close()
 
 
+def test_a_name_with_an_ipv4_and_an_ipv6_address_is_sent_to_over_ipv4(receiver, monkeypatch):
+    """localhost resolves to ::1 first on most systems (Debian's /etc/hosts, macOS, Windows): the first address
+    was taken, and a receiver on 127.0.0.1 or 0.0.0.0, where OSC software listens, got nothing."""
+    real_lookup = socket.getaddrinfo
+
+    def lookup(host, *args, **kwargs):
+        if host == "localhost":
+            return real_lookup("::1", *args, **kwargs) + real_lookup("127.0.0.1", *args, **kwargs)
+        return real_lookup(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    with OscSender([f"localhost:{receiver.port}"], settings=RAW) as osc:
+        for i in range(3):
+            osc(Estimate(t=float(i), valence=0.5, arousal=0.0))
+            osc.flush()
+            time.sleep(0.05)
+    assert receiver.wait_for(4, timeout=2.0), osc.stats()
+    assert osc.stats()[0]["errors"] == 0
+
+
 def test_unresolvable_destination_does_not_stop_the_others(receiver):
     osc = OscSender(["no-such-host.invalid:9000", f"127.0.0.1:{receiver.port}"], settings=RAW)
     for i in range(5):
