@@ -37,7 +37,8 @@ the first frame of each new estimate (in the array layout: in every frame). A po
 delays a destination (to line up with a video chain that lags the audio).
 
 Sending never blocks the analyzer: estimates are handed to a sender thread; sockets are non-blocking
-and connected, so a closed port answers ECONNREFUSED on a later send, which is counted and ignored.
+and connected, so a closed port answers ECONNREFUSED on a later send, which is counted and ignored
+(a socket whose local address has gone, failing with ENETUNREACH or EADDRNOTAVAIL, is opened again).
 Host names are looked up in threads of their own (an absent ``.local`` host can take seconds to fail):
 a host that cannot be resolved is retried every few seconds and never holds up the other destinations.
 When the stream ends (:meth:`OscSender.end_of_stream`, :meth:`OscSender.close`), every destination that
@@ -372,6 +373,19 @@ def _open(cfg: DestinationConfig) -> socket.socket:
     return sock
 
 
+def _local_address_gone(sock: socket.socket) -> bool:
+    """Whether the address ``sock`` was connected from is no longer one of this computer's."""
+    address = sock.getsockname()
+    probe = socket.socket(sock.family, socket.SOCK_DGRAM)
+    try:
+        probe.bind((address[0], 0, *address[2:]))
+        return False
+    except OSError:
+        return True
+    finally:
+        probe.close()
+
+
 def _copy_shaper(shaper: Shaper) -> Shaper:
     """A copy of a shaper that its sender thread may be stepping meanwhile (a label it meets for the first time
     grows a dict under the copy: then copy again); the settings are shared, not copied."""
@@ -540,6 +554,14 @@ class OscSender:
                 if exc.errno == errno.ECONNREFUSED:
                     d.refused, d.refused_at = True, time.monotonic()
                 d.last_error = exc.strerror or str(exc)
+                if exc.errno in (errno.ENETUNREACH, errno.EADDRNOTAVAIL) and _local_address_gone(d.sock):
+                    # A connected socket keeps the local address it was connected from: once that is gone (a new
+                    # DHCP lease, another Wi-Fi) every send fails until it is opened again, as at the start (while
+                    # the address stays, a route lost for a moment comes back to the socket as it is).
+                    log.warning("OSC destination %s: %s; opening it again", d.label, d.last_error)
+                    d.sock.close()
+                    d.sock, d.retry_at = None, 0.0
+                    return
 
     def _fixed_rate_frame(self, d: Destination, history: tuple, now: float, delay: float) -> tuple[tuple | None, float]:
         """What a fixed-rate destination sends at this tick: the newest estimate visible after its delay,

@@ -236,6 +236,39 @@ def test_a_name_with_an_ipv4_and_an_ipv6_address_is_sent_to_over_ipv4(receiver, 
     assert osc.stats()[0]["errors"] == 0
 
 
+class _UnreachableSocket:
+    """A destination socket whose sends fail as Linux fails them (macOS: EADDRNOTAVAIL) once the network is
+    unreachable from its local address: ``local`` is where it was connected from."""
+
+    def __init__(self, real: socket.socket, local: str):
+        self.real, self.family, self.local = real, real.family, local
+
+    def send(self, data):
+        raise OSError(errno.ENETUNREACH, "Network is unreachable")
+
+    def getsockname(self):
+        return self.local, 40000
+
+    def close(self):
+        self.real.close()
+
+
+def test_a_destination_whose_local_address_has_gone_is_opened_again(receiver):
+    """A laptop's new DHCP lease or another Wi-Fi: the socket, connected from the old address, failed every send
+    from then on (measured: 10.99.0.1/25 changed to .2/25, 220 errors in 11 s at 20 Hz, until listen was restarted)
+    while a fresh socket sent at once. A route lost for a moment, the address kept, needs no new socket."""
+    with OscSender([DestinationConfig("127.0.0.1", receiver.port, rate_hz=20)], settings=RAW) as osc:
+        d = osc.destinations[0]
+        d.sock = _UnreachableSocket(d.sock, "198.51.100.7")  # TEST-NET-2: not this computer's
+        osc(Estimate(t=0.0, valence=0.5, arousal=0.0))
+        assert receiver.wait_for(3, timeout=2.0), osc.stats()
+        assert osc.stats()[0]["errors"] == 1
+        kept = d.sock = _UnreachableSocket(d.sock, "127.0.0.1")
+        assert wait_until(lambda: osc.stats()[0]["errors"] >= 3, 2.0)
+        assert d.sock is kept
+        d.sock = kept.real
+
+
 def test_unresolvable_destination_does_not_stop_the_others(receiver):
     osc = OscSender(["no-such-host.invalid:9000", f"127.0.0.1:{receiver.port}"], settings=RAW)
     for i in range(5):
