@@ -90,9 +90,14 @@ def check_host(host: str) -> str:
     An unresolvable *name* is retried (the network may come later); a malformed one never would be."""
     if ":" in host:
         try:
-            return str(ipaddress.IPv6Address(host))
+            ip = ipaddress.IPv6Address(host)
         except ValueError:
             raise DestinationError(f"OSC host {host!r} is not an IPv6 address") from None
+        if (ip.is_link_local or (ip.is_multicast and ip.packed[1] & 0x0F <= 2)) and not ip.scope_id:
+            # the system cannot send to it (EINVAL) without knowing on which network interface it is
+            raise DestinationError(f"OSC host {host!r} is a link-local IPv6 address: add its network interface "
+                                   f"after a '%' ([{host}%eth0]:9000, [{host}%en0]:9000 on a Mac)")
+        return str(ip)
     labels = host[:-1].split(".") if host.endswith(".") else host.split(".")  # "name." is fully qualified
     if all(part.isascii() and part.isdigit() for part in labels):
         try:

@@ -198,6 +198,16 @@ def test_bad_destinations_are_clear():
         assert DestinationConfig.parse(DestinationConfig.parse(text).label).label == text
 
 
+def test_a_link_local_ipv6_address_without_its_interface_is_refused_at_start():
+    """Linux cannot connect to fe80::1 or ff02::1 without a scope (EINVAL): `config --check` said OK and listen
+    logged "[Errno 22] Invalid argument; retrying every 5 s" and dropped every estimate, for ever."""
+    for bad in ("[fe80::1]:9000", "[ff02::1]:9000"):
+        with pytest.raises(DestinationError, match=r"link-local IPv6 address: add its network interface"):
+            parse_destination(bad)
+    for good in ("[fe80::1%lo]:9000", "[ff02::1%lo]:9000", "[ff05::1]:9000", "[fd00::2]:9000"):
+        assert parse_destination(good)[0] == good[1:-6]
+
+
 def test_broadcast_and_multicast_sockets_open():
     osc = OscSender(["127.255.255.255:9000", "239.255.0.1:9000"])
     osc(Estimate(t=0.0, valence=0.1, arousal=0.2))
