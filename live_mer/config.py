@@ -165,9 +165,17 @@ class Config:
         c = self.control
         if not 0 < c.port < 65536:
             bad("control.port", c.port, "1..65535")
+        named = [("osc.destinations", DestinationConfig.parse(d)) for d in o.destinations]
+        named += [(f"osc.destination[{i}]", d) for i, d in enumerate(o.destination)]
+        first: dict[DestinationConfig, str] = {}
+        for key, d in named:
+            if d in first:  # (two entries for one receiver with different settings are two streams: allowed)
+                which = (f"{key} lists {d.label} twice" if first[d] == key else
+                         f"{first[d]} and {key} are the same destination, {d.label} with the same settings")
+                raise ConfigError(f"{which} (--osc on the command line sets osc.destinations): every bundle would "
+                                  "arrive there twice; remove one")
+            first[d] = key
         if c.enabled:
-            named = [("osc.destinations", DestinationConfig.parse(d)) for d in o.destinations]
-            named += [(f"osc.destination[{i}]", d) for i, d in enumerate(o.destination)]
             for key, d in named:
                 if d.port == c.port and (d.host == c.host or (_is_loopback(d.host) and _is_loopback(c.host))):
                     raise ConfigError(f"{key} {d.label} is the control port (control.host {c.host!r}, control.port "

@@ -437,6 +437,11 @@ def test_config_example_round_trips_and_bad_keys_are_named(tmp_path, tiny_model_
      "osc.destinations 127.0.0.1:9001 is the control port (control.host '127.0.0.1', control.port 9001"),
     ("[[osc.destination]]\nhost = 'localhost'\nport = 7000\n[control]\nenabled = true\nhost = '0.0.0.0'\nport = 7000\n",
      "osc.destination[0] localhost:7000 is the control port"),
+    # one receiver twice with the same settings got every bundle twice (each key change announced twice)
+    ("[osc]\ndestinations = ['127.0.0.1:9000', '10.0.0.5:9000', '127.0.0.1:9000']\n",
+     "osc.destinations lists 127.0.0.1:9000 twice"),
+    ("[osc]\ndestinations = ['10.0.0.5:7000']\n[[osc.destination]]\nhost = '10.0.0.5'\nport = 7000\n",
+     "osc.destinations and osc.destination[0] are the same destination, 10.0.0.5:7000 with the same settings"),
 ])
 def test_config_errors_name_the_key(tmp_path, text, needle):
     path = tmp_path / "c.toml"
@@ -487,6 +492,9 @@ def test_destinations_beside_the_control_port_are_fine():
     assert configmod.from_dict(ok)  # no control port: nothing to collide with
     assert configmod.from_dict({"osc": {"destinations": ["127.0.0.1:9002", "10.0.0.5:9001"]},
                                 "control": {"enabled": True}})  # another port; another machine
+    two_streams = [{"host": "10.0.0.5", "port": 7000, "outputs": ["va"], "rate_hz": 60.0},
+                   {"host": "10.0.0.5", "port": 7000, "outputs": ["chord", "key"], "bundle": False}]
+    assert configmod.from_dict({"osc": {"destination": two_streams}})  # one receiver, two different streams
 
 
 def test_relative_paths_in_a_config_are_beside_the_file(tmp_path, monkeypatch):
