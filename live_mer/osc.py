@@ -40,7 +40,9 @@ Sending never blocks the analyzer: estimates are handed to a sender thread; sock
 and connected, so a closed port answers ECONNREFUSED on a later send, which is counted and ignored
 (a socket whose local address has gone, failing with ENETUNREACH or EADDRNOTAVAIL, is opened again).
 Host names are looked up in threads of their own (an absent ``.local`` host can take seconds to fail):
-a host that cannot be resolved is retried every few seconds and never holds up the other destinations.
+a host that cannot be resolved is retried every few seconds and never holds up the other destinations;
+one that resolves is looked up again every ``RERESOLVE_S``, so a receiver that was given another address
+(a new DHCP lease) is followed, and a lookup that fails meanwhile leaves the address that worked.
 When the stream ends (:meth:`OscSender.end_of_stream`, :meth:`OscSender.close`), every destination that
 sends ``status`` (not muted) gets ``<p>/status/stopped`` after the last frame of the stream (in the array
 layout too: a message of its own beside ``<p>/frame``), and fixed-rate destinations stop repeating that
@@ -69,6 +71,7 @@ DEFAULT_PREFIX = "/mer"
 MAX_RATE_HZ = 60.0
 PER_HOP_QUEUE = 100_000  # estimates waiting for a per-hop destination (hours of hops)
 RESOLVE_RETRY_S = 5.0
+RERESOLVE_S = 30.0  # a host name sent to is looked up again this often: a receiver given a new address is followed
 RESOLVE_WAIT_S = 0.5  # a new sender waits this long for its host names, then starts without the slow ones
 MAX_PENDING_ENDS = 16  # stream ends remembered for destinations still sending an earlier stream (restarts)
 # A UDP port nobody listens on fails every other send (the kernel reports one datagram's refusal on the
@@ -378,6 +381,15 @@ def _open(cfg: DestinationConfig) -> socket.socket:
     return sock
 
 
+def _is_address(host: str) -> bool:
+    """Whether ``host`` (as :func:`check_host` returns it) is an IP address rather than a name."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
 def _local_address_gone(sock: socket.socket) -> bool:
     """Whether the address ``sock`` was connected from is no longer one of this computer's."""
     address = sock.getsockname()
@@ -473,15 +485,29 @@ class OscSender:
         d.opening.start()
 
     def _take_opened(self, d: Destination) -> None:
-        """Take ``d``'s finished lookup: its socket, or the error (then retried after RESOLVE_RETRY_S)."""
+        """Take ``d``'s finished lookup: its socket, or the error (then retried after RESOLVE_RETRY_S). A lookup
+        again of a name already sent to (RERESOLVE_S) replaces the socket only if the address has changed."""
         if d.opening is None or d.opening.is_alive():
             return
         found, d.opening, d.opened = d.opened, None, None
+        if d.sock is not None:
+            d.retry_at = time.monotonic() + RERESOLVE_S
+            if isinstance(found, socket.socket):
+                old, new = d.sock.getpeername(), found.getpeername()
+                if new[:2] != old[:2]:
+                    log.warning("OSC destination %s is now at %s; sending there", d.label, new[0])
+                    d.sock, found = found, d.sock
+                found.close()
+            return  # a failed lookup again: the address that worked stays
         d.retry_at = time.monotonic() + RESOLVE_RETRY_S
         if isinstance(found, socket.socket):
             if d.last_error:
                 log.warning("OSC destination %s resolved; sending", d.label)
             d.sock, d.last_error = found, ""
+            if _is_address(d.cfg.host):
+                d.retry_at = float("inf")  # an address: nothing to look up again
+            else:
+                d.retry_at = time.monotonic() + RERESOLVE_S
         else:
             if not d.last_error:
                 log.warning("%s; retrying every %.0f s", found, RESOLVE_RETRY_S)
@@ -595,10 +621,9 @@ class OscSender:
             for d in self.destinations:
                 delay = max(0.0, d.cfg.offset_ms) / 1000.0
                 try:
-                    if d.sock is None:
-                        self._take_opened(d)
-                        if d.sock is None and d.opening is None and now >= d.retry_at:
-                            self._start_opening(d)
+                    self._take_opened(d)
+                    if d.opening is None and now >= d.retry_at:  # unresolved, or a name to look up again
+                        self._start_opening(d)
                     if d.cfg.rate_hz == 0:
                         while d.queue and d.queue[0][0] + delay <= now:
                             t, seq, est = d.queue.popleft()

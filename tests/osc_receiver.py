@@ -12,12 +12,12 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 
 class Receiver:
-    """Collects every datagram sent to 127.0.0.1:``port`` (a free port unless given) in a background thread."""
+    """Collects every datagram sent to ``host``:``port`` (a free port unless given) in a background thread."""
 
-    def __init__(self, port: int = 0):
+    def __init__(self, port: int = 0, host: str = "127.0.0.1"):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # bursts must not be dropped
-        self.sock.bind(("127.0.0.1", port))
+        self.sock.bind((host, port))
         self.sock.settimeout(0.05)
         self.port = self.sock.getsockname()[1]
         self.datagrams: list[bytes] = []

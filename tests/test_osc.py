@@ -246,6 +246,51 @@ def test_a_name_with_an_ipv4_and_an_ipv6_address_is_sent_to_over_ipv4(receiver, 
     assert osc.stats()[0]["errors"] == 0
 
 
+def test_a_receiver_given_a_new_address_is_followed(monkeypatch):
+    """A host name was looked up once: a receiver given a new address (a new DHCP lease) got nothing more,
+    without a word, until a restart. It is looked up again (RERESOLVE_S); a lookup that fails meanwhile
+    leaves the address that worked."""
+    first = Receiver()
+    moved = Receiver(port=first.port, host="127.0.0.2")  # another address of this computer, the same port
+    where = {"ip": "127.0.0.1"}
+    real_lookup = socket.getaddrinfo
+
+    def lookup(host, *args, **kwargs):
+        if host != "receiver.test":
+            return real_lookup(host, *args, **kwargs)
+        if where["ip"] is None:
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real_lookup(where["ip"], *args, **kwargs)
+
+    def send_until(receiver, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not receiver.datagrams:
+            osc(Estimate(t=0.0, valence=0.5, arousal=0.0))
+            time.sleep(0.05)
+        return bool(receiver.datagrams)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    monkeypatch.setattr(osc_module, "RERESOLVE_S", 0.2)
+    try:
+        with OscSender([f"receiver.test:{first.port}"], settings=RAW) as osc:
+            assert send_until(first, 2.0)
+            where["ip"] = None  # the name server away for a moment: the old address goes on being sent to
+            time.sleep(0.6)
+            n = len(first.datagrams)
+            assert send_until(moved, 0.5) is False and len(first.datagrams) > n
+            where["ip"] = "127.0.0.2"
+            assert send_until(moved, 3.0), osc.stats()
+            osc.flush()
+            n, m = len(first.datagrams), len(moved.datagrams)
+            for _ in range(5):
+                osc(Estimate(t=0.0, valence=0.5, arousal=0.0))
+            osc.flush()
+            assert moved.wait_for(m + 5, timeout=2.0) and len(first.datagrams) == n
+    finally:
+        first.close()
+        moved.close()
+
+
 class _UnreachableSocket:
     """A destination socket whose sends fail as Linux fails them (macOS: EADDRNOTAVAIL) once the network is
     unreachable from its local address: ``local`` is where it was connected from."""
