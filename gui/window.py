@@ -16,7 +16,7 @@ from live_mer.analyzer import MAX_SMOOTHING_S
 from live_mer.estimate import Estimate
 from live_mer.fileanalysis import AudioFileError
 from live_mer.model import ModelError
-from live_mer.osc import DestinationError
+from live_mer.osc import DestinationConfig, DestinationError
 from live_mer.outputs import LABEL_OUTPUTS, OutputSettings
 from live_mer.sources import DeviceSource, SourceError, list_input_devices
 
@@ -141,7 +141,7 @@ class MainWindow(QtWidgets.QMainWindow):
         super().__init__()
         self.session = session
         self.presets = dict(PRESETS if presets is None else presets)
-        self._osc_configs = {c.label: c for c in osc_configs}
+        self._osc_configs = tuple(osc_configs)
         self._base_outputs = session.output_settings  # the configuration's [outputs], for presets without their own
         self.history = History(self._history_rows())
         self.last_estimate: Estimate | None = None
@@ -591,16 +591,27 @@ class MainWindow(QtWidgets.QMainWindow):
         """The OSC field parsed, or None (field marked red, banner explains) if it is not valid.
 
         A destination that came from the configuration file with more settings (rate, layout,
-        mapping) is passed on as that configuration while its HOST:PORT stays in the field.
+        mapping) is passed on as that configuration while its HOST:PORT stays in the field; one receiver
+        with two such entries (two streams) is listed twice and keeps both, in the file's order. The same
+        destination twice with the same settings is refused, as ``listen`` refuses it.
         """
         try:
             labels = parse_destinations(self.osc_edit.text())
+            detailed: dict[str, list[DestinationConfig]] = {}
+            for config in self._osc_configs:
+                detailed.setdefault(config.label, []).append(config)
+            chosen = tuple(detailed[label].pop(0) if detailed.get(label) else label for label in labels)
+            as_configs = [d if isinstance(d, DestinationConfig) else DestinationConfig.parse(d) for d in chosen]
+            for i, config in enumerate(as_configs):
+                if config in as_configs[:i]:
+                    raise DestinationError(f"{config.label} is listed twice (with the same settings, it would get "
+                                           "every bundle twice)")
         except DestinationError as exc:
             self._mark_osc(False)
             self.banner.show_message(f"OSC destination: {exc}", "error")
             return None
         self._mark_osc(True)
-        return tuple(self._osc_configs.get(label, label) for label in labels)
+        return chosen
 
     def _planned_destinations(self) -> str:
         """The OSC field's destinations, where a start will send ("" if none, or not valid)."""

@@ -40,7 +40,7 @@ from gui.window import PREPARING, MainWindow, osc_status_html  # noqa: E402
 from live_mer import config as configmod  # noqa: E402
 from live_mer.analyzer import Analyzer  # noqa: E402
 from live_mer.estimate import Estimate  # noqa: E402
-from live_mer.osc import OscSender  # noqa: E402
+from live_mer.osc import DestinationConfig, OscSender  # noqa: E402
 from live_mer.outputs import OutputSettings  # noqa: E402
 from live_mer.sources import DemoSource, SourceError  # noqa: E402
 from osc_receiver import Receiver  # noqa: E402
@@ -339,6 +339,22 @@ def test_switching_source_restarts_the_engine_and_presets_and_smoothing_change_i
     w.osc_edit.setText("127.0.0.1:9001, 127.0.0.1:9004")
     w.osc_edit.editingFinished.emit()
     assert w.start() and w.session.destinations == ("127.0.0.1:9001", "127.0.0.1:9004") and len(carried) == 1
+
+
+def test_one_receiver_with_two_streams_from_the_configuration_keeps_both(make_window):
+    """Two [[osc.destination]] tables for one receiver with different settings are two streams: the field
+    lists the receiver twice and both are sent (the second table's settings used to be taken for both). The
+    same destination twice with the same settings is refused, as listen refuses it."""
+    va = DestinationConfig("127.0.0.1", 9001, rate_hz=60.0, outputs=("va",))
+    labels = DestinationConfig("127.0.0.1", 9001, bundle=False, outputs=("chord", "key"))
+    w = make_window(osc="127.0.0.1:9001, 127.0.0.1:9001", osc_configs=(va, labels))
+    assert w._destinations() == (va, labels)
+    w.osc_edit.setText("127.0.0.1:9001, 127.0.0.1:9001, 127.0.0.1:9001")  # a third: plain, a stream of its own
+    assert w._destinations() == (va, labels, "127.0.0.1:9001")
+    for text in ("127.0.0.1:9002, 127.0.0.1:9002", "127.0.0.1:9001, 127.0.0.1:9001, 127.0.0.1:9002, 127.0.0.1:9002"):
+        w.osc_edit.setText(text)
+        assert w._destinations() is None and w.osc_edit.property("invalid") is True
+        assert "127.0.0.1:9002 is listed twice" in w.banner.text
 
 
 def test_configuration_presets_reshape_osc_without_a_restart(qapp, make_window, progression):
