@@ -374,8 +374,7 @@ class _PlayerSource:
                 played += block.shape[0]
         except Exception as exc:  # reported to the engine, which stops cleanly
             self.error = exc
-        finally:
-            self.finished = True
+        self.finished = True  # not when stopped: it has not delivered everything (listen's "ended before ...")
 
     def stop(self) -> None:
         self._stop.set()

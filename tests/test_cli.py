@@ -278,6 +278,14 @@ def test_a_file_too_short_for_one_estimate_is_named_in_the_summary(tiny_model_pa
     assert re.search(r"blip\.wav ended before the first estimate: it needs 0\.\d\d s of audio", r.stderr), r.stderr
 
 
+def test_a_file_stopped_before_its_first_estimate_is_not_said_to_have_ended(tiny_model_path, tmp_path):
+    sf.write(tmp_path / "long.wav", np.full(5 * 22050, 0.1, np.float32), 22050)  # 5 s; --duration stops it first
+    r = live_mer("listen", "--file", tmp_path / "long.wav", "--hop", "1.9", "--duration", "0.5", "--model",
+                 tiny_model_path, "--osc", "127.0.0.1:9", "--quiet")
+    assert r.returncode == 0 and "0 estimates" in r.stderr, r.stderr
+    assert "ended before the first estimate" not in r.stderr, r.stderr
+
+
 def test_the_summary_says_why_a_destination_got_nothing(tiny_model_path):
     r = live_mer("listen", "--demo", "--duration", "4", "--osc", "no-such-host.invalid:9000", "--model",
                  tiny_model_path, "--quiet")
