@@ -23,7 +23,7 @@ from .batch import (AUDIO_EXTENSIONS, RESULT_ENDINGS, result_files, run_batch, s
 from .control import ControlServer, Controller
 from .engine import Engine, LatestEstimates
 from .estimate import Estimate
-from .fileanalysis import AudioFileError, is_device, open_audio
+from .fileanalysis import AudioFileError, is_device
 from .model import DEFAULT_MODEL, PROVIDER_CHOICES, ModelError, load_model
 from .osc import DestinationError, OscSender
 from .recorder import Recorder
@@ -524,10 +524,10 @@ def cmd_config(args) -> int:
         return 0
     cfg = configmod.load(args.check)
     _check_source_settings(cfg.source, f"{args.check}: ")
-    if cfg.source.file:  # what listen would refuse at start: missing, a folder, not audio it can decode
+    if cfg.source.file:  # what listen would refuse at start: missing, a folder, not audio it can decode, its rate
         try:
-            open_audio(cfg.source.file).close()
-        except AudioFileError as exc:
+            FileSource(cfg.source.file)
+        except (AudioFileError, SourceError) as exc:
             raise configmod.ConfigError(f"{args.check}: source.file {exc}") from None
     # What listen does before the sound card: load the model (and check the hop against it), open the OSC
     # destinations, the control port and the recording. OK means listen starts.

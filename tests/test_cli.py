@@ -550,6 +550,17 @@ def test_start_up_problems_of_an_installation_are_named_and_leave_nothing(tmp_pa
         assert r.returncode == 2 and f"source.file {tmp_path / name}: " in r.stderr and "OK" not in r.stdout, r.stderr
 
 
+def test_config_check_refuses_a_file_at_a_rate_listen_refuses(tmp_path, tiny_model_path):
+    """`config --check` said OK to a 4 kHz source.file, which listen then refused at start (status 2)."""
+    sf.write(tmp_path / "phone.wav", np.full(4000, 0.1, np.float32), 4000)
+    cfg = tmp_path / "room.toml"
+    cfg.write_text(f"[source]\nfile = 'phone.wav'\n[model]\nname = '{tiny_model_path}'\n")
+    for args in (("config", "--check", cfg), ("listen", "--config", cfg, "--duration", "1", "--quiet")):
+        r = live_mer(*args)
+        assert r.returncode == 2 and "phone.wav: sample rate 4000 Hz is outside 8000..192000 Hz" in r.stderr, \
+            (args, r.stderr)
+
+
 @pytest.mark.parametrize("text,needle", [
     ("[model]\nname = 'nosuch'\n", "model 'nosuch': missing"),
     ("[model]\nname = '{corrupt}'\n", "does not match its card"),
