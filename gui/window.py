@@ -322,7 +322,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._status_ruler.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self._status_ruler.hide()
         self.status_labels["analysis"].setToolTip(
-            "How long the analysis of the last hop took: its cost, not how far the outputs lag behind the\n"
+            "How long the analyzer call that produced the latest estimate took (the model run and the audio\n"
+            "block that completed its hop, not all of the hop's analysis); not how far the outputs lag behind the\n"
             "music (the level follows within a hop, arousal and the quadrant within about 3-5 s: README,\n"
             "\u201cHow quickly it reacts\u201d).")
         self._status_arrangement: list[list[str]] = []

@@ -18,7 +18,7 @@ key      <p>/key                     ssf    "A minor", Camelot "8A", confidence 
 key      <p>/key/change              sss    key, Camelot, Open Key: once, when <p>/key changes
 level    <p>/level                   f      loudness dBFS, or [0, 1] over -60..0 dB when unipolar
 onset    <p>/onset                   f      onset strength
-status   <p>/status                  iifs   overflows (total), clipped samples (hop), processing ms (its cost), model
+status   <p>/status                  iifs   overflows (total), clipped samples (hop), processing ms (its call's), model
 status   <p>/status/input            iff    input ok (0: device lost), peak (1 = full scale), peak dBFS (floor -120)
 status   <p>/status/provider         s      onnxruntime provider in use
 status   <p>/status/stopped          (none) the stream stopped (end of file, Ctrl-C, Stop); estimates resume after it
