@@ -95,6 +95,8 @@ def _open_source(cfg: configmod.SourceConfig, demo_if_no_device: bool = True):
     try:
         return DeviceSource(None, **kwargs)
     except SourceError as exc:
+        if list_input_devices():  # there is one, and it refuses these settings (channels, its rate): not "none"
+            raise
         if not demo_if_no_device:
             raise SourceError(f"{exc} (the configuration names no source: set source.device, or source.demo = "
                               "true to play the demo piece)") from None

@@ -142,7 +142,11 @@ class DeviceSource:
         info = find_device(device)
         self.info = info
         self.name = info["name"]
-        self.samplerate = _check_rate(samplerate or int(info["default_samplerate"]))
+        try:
+            self.samplerate = _check_rate(samplerate or int(info["default_samplerate"]))
+        except SourceError as exc:
+            raise SourceError(f"input device {self.name!r}: {exc}"
+                              + ("" if samplerate else " (its default rate: choose one with --samplerate)")) from None
         self.channels = int(channels or min(2, info["channels"]))
         if not 1 <= self.channels <= info["channels"]:
             raise SourceError(f"input device {self.name!r} has {info['channels']} channels, {self.channels} asked")

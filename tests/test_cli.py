@@ -698,11 +698,27 @@ def test_an_installation_without_a_device_fails_instead_of_playing_the_demo(tmp_
         raise sources.SourceError("no input device found; devices: (none)")
 
     monkeypatch.setattr(cli, "DeviceSource", no_device)
+    monkeypatch.setattr(cli, "list_input_devices", lambda: [])
     cfg = tmp_path / "room.toml"
     cfg.write_text(f"[model]\nname = '{tiny_model_path}'\n[osc]\ndestinations = ['127.0.0.1:9']\n")
     assert cli.main(["listen", "--config", str(cfg), "--quiet", "--duration", "2"]) == 2
     assert "set source.device, or source.demo = true" in capsys.readouterr().err
     assert isinstance(cli._open_source(configmod.SourceConfig()), sources.DemoSource)  # the quick start's fallback
+
+
+def test_a_sound_card_that_refuses_the_settings_is_an_error_not_the_demo(monkeypatch):
+    """With a default input device there, ``listen --channels 64`` (or a device whose default rate is beyond
+    192 kHz) said "No input device found" and played the demo piece instead of saying what the device refused."""
+    from live_mer import cli, sources
+
+    devices = [{"index": 0, "name": "USB Audio", "hostapi": "ALSA", "channels": 2, "default_samplerate": 384000.0}]
+    for module in (sources, cli):
+        monkeypatch.setattr(module, "list_input_devices", lambda: devices)
+    with pytest.raises(sources.SourceError, match=r"'USB Audio' has 2 channels, 4 asked"):
+        cli._open_source(configmod.SourceConfig(channels=4, samplerate=48000))
+    default_rate = r"'USB Audio': sample rate 384000 Hz is outside 8000\.\.192000 Hz \(its default rate"
+    with pytest.raises(sources.SourceError, match=default_rate):
+        cli._open_source(configmod.SourceConfig())
 
 
 def test_flags_override_the_file(tmp_path):
