@@ -227,6 +227,39 @@ def test_the_last_block_of_a_finite_source_is_never_lost():
     assert analyzer.frames == 1024
 
 
+def test_a_large_sound_card_block_is_analysed_whole():
+    """A sound card opened with a large ``source.blocksize`` hands over blocks longer than ``max_backlog_s``
+    at once: the engine took each for a backlog and dropped all but its last second, silently."""
+    from live_mer.ringbuffer import RingBuffer
+
+    class LargeBlocks:
+        samplerate, channels, realtime, overflows, error, name = 22050, 1, True, 0, None, "card"
+        blocksize = 2 * 22050  # 2 s
+
+        def __init__(self):
+            self.ring, self.finished = RingBuffer(8 * 22050, 1), False
+
+        def start(self):
+            threading.Thread(target=self._play, daemon=True).start()
+
+        def _play(self):
+            for _ in range(4):
+                while self.ring.available():  # the analyzer keeps up: each block is read before the next
+                    time.sleep(0.01)
+                self.ring.write(np.full((self.blocksize, 1), 0.1, np.float32))
+            self.finished = True
+
+        def stop(self):
+            pass
+
+    analyzer = _CountingAnalyzer()
+    engine = Engine(LargeBlocks(), analyzer, [], max_backlog_s=1.0)
+    engine.start()
+    assert engine.wait(10.0)
+    engine.stop()
+    assert engine.dropped_s == 0 and analyzer.frames == 4 * LargeBlocks.blocksize
+
+
 def test_a_file_that_stops_decoding_plays_as_far_as_it_goes_and_loops_on(tiny_model, tmp_path, caplog):
     """An installation looping a file whose end is damaged: the analysis used to stop with an error at the
     first pass's damaged end; it plays to there, says so once, and goes round again."""
