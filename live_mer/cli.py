@@ -340,6 +340,7 @@ def cmd_listen(args) -> int:
     invalid.notice(latest.drain(), time.monotonic())  # the estimates since the loop's last look
     print(f"{_when(sys.stderr)}{engine.estimates} estimates; input overflows {source.overflows}; "
           + (f"input lost {losses} time(s); " if losses else "")
+          + (f"audio skipped to keep up {engine.dropped_s:.1f} s; " if engine.dropped_s else "")
           + (f"samples not audio {invalid.total}; " if invalid.total else "") + f"OSC {sent}", file=sys.stderr)
     if not engine.estimates and isinstance(source, FileSource) and source.finished and engine.error is None:
         print(f"{_when(sys.stderr)}{source.path} ended before the first estimate: it needs "

@@ -675,6 +675,25 @@ def test_listen_says_when_the_input_sends_samples_that_are_not_audio(tmp_path, t
     assert re.search(r"; samples not audio 441\d\d; ", r.stderr), r.stderr  # the one second of NaN, counted
 
 
+def test_listen_says_how_much_audio_it_skipped_to_keep_up(tiny_model_path, monkeypatch, capsys):
+    """The analysis held up for 2 s skips the audio older than max_backlog_s to stay live: that loss was
+    counted (Engine.dropped_s) but never shown."""
+    from live_mer import cli
+    from live_mer.engine import Engine
+
+    class HeldUp(Engine):
+        def _emit(self, estimates, input_ok=True):
+            if estimates and estimates[0].t > 1.0 and not getattr(self, "held", False):
+                self.held = True
+                time.sleep(2.0)
+            super()._emit(estimates, input_ok)
+
+    monkeypatch.setattr(cli, "Engine", HeldUp)
+    assert cli.main(["listen", "--demo", "--duration", "4", "--quiet", "--model", str(tiny_model_path), "--osc",
+                     "127.0.0.1:9"]) == 0
+    assert re.search(r"; audio skipped to keep up [12]\.\d s; ", capsys.readouterr().err)
+
+
 def test_the_notice_of_samples_that_are_not_audio_is_not_repeated_every_second():
     from live_mer.cli import INVALID_NOTICE_S, _InvalidInput
 
