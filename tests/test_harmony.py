@@ -37,6 +37,8 @@ def test_camelot_and_open_key(name, cam, ok):
 def test_unknown_key_and_chord_labels():
     assert key_name(-1) == camelot(-1) == open_key(-1) == ""
     assert chord_label(24) == "N" and chord_label(0) == "C:maj" and chord_label(21) == "A:min"
+    # either side of the major/minor boundary: B major is the last major chord, C minor the first minor one
+    assert chord_label(11) == "B:maj" and chord_label(12) == "C:min" and chord_label(23) == "B:min"
 
 
 def track(x, sr, spec=None):
@@ -150,6 +152,21 @@ def test_modulation_is_detected_within_bounded_time():
     # exactly the establishment of C major and the move to E major are key-change events
     events = [(round(float(t), 1), k) for t, k, e in zip(b.times, keys, b.key_change) if e]
     assert [k for _, k in events] == ["C major", "E major"], events
+
+
+def test_a_new_key_is_announced_once_it_has_led_for_key_hold_seconds():
+    """key_hold_seconds is in seconds at any frame rate: a second more of it moves the key change a second
+    later (the new key leads without a break there)."""
+    sr = 22050
+    x = np.concatenate([triad(r, False, 1.5, sr) for r in (60, 65, 67, 60) * 4] +
+                       [triad(r, False, 1.5, sr) for r in (64, 69, 71, 64) * 5])  # C major, then E major
+
+    def moved_at(hold_s):
+        b = track(x, sr, FeatureSpec(key_hold_seconds=hold_s))
+        (t,) = [t for t, k, e in zip(b.times, b.key, b.key_change) if e and key_name(int(k)) == "E major"]
+        return t
+
+    assert moved_at(2.0) - moved_at(1.0) == pytest.approx(1.0, abs=0.05)
 
 
 def test_silence_noise_and_drums_give_no_chord():
