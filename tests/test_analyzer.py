@@ -246,6 +246,7 @@ def test_analyze_file_json_contract(tiny_model, tmp_path):
     for k in ("valence", "arousal", "quadrant", "quadrant_probs", "gems", "tags", "key", "key_camelot", "key_open"):
         assert k in s
     assert s["key"] == "C major" and s["key_camelot"] == "8B"
+    assert s["quadrant"] == max(s["quadrant_probs"], key=s["quadrant_probs"].get)  # the most likely on average
     assert set(s["gems"]) == {"amazement", "solemnity", "tenderness", "nostalgia", "calmness", "power",
                               "joyful_activation", "tension", "sadness"}
     tl = r["timeline"]
