@@ -33,7 +33,8 @@ RAW = OutputSettings(shapes={})  # no shaping: OSC carries the estimates as they
 TYPES = {"/mer/va": "ff", "/mer/valence": "f", "/mer/arousal": "f", "/mer/quadrant": "s",
          "/mer/quadrant/probs": "ffff", "/mer/chord": "sf", "/mer/key": "ssf", "/mer/level": "f",
          "/mer/onset": "f", "/mer/status": "iifs", "/mer/mood/tension": "f", "/mer/mood/sadness": "f",
-         "/mer/tag/Calm": "f", "/mer/tag/Dreamy": "f"}
+         "/mer/tag/Calm": "f", "/mer/tag/Dreamy": "f", "/mer/chord/ext": "sf", "/mer/status/input": "iff",
+         "/mer/status/provider": "s"}
 
 
 @pytest.fixture

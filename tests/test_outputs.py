@@ -72,6 +72,13 @@ def test_hysteresis_suppresses_flicker():
     assert 0.3 <= first * 0.01 <= 0.32
 
 
+def test_hysteresis_alone_keeps_a_label_against_a_close_challenger():
+    h = LabelHold(hold_ms=0, hysteresis=0.1)
+    assert h.update("C:maj", 0.6, 0.6, 0.0) == "C:maj"
+    assert h.update("A:min", 0.54, 0.46, 0.01) == "C:maj"  # leads by less than the hysteresis: no change
+    assert h.update("A:min", 0.7, 0.3, 0.02) == "A:min"  # a clear lead goes through at once (no hold)
+
+
 def test_shaped_quadrant_probabilities_still_sum_to_one():
     """Attack and release differ (300/600 ms), so the followers alone drift off a sum of 1 (to 1.15 here):
     what is sent is scaled back."""
