@@ -857,6 +857,8 @@ def test_readouts_speak_like_musicians_and_meters(qapp):
         ["A\u266d", "D\u266d", "E\u266d7", "Fm"]
     assert [chord_display(c, "C# minor") for c in ("C#:min", "F#:min", "Ab:maj")] == ["C\u266fm", "F\u266fm", "G\u266f"]
     assert chord_display("Ab:min", "E major") == "G\u266fm" and chord_display("Bb:maj", "C major") == "B\u266d"
+    # A minor has C major's signature: the five other pitch classes as the labels have them, not as sharps
+    assert [chord_display(c, "A minor") for c in ("Bb:maj", "Eb:maj", "C#:min")] == ["B\u266d", "E\u266d", "C\u266fm"]
     assert key_display("C# major") == "D\u266d major" and key_display("Ab minor") == "G\u266f minor"
     assert key_display("F# major") == "F\u266f major" and key_display("Eb minor") == "E\u266d minor"
     for pc in range(12):  # every key's seven degrees take seven letters: one spelling of the key signature
