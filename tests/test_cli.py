@@ -432,6 +432,7 @@ def test_config_example_round_trips_and_bad_keys_are_named(tmp_path, tiny_model_
     ("[[osc.destination]]\nhost = ''\nport = 9000\n", "not a host name or IP address"),
     ("[analysis]\nhop_s = -0.5\n", "analysis.hop_s"),
     ("[source]\nblocksize = 100000000\n", "source.blocksize = 100000000 is not allowed: 0 (automatic) or 1..65536"),
+    ("[control]\nport = 65536\n", "control.port = 65536 is not allowed: 1..65535"),
     # shaping an output cannot apply (they used to be accepted and ignored)
     ("[outputs.chord]\nattack_ms = 150.0\n",
      "outputs.chord.attack_ms: chord is a label; it takes hold_ms/hysteresis only"),
