@@ -105,6 +105,20 @@ def test_silence_reads_the_same_floor_in_the_input_peak_and_the_level():
     assert sent["/mer/status/input"][2] == sent["/mer/level"][0] == -120.0
 
 
+def test_the_input_peak_is_sent_in_dbfs_and_each_unipolar_value_is_mapped():
+    cfg = DestinationConfig("127.0.0.1", 9000, unipolar=("valence", "arousal"),
+                            outputs=("valence", "arousal", "status"))
+    sent = dict(encode(Shaper(RAW).step(est(v=-0.5, a=1.0), 0.0), cfg, "/mer", "m", "p", True))
+    assert sent["/mer/status/input"] == [1, 0.5, pytest.approx(-6.0206, abs=1e-4)]  # a peak of 0.5 is -6 dBFS
+    assert sent["/mer/valence"] == [0.25] and sent["/mer/arousal"] == [1.0]
+
+
+def test_muting_all_mutes_every_output_and_unmuting_all_brings_them_back():
+    settings = OutputSettings().with_mute("chord", True).with_mute("all", True)
+    assert settings.muted == frozenset(OUTPUTS)
+    assert settings.with_mute("all", False).muted == frozenset()
+
+
 def collect(rx, n, timeout=5):
     assert rx.wait_for(n, timeout)
     return list(rx.datagrams)
@@ -426,6 +440,15 @@ def test_offset_delays_a_destination():
     finally:
         fast.close()
         slow.close()
+
+
+def test_a_negative_offset_time_tags_a_destinations_bundles_that_much_earlier(rx):
+    osc = OscSender([DestinationConfig("127.0.0.1", rx.port, offset_ms=-500)], settings=RAW)
+    sent_at = time.time()
+    osc(est())
+    osc.close()
+    (bundle, *_) = [OscBundle(d) for d in collect(rx, 1) if d.startswith(b"#bundle")]
+    assert bundle.timestamp == pytest.approx(sent_at - 0.5, abs=0.2)
 
 
 def test_destination_config_is_validated():
