@@ -13,6 +13,7 @@ import soundfile as sf
 from conftest import triad
 from live_mer.analyzer import Analyzer
 from live_mer.engine import Engine, LatestEstimates
+from live_mer.fileanalysis import analyze_file
 from live_mer.osc import OscSender
 from live_mer.outputs import OutputSettings
 from live_mer.sources import DemoSource, FileSource
@@ -258,6 +259,22 @@ def test_a_large_sound_card_block_is_analysed_whole():
     assert engine.wait(10.0)
     engine.stop()
     assert engine.dropped_s == 0 and analyzer.frames == 4 * LargeBlocks.blocksize
+
+
+def test_a_file_played_to_its_end_gives_the_estimates_analyze_gives_the_last_included(tiny_model, tmp_path):
+    """At the end of a file the analyzer's flush (its resampler's delay) completes the last hop of some
+    lengths (2.81 s at 44.1 kHz): the engine flushes too, or ``listen --file`` would lose that estimate."""
+    sr = 44100
+    path = tmp_path / "a.wav"
+    sf.write(path, triad(57, True, 3.0, sr)[:123919], sr)
+    src = FileSource(path, realtime=False)
+    latest = LatestEstimates(maxlen=1000)
+    engine = Engine(src, Analyzer(tiny_model, src.samplerate), [latest])
+    engine.start()
+    assert engine.wait(30)
+    engine.stop()
+    times = [round(e.t, 4) for e in latest.drain()]
+    assert times == [e["t"] for e in analyze_file(path, tiny_model)["timeline"]] and len(times) == 11
 
 
 def test_a_file_that_stops_decoding_plays_as_far_as_it_goes_and_loops_on(tiny_model, tmp_path, caplog):
