@@ -304,6 +304,8 @@ def test_a_cut_off_mp3_reports_what_was_decoded_not_what_its_header_states(tiny_
     assert 5.0 < r["duration"] < 8.0  # about a third of 20 s
     assert r["timeline"][-1]["t"] <= r["duration"] + 0.1
     assert "truncated" in r["warning"] and "20.00 s" in r["warning"]
+    cut.write_bytes(data[: 2 * len(data) // 3])  # a third missing is as much a truncated file
+    assert "truncated" in analyze_file(cut, tiny_model).get("warning", "")
     assert "warning" not in analyze_file(full, tiny_model)
 
 
