@@ -410,6 +410,16 @@ def test_config_example_round_trips_and_bad_keys_are_named(tmp_path, tiny_model_
     assert r.returncode == 2 and "'osc.prefx'" in r.stderr and "prefix" in r.stderr
 
 
+def test_the_terminal_line_shows_the_key_with_its_camelot_code():
+    from live_mer.cli import format_line
+
+    e = Estimate(t=42.5, valence=0.41, arousal=0.63, quadrant="Q1", chord="D:maj", chord_confidence=0.97,
+                 key="D major", key_camelot="10B", loudness_db=-14.2, latency_ms=1.1)
+    assert format_line(e).split() == ["42.5s", "V", "+0.41", "A", "+0.63", "Q1", "D:maj", "0.97", "D", "major", "10B",
+                                      "-14.2", "dBFS", "ovf", "0", "1.1", "ms"]  # the README's example line
+    assert " key ? " in format_line(Estimate(t=1.0, valence=0.0, arousal=0.0))
+
+
 @pytest.mark.parametrize("text,needle", [
     ("[sources]\n", "unknown section or key [sources]"),
     ("[source]\nsamplerate = 4000\n", "source.samplerate"),
