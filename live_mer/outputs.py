@@ -19,7 +19,9 @@ status     none    overflows, clipping, input peak, processing latency, model, p
 ========== ======= ==============================================================
 
 "values" outputs follow their targets with attack/release smoothing (``attack_ms``/``release_ms``);
-"label" outputs hold a label until a challenger wins for ``hold_ms`` by ``hysteresis``; a held chord or key
+"label" outputs hold a label until a challenger wins for ``hold_ms`` by ``hysteresis`` (over the held
+quadrant's probability; a chord or key estimate carries only the winner's confidence, so there the
+challenger's confidence must reach ``hysteresis``); a held chord or key
 goes out with what the estimates last said about it (its confidence, extended chord, Open Key), and the
 key-change event follows the held key. ``quadrant`` takes both: its probabilities are smoothed (and then
 scaled to sum to 1), its label held. :func:`shape_keys` says which keys an output takes; the configuration
