@@ -613,7 +613,9 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(AttributeError, ValueError):  # (a stream replaced by one that cannot)
             stream.reconfigure(errors="backslashreplace")
     streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Forgiving(sys.stdout), _Forgiving(sys.stderr)
+    # A stream closed before Python started (`live-mer listen ... >&-`, a launcher that closes it) is None: its
+    # lines go to /dev/null, as they do once a stream fails (listen stopped at its start with a traceback)
+    sys.stdout, sys.stderr = (_Forgiving(s if s is not None else open(os.devnull, "w")) for s in streams)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -270,6 +270,27 @@ def test_listen_goes_on_when_its_terminal_output_cannot_be_written(tiny_model_pa
         rx.close()
 
 
+def test_listen_and_analyze_run_with_their_terminal_output_closed_from_the_start(tiny_model_path, song, tmp_path):
+    """A stream closed before Python starts (`live-mer listen ... >&-`, a launcher that closes it) is None in
+    sys: listen stopped with an AttributeError traceback before the audio, its recording left empty, and
+    analyze and config --example crashed at their first line. Its lines are dropped, as after a write error."""
+    def closed(*args, fds=(1,)):  # run live-mer with these file descriptors closed
+        return subprocess.run([sys.executable, "-m", "live_mer", *map(str, args)], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=120,
+                              preexec_fn=lambda: [os.close(fd) for fd in fds])
+
+    record = tmp_path / "show.csv"
+    r = closed("listen", "--demo", "--duration", "3", "--model", tiny_model_path, "--osc", "127.0.0.1:9",
+               "--record", record)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert re.search(r"recorded [1-9]\d* estimates", r.stderr) and len(record.read_text().splitlines()) > 1
+    assert closed("listen", "--demo", "--duration", "2", "--model", tiny_model_path, "--osc", "127.0.0.1:9",
+                  "--quiet", fds=(1, 2)).returncode == 0
+    r = closed("analyze", song, "--json", tmp_path / "a.json", "--model", tiny_model_path, "--jobs", "1")
+    assert r.returncode == 0 and "1 analysed" in r.stderr, r.stderr
+    assert closed("config", "--example").returncode == 0
+
+
 def test_a_file_too_short_for_one_estimate_is_named_in_the_summary(tiny_model_path, tmp_path):
     sf.write(tmp_path / "blip.wav", np.full(2205, 0.1, np.float32), 22050)  # 0.1 s; an estimate needs a hop
     r = live_mer("listen", "--file", tmp_path / "blip.wav", "--model", tiny_model_path, "--osc", "127.0.0.1:9",
