@@ -293,7 +293,11 @@ def cmd_listen(args) -> int:
     print(f"{_when(sys.stderr)}Ctrl-C stops.", file=sys.stderr)
     stop = threading.Event()
     # put back when listen returns (a caller in the same process, the tests, keeps its Ctrl-C)
-    previous = [(sig, signal.signal(sig, lambda *_: stop.set())) for sig in (signal.SIGINT, signal.SIGTERM)]
+    stops = [signal.SIGINT, signal.SIGTERM]
+    hangup = getattr(signal, "SIGHUP", None)  # the terminal closed (its window, an ssh session); none on Windows
+    if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:  # under nohup it stays ignored
+        stops.append(hangup)
+    previous = [(sig, signal.signal(sig, lambda *_: stop.set())) for sig in stops]
     tty = sys.stdout.isatty()
     last_print = last_check = 0.0
     receivers: dict = {}

@@ -247,6 +247,35 @@ def test_ctrl_c_while_the_libraries_load_is_a_stop_not_a_traceback():
         assert r.returncode == 130 and "Traceback" not in r.stderr, (how, r.returncode, r.stderr)
 
 
+def test_a_closed_terminal_stops_listen_as_ctrl_c_does(tiny_model_path, tmp_path):
+    """Closing the terminal window (or an ssh session dropping) sends SIGHUP, which killed listen at once: the
+    visuals never got /status/stopped and kept the last frame, and the summary was lost. It stops as on
+    SIGINT/SIGTERM now; under nohup (SIGHUP ignored) it runs on."""
+    rx = Receiver()
+    record = tmp_path / "show.csv"
+    try:
+        cmd = [sys.executable, "-m", "live_mer", "listen", "--demo", "--model", str(tiny_model_path), "--quiet",
+               "--osc", f"127.0.0.1:{rx.port}", "--record", str(record)]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert rx.wait_for(2, timeout=60)
+        p.send_signal(signal.SIGHUP)
+        _, err = p.communicate(timeout=30)
+        assert p.returncode == 0 and "Traceback" not in err, (p.returncode, err)
+        assert re.search(r"recorded [1-9]\d* estimates", err), err
+        assert wait_until(lambda: any(b"/mer/status/stopped" in d for d in rx.datagrams)), "no /status/stopped"
+        nohup = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+        sent = len(rx.datagrams)
+        assert rx.wait_for(sent + 2, timeout=60)
+        nohup.send_signal(signal.SIGHUP)
+        assert rx.wait_for(sent + 4, timeout=10) and nohup.poll() is None  # ignored: it goes on
+        nohup.send_signal(signal.SIGTERM)
+        assert nohup.wait(timeout=30) == 0
+        nohup.communicate()
+    finally:
+        rx.close()
+
+
 def test_listen_goes_on_when_its_terminal_output_cannot_be_written(tiny_model_path):
     """`live-mer listen | head -1` closed the pipe after one line and listen died of BrokenPipeError; a log
     on a full disk (`2>> show.log`) stopped it at its first line. The lines are for people: the analysis
