@@ -10,6 +10,7 @@ import sys
 from live_mer import __version__
 from live_mer import config as configmod
 from live_mer.analyzer import hop_frames
+from live_mer.cli import stop_signals
 from live_mer.model import DEFAULT_MODEL, PROVIDER_CHOICES, ModelError
 from live_mer.sources import exit_after_audio_hang
 
@@ -171,12 +172,14 @@ def main(argv: list[str] | None = None) -> int:
         session.prepare()  # compiles in the background: the window is drawn and answers meanwhile
         if hop_ok and not args.no_start:
             QtCore.QTimer.singleShot(0, window.start)  # after the window is on screen
-    # Ctrl-C in the terminal closes the window cleanly (the display timer lets Python see the signal).
-    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+    # Ctrl-C in the terminal, SIGTERM (systemd, a shutdown) and a closed terminal close the window cleanly, so the
+    # visuals get /status/stopped (the display timer lets Python see the signal).
+    previous = [(sig, signal.signal(sig, lambda *_: window.close())) for sig in stop_signals()]
     try:
         status = app.exec()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous:
+            signal.signal(sig, handler)
         session.close()
     if session.audio_hung:
         exit_after_audio_hang(status)

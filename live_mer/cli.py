@@ -75,6 +75,15 @@ class _Forgiving:
         return getattr(self._stream, name)
 
 
+def stop_signals() -> list[signal.Signals]:
+    """The signals that stop listen and the monitor cleanly (the stream ended, /status/stopped sent): Ctrl-C,
+    SIGTERM (systemd, a shutdown) and SIGHUP (the terminal closed: its window, an ssh session; none on
+    Windows), unless SIGHUP is ignored (started under nohup: it must run on)."""
+    hangup = getattr(signal, "SIGHUP", None)
+    return [signal.SIGINT, signal.SIGTERM] + ([hangup] if hangup is not None and
+                                              signal.getsignal(hangup) is not signal.SIG_IGN else [])
+
+
 def _when(stream) -> str:
     """A wall-clock prefix for a line that goes to a log file rather than a terminal (a service's log: the
     logging module's warnings carry one too), so a line in the log says when it happened."""
@@ -293,11 +302,7 @@ def cmd_listen(args) -> int:
     print(f"{_when(sys.stderr)}Ctrl-C stops.", file=sys.stderr)
     stop = threading.Event()
     # put back when listen returns (a caller in the same process, the tests, keeps its Ctrl-C)
-    stops = [signal.SIGINT, signal.SIGTERM]
-    hangup = getattr(signal, "SIGHUP", None)  # the terminal closed (its window, an ssh session); none on Windows
-    if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:  # under nohup it stays ignored
-        stops.append(hangup)
-    previous = [(sig, signal.signal(sig, lambda *_: stop.set())) for sig in stops]
+    previous = [(sig, signal.signal(sig, lambda *_: stop.set())) for sig in stop_signals()]
     tty = sys.stdout.isatty()
     last_print = last_check = 0.0
     receivers: dict = {}

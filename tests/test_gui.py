@@ -608,6 +608,27 @@ def test_the_monitor_program_exits_cleanly(tmp_path, tiny_model_path):
     assert "leaked" not in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_the_monitor_stops_cleanly_on_sigterm_and_a_closed_terminal(tiny_model_path, sig):
+    """SIGTERM (a kiosk's systemd unit stopped, a shutdown) and SIGHUP (its terminal closed) killed the monitor at
+    once: the visuals never got /status/stopped and froze on the last frame. They close the window as Ctrl-C does."""
+    import signal
+    import subprocess
+
+    rx = Receiver()
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "gui", "--demo", "--model", str(tiny_model_path), "--osc",
+                              f"127.0.0.1:{rx.port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+        assert rx.wait_for(2, timeout=60)
+        p.send_signal(getattr(signal, sig))
+        _, err = p.communicate(timeout=30)
+        assert p.returncode == 0 and "Traceback" not in err, (p.returncode, err)
+        assert any(b"/mer/status/stopped" in d for d in rx.datagrams)
+    finally:
+        rx.close()
+
+
 def test_engine_error_during_playback_reaches_the_banner(qapp, make_window, progression):
     # The file disappears while it plays (like a device being unplugged): the looped source fails on
     # its next pass, the engine stops with that error, and the window shows it.
