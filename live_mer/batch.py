@@ -157,7 +157,8 @@ def _init_worker(model_arg: str, provider: str) -> None:
     global _model
     from .model import load_model
 
-    signal.signal(signal.SIGINT, _ctrl_c)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGTERM: a service stopped, sent to every process of its group
+        signal.signal(sig, _ctrl_c)
     _model = load_model(model_arg, provider=provider)
 
 

@@ -387,8 +387,14 @@ def cmd_analyze(args) -> int:
     _refuse_colliding_outputs(args, csv_path)
     _check_outputs(args.out, [p for p in (args.json, args.csv) if p])  # before hours of analysis, not after
     model = load_model(args.model, provider=args.provider)  # fail early, with a clear error, before forking
-    report = run_batch(args.paths, str(model.path), out_dir=args.out, jobs=args.jobs, smoothing_s=args.smoothing,
-                       plot=args.plot, resume=args.resume, provider=args.provider)
+    # SIGTERM (`kill`, a service stopped) stops the batch as Ctrl-C does: it killed this process alone, and its
+    # workers, sending results that no one read any more, hung for ever
+    terminate = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        report = run_batch(args.paths, str(model.path), out_dir=args.out, jobs=args.jobs, smoothing_s=args.smoothing,
+                           plot=args.plot, resume=args.resume, provider=args.provider)
+    finally:
+        signal.signal(signal.SIGTERM, terminate)
     if not report.results and not report.unfinished:
         raise configmod.ConfigError(f"no audio files in {', '.join(args.paths)} (extensions: "
                                     f"{' '.join(AUDIO_EXTENSIONS)})")

@@ -446,12 +446,15 @@ def test_a_track_that_finished_as_ctrl_c_came_is_in_the_runs_results(tmp_path, t
     assert report.unfinished == 5 - len(written)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 @pytest.mark.parametrize("kill", [os.killpg, os.kill], ids=["terminal", "main-process-only"])
-def test_ctrl_c_stops_a_batch_at_once_and_keeps_what_finished(tmp_path, tiny_model_path, kill):
+def test_ctrl_c_stops_a_batch_at_once_and_keeps_what_finished(tmp_path, tiny_model_path, kill, sig):
     """Ctrl-C did not stop a batch: every track was handed to the worker pool up front and leaving the pool
     waited for them all, so a Ctrl-C after the first of 40 tracks analysed all 40 before exiting 130. It stops
     at once (--jobs 1 too): the finished tracks' files are kept, --json and the summary CSV hold those tracks.
-    SIGINT as a terminal sends it, to the whole process group, or to the main process alone (`kill -INT`)."""
+    SIGINT as a terminal sends it, to the whole process group, or to the main process alone (`kill -INT`).
+    SIGTERM the same (a service stopped signals its whole group; `kill` the main process alone): it killed the
+    main process only, and its worker hung for ever, writing a result no one read."""
     sr = 22050
     sf.write(tmp_path / "long.wav", triad(57, True, 60, sr), sr)
     lib, out, everything = tmp_path / "lib", tmp_path / "out", tmp_path / "all.json"
@@ -464,9 +467,11 @@ def test_ctrl_c_stops_a_batch_at_once_and_keeps_what_finished(tmp_path, tiny_mod
     deadline = time.monotonic() + 60
     while not list(out.glob("*.wav.json")) and time.monotonic() < deadline:
         time.sleep(0.01)
-    kill(p.pid, signal.SIGINT)
+    kill(p.pid, sig)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and "Traceback" not in err, err
+    with pytest.raises(ProcessLookupError):  # no worker left behind in the group
+        os.killpg(p.pid, 0)
     assert "interrupted (the finished tracks' files are kept: run again with --resume)" in err
     kept = {str(lib / f.name.removesuffix(".json")) for f in out.glob("*.wav.json")}
     assert 1 <= len(kept) <= 3, err  # far fewer than all 40
