@@ -208,6 +208,8 @@ class _Server(BlockingOSCUDPServer):
     dispatcher both discard it): here it is rejected like any other bad message. Between datagrams (at
     least every poll interval) it lets the controller report the rejections it has not logged yet."""
 
+    max_packet_size = 65535  # a whole UDP datagram: socketserver's 8192 cut a larger bundle, then rejected as not OSC
+
     def __init__(self, address, dispatcher: Dispatcher, controller: Controller):
         self.controller = controller
         super().__init__(address, dispatcher)

@@ -509,6 +509,19 @@ def test_a_bundle_python_osc_would_loop_on_or_wait_for_does_not_block_the_port(c
     assert wait_until(lambda: ctl.accepted == 1, 3.0) and state["settings"].muted == {"tags"}
 
 
+def test_a_bundle_larger_than_8_kib_is_read_whole(control, caplog):
+    """The control port read at most 8192 bytes of a datagram (socketserver's default): a larger bundle (hundreds
+    of messages, a controller's whole state at once) was cut there and rejected as "not OSC: a bundle element
+    ... has a size (…) that is not a positive multiple of 4", which it was."""
+    caplog.set_level(logging.WARNING)
+    state, ctl, server = control
+    packet = bundle([message("/mer/control/mute", ["onset", i % 2]) for i in range(300)], 0.0)  # the last mutes
+    assert len(packet) > 10_000
+    send_raw(server.address[1], packet)
+    assert wait_until(lambda: ctl.accepted == 300, 3.0), (ctl.accepted, ctl.rejected, caplog.text)
+    assert ctl.rejected == 0 and state["settings"].muted == {"onset"}
+
+
 def test_a_burst_that_arrives_while_the_port_is_busy_is_not_dropped(control):
     """A fader sweep arrives as hundreds of datagrams; while the control thread is held up (here: its first
     message takes 0.5 s) they wait in the socket's buffer, which holds a few hundred at the default size."""
