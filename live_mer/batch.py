@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+PARENT_POLL_S = 1.0  # how often a worker checks that the process that started it is still there
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".w64", ".caf")
 
 _model = None
@@ -153,12 +155,22 @@ def _ctrl_c(signum, frame) -> None:
         raise KeyboardInterrupt
 
 
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once the process that started it is gone without a word (SIGKILL, the OOM killer): the
+    pool could not tell it to stop, and it hung for ever on a result no one would read (it is then adopted by
+    another process, so its parent id changes)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
 def _init_worker(model_arg: str, provider: str) -> None:
     global _model
     from .model import load_model
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # SIGTERM: a service stopped, sent to every process of its group
         signal.signal(sig, _ctrl_c)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="live_mer-parent-watch", daemon=True).start()
     _model = load_model(model_arg, provider=provider)
 
 

@@ -446,6 +446,37 @@ def test_a_track_that_finished_as_ctrl_c_came_is_in_the_runs_results(tmp_path, t
     assert report.unfinished == 5 - len(written)
 
 
+def test_workers_end_when_the_batch_is_killed_outright(tmp_path, tiny_model_path):
+    """analyze killed outright (SIGKILL, the OOM killer) cannot tell its workers to stop: they hung for ever,
+    blocked on results no one would read (each holds the model). They notice their parent has gone and end."""
+    from live_mer import batch
+
+    sr = 22050
+    sf.write(tmp_path / "long.wav", triad(57, True, 60, sr), sr)
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    for n in range(40):
+        (lib / f"t{n:02d}.wav").symlink_to(tmp_path / "long.wav")
+    p = subprocess.Popen([sys.executable, "-m", "live_mer", "analyze", lib, "--out", out, "--jobs", "2",
+                          "--model", tiny_model_path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list(out.glob("*.wav.json")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(timeout=10)
+    deadline = time.monotonic() + 10 * batch.PARENT_POLL_S + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(p.pid, 0)  # a worker of the group is still there
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.killpg(p.pid, signal.SIGKILL)
+        pytest.fail("the workers outlived the killed batch")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 @pytest.mark.parametrize("kill", [os.killpg, os.kill], ids=["terminal", "main-process-only"])
 def test_ctrl_c_stops_a_batch_at_once_and_keeps_what_finished(tmp_path, tiny_model_path, kill, sig):
