@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # what stops a batch (see _ctrl_c and run_batch)
 PARENT_POLL_S = 1.0  # how often a worker checks that the process that started it is still there
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".w64", ".caf")
 
@@ -168,8 +169,9 @@ def _init_worker(model_arg: str, provider: str) -> None:
     global _model
     from .model import load_model
 
-    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGTERM: a service stopped, sent to every process of its group
+    for sig in STOP_SIGNALS:  # SIGTERM: a service stopped, sent to every process of its group
         signal.signal(sig, _ctrl_c)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held while it was forked (run_batch): now it may stop
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="live_mer-parent-watch", daemon=True).start()
     _model = load_model(model_arg, provider=provider)
 
@@ -277,8 +279,15 @@ def run_batch(paths: list[str | Path], model_arg: str, out_dir: str | Path | Non
     with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(model_arg, provider)) as pool:
         futures: dict = {}  # (Ctrl-C may come while they are being submitted)
         try:
-            for i, job in todo:
-                futures[pool.submit(_analyze_one, job)] = i
+            # The workers are forked in the first submit: a Ctrl-C landing inside a fork's hooks was swallowed
+            # there (the batch then ran to its end, 1 try in 16). Held until the tracks are handed over, it
+            # comes after (unheld, Python checks for it at once), and a worker takes its own once set up.
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            try:
+                for i, job in todo:
+                    futures[pool.submit(_analyze_one, job)] = i
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             for fut in as_completed(futures):
                 i = futures[fut]
                 try:

@@ -446,6 +446,30 @@ def test_a_track_that_finished_as_ctrl_c_came_is_in_the_runs_results(tmp_path, t
     assert report.unfinished == 5 - len(written)
 
 
+def test_a_ctrl_c_while_the_workers_are_forked_is_not_lost(library, tmp_path, tiny_model_path, monkeypatch):
+    """The workers are forked in the first submit; a Ctrl-C landing inside a fork's at-fork hooks was swallowed
+    there (Python cannot raise out of them), and the batch ran to its end (1 try in 16). Simulated: the
+    interrupt comes during the submit, into code that swallows it as those hooks do."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    real_submit = ProcessPoolExecutor.submit
+
+    def submit_interrupted_inside_a_hook(self, *args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # Python raises the interrupt at its next check, here
+                pass
+        except KeyboardInterrupt:
+            pass  # as an at-fork hook's exception is
+        return real_submit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", submit_interrupted_inside_a_hook)
+    from live_mer import batch
+
+    report = batch.run_batch([library], str(tiny_model_path), out_dir=tmp_path / "out", jobs=1, progress=False)
+    assert report.unfinished >= 3 and not report.results  # stopped before any track, not run to its end
+
+
 def test_workers_end_when_the_batch_is_killed_outright(tmp_path, tiny_model_path):
     """analyze killed outright (SIGKILL, the OOM killer) cannot tell its workers to stop: they hung for ever,
     blocked on results no one would read (each holds the model). They notice their parent has gone and end."""
