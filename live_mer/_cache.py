@@ -11,11 +11,21 @@ import numpy as np
 
 
 def user_cache_dir(*parts: str) -> Path | None:
-    """``$XDG_CACHE_HOME/live_mer/...`` (or ``~/.cache``, or the temp dir); None if none is writable."""
+    """``$XDG_CACHE_HOME/live_mer/...`` (or ``~/.cache``, or the temp dir); None if none is writable.
+
+    The temp dir's folder is per user and private (``live_mer-cache-<uid>``), and one another user made is not
+    used: a shared one belonged to whoever ran first, so numba failed at import for the next user with no
+    writable home (a service account's ``/nonexistent``), and it would have loaded numba kernels (pickles)
+    that another user wrote."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    for root in (os.path.join(base, "live_mer"), os.path.join(tempfile.gettempdir(), "live_mer-cache")):
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    temp = os.path.join(tempfile.gettempdir(), "live_mer-cache" if uid is None else f"live_mer-cache-{uid}")
+    for root in (os.path.join(base, "live_mer"), temp):
         candidate = Path(root, *parts)
         try:
+            os.makedirs(root, mode=0o700, exist_ok=True)
+            if root == temp and uid is not None and os.stat(root).st_uid != uid:
+                continue  # another user's
             candidate.mkdir(parents=True, exist_ok=True)
         except OSError:
             continue

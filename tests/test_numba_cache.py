@@ -2,11 +2,16 @@
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import pytest
+
 import live_mer
+from live_mer._cache import user_cache_dir
 
 PROBE = """
 import numpy as np
@@ -44,3 +49,22 @@ def test_kernel_cache_is_per_user_and_an_edited_source_is_recompiled(tmp_path):
     harmony.write_text(text.replace("PEAK_RANGE_DB = 50.0", "PEAK_RANGE_DB = 3.0"))
     assert run_probe(pkg.parent, cache_home) != first
     assert len(list((cache_home / "live_mer" / "numba").iterdir())) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX users")
+def test_temp_fallback_is_per_user_and_never_another_users(tmp_path, monkeypatch):
+    """No writable home cache (a service account's /nonexistent): the temp folder's cache is this user's own. A
+    shared one belonged to whoever ran first; numba's import then failed for the next user ("no locator
+    available"), and it would have loaded kernels (pickles) another user wrote."""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    got = user_cache_dir("numba")
+    assert got == tmp_path / f"live_mer-cache-{os.getuid()}" / "numba"
+    assert stat.S_IMODE(got.parent.stat().st_mode) == 0o700
+    # a folder with another user's name there, not owned by that user: not theirs to use
+    other = os.getuid() + 1
+    (tmp_path / f"live_mer-cache-{other}").mkdir(mode=0o777)
+    monkeypatch.setattr(os, "getuid", lambda: other)
+    assert user_cache_dir("numba") is None
