@@ -621,8 +621,14 @@ def main(argv: list[str] | None = None) -> int:
     lead = next((i for i, a in enumerate(argv) if a not in ("-v", "--verbose")), len(argv))
     verbose, rest = argv[:lead][:1], argv[lead:]  # global flags before the command
     if rest[:1] == ["gui"]:
-        # The monitor is a separate program (gui/ imports live_mer, never the other way round).
-        os.execv(sys.executable, [sys.executable, "-m", "gui", *verbose, *rest[1:]])
+        # The monitor is a separate program (gui/ imports live_mer, never the other way round). -P: `-m` puts
+        # the working folder first on the path, and a gui.py or gui/ there ran instead of the monitor; kept
+        # where that folder holds this live_mer (a checkout run without installing: its gui/ is the monitor).
+        try:
+            isolate = [] if Path.cwd().resolve() == Path(__file__).resolve().parent.parent else ["-P"]
+        except OSError:  # a working folder deleted since
+            isolate = ["-P"]
+        os.execv(sys.executable, [sys.executable, *isolate, "-m", "gui", *verbose, *rest[1:]])
     args = build_parser().parse_args(argv)
     for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed escaped, never a crash
         with contextlib.suppress(AttributeError, ValueError):  # (a stream replaced by one that cannot)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import triad
+from conftest import ROOT, triad
 from live_mer import config as configmod
 from live_mer.estimate import Estimate
 from osc_receiver import Receiver, free_udp_port, messages, wait_until
@@ -929,6 +929,15 @@ def test_verbose_flag_reaches_the_monitor(args):
     r = live_mer(*args)
     assert r.returncode == 0 and "--kiosk" in r.stdout, r.stderr
 
+
+
+def test_the_monitor_is_not_a_gui_py_of_the_working_folder(tmp_path):
+    """`live-mer gui` runs `python -m gui`, which put the working folder first on the path: a gui.py there (a
+    VJ's own project) ran instead of the monitor."""
+    (tmp_path / "gui.py").write_text("print('not the monitor')\n")
+    r = subprocess.run([sys.executable, "-m", "live_mer", "gui", "--help"], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0 and "--kiosk" in r.stdout and "not the monitor" not in r.stdout, r.stdout + r.stderr
 
 def test_a_configured_file_loops(tmp_path, tiny_model_path, song):
     cfg = tmp_path / "room.toml"
