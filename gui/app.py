@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         from .window import MainWindow
     except ImportError as exc:
         print(f"error: the monitor needs PyQt6 and pyqtgraph ({exc}); install them with "
-              "`bash scripts/setup.sh test` or `.venv/bin/pip install -e '.[gui]'`", file=sys.stderr)
+              f"`{sys.executable} -m pip install PyQt6 pyqtgraph` (a missing lib*.so: the system libraries in "
+              "the README's \"The live monitor\")", file=sys.stderr)
         return 2
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])

@@ -379,7 +379,7 @@ def cmd_analyze(args) -> int:
         import importlib.util
 
         if importlib.util.find_spec("matplotlib") is None:  # before any file, not as a failure per file
-            raise configmod.ConfigError("--plot needs matplotlib: `.venv/bin/pip install -e '.[plot]'`")
+            raise configmod.ConfigError(f"--plot needs matplotlib: `{sys.executable} -m pip install matplotlib`")
     if not 0.0 <= args.smoothing <= MAX_SMOOTHING_S:  # NaN fails too; checked once, not once per file
         raise configmod.ConfigError(f"--smoothing {args.smoothing} is not allowed: 0..{MAX_SMOOTHING_S:g} seconds")
     csv_path = args.csv or (Path(args.out) / "summary.csv" if args.out else None)

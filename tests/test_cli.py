@@ -921,6 +921,8 @@ def test_plot_without_matplotlib_fails_before_any_file(tmp_path, tiny_model_path
             f"'--model', {str(tiny_model_path)!r}]))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--plot needs matplotlib" in r.stderr, r.stderr
+    # a command that works from any folder and in any install (a wheel, pipx), not a checkout's `-e '.[plot]'`
+    assert f"`{sys.executable} -m pip install matplotlib`" in r.stderr, r.stderr
     assert not (tmp_path / "out").exists()
 
 

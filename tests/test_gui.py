@@ -985,3 +985,13 @@ def test_the_monitor_takes_the_configuration_files_source_model_and_analysis_key
     monkeypatch.setattr(session_module, "DeviceSource", lambda name, **kw: opened.update(name=name, **kw))
     SourceChoice(DEVICE, "pulse").open(**seen["device"])
     assert opened == {"name": "pulse", "samplerate": 32000, "channels": 1, "blocksize": 256}
+
+
+def test_without_qt_the_message_names_a_command_that_works_in_any_install():
+    """The hint was a checkout's (`.venv/bin/pip install -e '.[gui]'`, `bash scripts/setup.sh test`): from a wheel
+    or pipx install it failed, or installed whatever project the working folder held."""
+    import subprocess
+
+    code = "import sys; sys.modules['PyQt6'] = None; sys.argv = ['gui']; from gui.app import main; sys.exit(main())"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and f"`{sys.executable} -m pip install PyQt6 pyqtgraph`" in r.stderr, r.stderr
