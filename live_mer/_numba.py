@@ -16,8 +16,10 @@ fresh cache. Folders of other versions unused for :data:`STALE_DAYS` are removed
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,6 +48,16 @@ def _prune(parent: Path, keep: Path) -> None:
             pass
 
 
+def _writable(folder: Path) -> bool:
+    """Whether files can be made in ``folder`` (made if missing), as numba's cache locators test it."""
+    try:
+        folder.mkdir(exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
 def _pick_cache_dir() -> str | None:
     if os.environ.get("NUMBA_CACHE_DIR"):
         return None
@@ -72,4 +84,15 @@ if _cache_dir is not None:
     # numba may have been imported before us with the old environment.
     numba.core.config.reload_config()
 
-njit = numba.njit
+if _cache_dir is None and not os.environ.get("NUMBA_CACHE_DIR") and not _writable(PACKAGE / "__pycache__"):
+    # Nowhere to keep compiled kernels (a read-only install, no writable home or temp folder): numba's
+    # `cache=True` failed at import ("no locator available"); the kernels are compiled at every start instead.
+    logging.getLogger("live_mer").warning(
+        "no writable folder for the compiled analysis (a home or temp folder, or NUMBA_CACHE_DIR): it is compiled "
+        "at every start (10-20 s); set NUMBA_CACHE_DIR to a folder this user may write to")
+
+    def njit(*args, **options):
+        """``numba.njit`` without its cache (see above)."""
+        return numba.njit(*args, **{**options, "cache": False})
+else:
+    njit = numba.njit

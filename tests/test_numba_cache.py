@@ -68,3 +68,33 @@ def test_temp_fallback_is_per_user_and_never_another_users(tmp_path, monkeypatch
     (tmp_path / f"live_mer-cache-{other}").mkdir(mode=0o777)
     monkeypatch.setattr(os, "getuid", lambda: other)
     assert user_cache_dir("numba") is None
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_with_nowhere_to_cache_the_analysis_is_compiled_at_every_start(tmp_path):
+    """A read-only install with no writable home, temp or package folder: numba's `cache=True` failed at import
+    ("no locator available"), a traceback before anything ran. It runs, compiled afresh, and says so."""
+    prefix = []
+    if os.getuid() == 0:  # root writes anywhere unless it gives up the power to (as test_batch does)
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: permissions cannot be enforced")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    site = tmp_path / "site"
+    shutil.copytree(Path(live_mer.__file__).parent, site / "live_mer", ignore=shutil.ignore_patterns("__pycache__"))
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    (tmp_path / "a-file").write_text("")
+    for folder in (readonly, site / "live_mer", site):
+        folder.chmod(0o555)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "a-file"), HOME=str(readonly))
+    code = f"import tempfile; tempfile.tempdir = {str(readonly)!r}\n" + PROBE
+    try:
+        out = subprocess.run(prefix + [sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                             cwd=readonly)
+    finally:
+        for folder in (readonly, site / "live_mer", site):
+            folder.chmod(0o755)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.strip().splitlines()[-1]) > 0
+    assert "compiled at every start" in out.stderr and "Traceback" not in out.stderr
