@@ -165,13 +165,41 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
+@contextlib.contextmanager
+def _stop_signals_held():
+    """Hold Ctrl-C and SIGTERM while the workers are forked, then let them come (see :func:`run_batch`).
+
+    A Python handler records them meanwhile: a process's signal goes to any of its threads that does not block it
+    (OpenBLAS's, onnxruntime's), so blocking it in the main thread alone did not keep Python from raising it there,
+    inside a fork's hooks too. They are blocked as well where that exists (not on Windows): a forked worker is
+    born with them blocked, and takes them once its own handlers are set (:func:`_init_worker`)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets Python's signals
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in STOP_SIGNALS}
+    mask = hasattr(signal, "pthread_sigmask")
+    if mask:
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        if mask:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # one pending comes to the recorder now
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        signal.raise_signal(caught[0])  # to the handler it was meant for (KeyboardInterrupt in analyze)
+
+
 def _init_worker(model_arg: str, provider: str) -> None:
     global _model
     from .model import load_model
 
     for sig in STOP_SIGNALS:  # SIGTERM: a service stopped, sent to every process of its group
         signal.signal(sig, _ctrl_c)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held while it was forked (run_batch): now it may stop
+    if hasattr(signal, "pthread_sigmask"):  # (not on Windows)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held while it was forked: now it may stop
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="live_mer-parent-watch", daemon=True).start()
     _model = load_model(model_arg, provider=provider)
 
@@ -282,12 +310,9 @@ def run_batch(paths: list[str | Path], model_arg: str, out_dir: str | Path | Non
             # The workers are forked in the first submit: a Ctrl-C landing inside a fork's hooks was swallowed
             # there (the batch then ran to its end, 1 try in 16). Held until the tracks are handed over, it
             # comes after (unheld, Python checks for it at once), and a worker takes its own once set up.
-            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-            try:
+            with _stop_signals_held():
                 for i, job in todo:
                     futures[pool.submit(_analyze_one, job)] = i
-            finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             for fut in as_completed(futures):
                 i = futures[fut]
                 try:

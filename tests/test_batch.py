@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -468,6 +469,50 @@ def test_a_ctrl_c_while_the_workers_are_forked_is_not_lost(library, tmp_path, ti
 
     report = batch.run_batch([library], str(tiny_model_path), out_dir=tmp_path / "out", jobs=1, progress=False)
     assert report.unfinished >= 3 and not report.results  # stopped before any track, not run to its end
+
+
+def test_a_ctrl_c_another_thread_receives_while_the_workers_are_forked_is_not_lost(library, tmp_path, tiny_model_path,
+                                                                                   monkeypatch):
+    """A process-directed signal goes to a thread that does not block it (`live-mer analyze` has OpenBLAS's and
+    onnxruntime's beside the main one): blocking it in the main thread alone did not hold it, Python raised it in
+    the main thread at its next GIL handover, and a fork hook that waits for a lock swallowed it (all 4 tracks ran)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    idle = threading.Event()
+    helper = threading.Thread(target=idle.wait, daemon=True)  # a thread with the process's default signal mask
+    helper.start()
+    real_submit = ProcessPoolExecutor.submit
+    interrupted = []
+
+    def submit_interrupted_inside_a_hook(self, *args, **kwargs):
+        try:
+            if not interrupted:  # the first, which forks the worker
+                interrupted.append(os.kill(os.getpid(), signal.SIGINT))
+                time.sleep(0.05)  # the GIL handed over inside a hook (a lock another thread holds)
+        except KeyboardInterrupt:
+            pass  # as an at-fork hook's exception is
+        return real_submit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", submit_interrupted_inside_a_hook)
+    from live_mer import batch
+
+    try:
+        report = batch.run_batch([library], str(tiny_model_path), out_dir=tmp_path / "out", jobs=1, progress=False)
+    finally:
+        idle.set()
+    assert report.unfinished >= 3 and not report.results
+
+
+def test_a_batch_runs_where_signal_masks_do_not_exist(tmp_path, tiny_model_path, monkeypatch):
+    """Windows has no signal.pthread_sigmask: holding the stop signals through it stopped every batch there with
+    an AttributeError before the first track."""
+    from live_mer import batch
+
+    song = tmp_path / "a.wav"
+    sf.write(song, triad(57, True, 3.0, 22050), 22050)
+    monkeypatch.delattr(signal, "pthread_sigmask")
+    report = batch.run_batch([song], str(tiny_model_path), jobs=1, progress=False)
+    assert len(report.results) == 1 and not report.failed, report.results
 
 
 def test_workers_end_when_the_batch_is_killed_outright(tmp_path, tiny_model_path):
