@@ -356,14 +356,17 @@ class Destination:
         return self.cfg.label
 
 
-def _open(cfg: DestinationConfig) -> socket.socket:
+def _open(cfg: DestinationConfig, keep: str | None = None) -> socket.socket:
+    """A non-blocking UDP socket connected to ``cfg``'s host; ``keep``: the address sent to so far, taken again
+    while the name still resolves to it (a round-robin name would otherwise move at each lookup again)."""
     try:
         infos = socket.getaddrinfo(cfg.host, cfg.port, type=socket.SOCK_DGRAM)
     except socket.gaierror as exc:
         raise DestinationError(f"OSC destination {cfg.label}: cannot resolve host ({exc})") from None
     # A name with both (localhost: ::1 first on most systems) is sent to over IPv4: a receiver on 0.0.0.0 or
     # 127.0.0.1, as OSC software usually listens, never gets what goes to ::1 (nothing but "connection refused").
-    family, _, _, _, addr = min(infos, key=lambda info: info[0] != socket.AF_INET)
+    family, _, _, _, addr = next((info for info in infos if info[4][0] == keep),
+                                 min(infos, key=lambda info: info[0] != socket.AF_INET))
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setblocking(False)
     ip = ipaddress.ip_address(addr[0])
@@ -466,9 +469,14 @@ class OscSender:
 
     def _start_opening(self, d: Destination) -> None:
         """Look ``d``'s host up and open its socket in a thread of its own; :meth:`_take_opened` takes the result."""
+        try:
+            keep = d.sock.getpeername()[0] if d.sock is not None else None
+        except OSError:
+            keep = None
+
         def lookup() -> None:
             try:
-                found: socket.socket | DestinationError = _open(d.cfg)
+                found: socket.socket | DestinationError = _open(d.cfg, keep)
             except DestinationError as exc:
                 found = exc
             except Exception as exc:  # e.g. an address family this computer does not have

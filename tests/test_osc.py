@@ -150,8 +150,8 @@ def test_a_remote_host_that_answers_one_refusal_a_second_stays_refused(receiver,
                 raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
             return super().send(data)
 
-    def rate_limited(cfg):
-        sock = real_open(cfg)
+    def rate_limited(cfg, keep=None):
+        sock = real_open(cfg, keep)
         return RateLimitedRefusals(sock.family, sock.type, sock.proto, sock.detach())
 
     monkeypatch.setattr(osc_module, "_open", rate_limited)
@@ -250,7 +250,8 @@ def test_a_name_with_an_ipv4_and_an_ipv6_address_is_sent_to_over_ipv4(receiver, 
 def test_a_receiver_given_a_new_address_is_followed(monkeypatch):
     """A host name was looked up once: a receiver given a new address (a new DHCP lease) got nothing more,
     without a word, until a restart. It is looked up again (RERESOLVE_S); a lookup that fails meanwhile
-    leaves the address that worked."""
+    leaves the address that worked, and so does one that gives it among others (a round-robin name, answering
+    in turn with each address first, moved at every lookup)."""
     first = Receiver()
     moved = Receiver(port=first.port, host="127.0.0.2")  # another address of this computer, the same port
     where = {"ip": "127.0.0.1"}
@@ -261,6 +262,10 @@ def test_a_receiver_given_a_new_address_is_followed(monkeypatch):
             return real_lookup(host, *args, **kwargs)
         if where["ip"] is None:
             raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        if where["ip"] == "round-robin":
+            where["turn"] = not where.get("turn")
+            both = [real_lookup(ip, *args, **kwargs) for ip in ("127.0.0.1", "127.0.0.2")]
+            return both[0] + both[1] if where["turn"] else both[1] + both[0]
         return real_lookup(where["ip"], *args, **kwargs)
 
     def send_until(receiver, seconds):
@@ -287,6 +292,12 @@ def test_a_receiver_given_a_new_address_is_followed(monkeypatch):
                 osc(Estimate(t=0.0, valence=0.5, arousal=0.0))
             osc.flush()
             assert moved.wait_for(m + 5, timeout=2.0) and len(first.datagrams) == n
+            where["ip"] = "round-robin"
+            for _ in range(20):  # 1 s: five lookups again, each with the other address first
+                osc(Estimate(t=0.0, valence=0.5, arousal=0.0))
+                time.sleep(0.05)
+            osc.flush()
+            assert where.get("turn") is not None and len(first.datagrams) == n, "moved by a round-robin answer"
     finally:
         first.close()
         moved.close()
