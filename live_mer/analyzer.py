@@ -21,6 +21,8 @@ from .harmony import StreamKey, camelot, chord_ext_label, chord_label, key_name,
 from .model import StudentModel
 
 CLIP_LEVEL = 0.999
+MIX_LOSS_DB = 10.0  # a mix to mono this far under its channels' own power: they cancel (one in opposite polarity)
+_MIX_FLOOR = 1e-8  # channels quieter than this mean power per sample (-80 dBFS) are not judged
 MAX_SMOOTHING_S = 60.0  # the estimates' smoothing time constant ranges over 0..this (config, flags, monitor)
 # Beyond this (+24 dBFS) a sample is corrupt data, not sound (random bytes read as float, a broken driver):
 # it is silenced and counted like NaN/Inf, so it cannot push the level-relative chroma gate out of reach.
@@ -63,6 +65,24 @@ def hop_frames(card, hop_s: float) -> int:
                          f"else {lowest:g}..{highest:g} s (it is rounded to whole feature frames of "
                          f"{frame_s * 1000:.1f} ms)")
     return max(1, int(round(hop_s / frame_s)))
+
+
+def mix_loss_db(channel_power: float, mix_power: float, frames: int) -> float:
+    """How far (dB) the mix to mono of ``frames`` input frames fell under its channels' own power
+    (:attr:`Analyzer.channel_power`, :attr:`Analyzer.mix_power`, or their growth over a stretch); 0 where
+    there is nothing to judge (one channel, near silence). Channels of one mono source lose nothing, unrelated
+    ones 3 dB; channels in opposite polarity (a miswired cable, a phase switch) cancel, and the analysis,
+    which hears the mix, hears little of the music: at :data:`MIX_LOSS_DB` or more, say so."""
+    if frames <= 0 or channel_power <= _MIX_FLOOR * frames:
+        return 0.0
+    return -10.0 * math.log10(max(mix_power / channel_power, 1e-12))
+
+
+def mix_loss_text(loss_db: float) -> str:
+    """How ``analyze`` and ``listen`` say that the channels cancel (a :func:`mix_loss_db` of ``loss_db``)."""
+    loss = "all but nothing" if loss_db >= 100 else f"{loss_db:.0f} dB"
+    return (f"the channels cancel each other when mixed to mono (the mix loses {loss} of their power: one "
+            "channel in opposite polarity?), and the analysis hears the mix")
 
 
 class Analyzer:
@@ -113,6 +133,11 @@ class Analyzer:
         return self.frontend.input_rate
 
     @property
+    def frames_heard(self) -> int:
+        """Input frames (samples per channel) analysed since the start."""
+        return self._heard
+
+    @property
     def hop_seconds(self) -> float:
         """Seconds between estimates."""
         return self.hop_frames / self.model.card.spec.frame_rate
@@ -143,6 +168,10 @@ class Analyzer:
         self._pieces: collections.deque = collections.deque()  # (end, invalid, peak, clipped) of whole hops
         self._onset_sum = 0.0
         self._power_sum = 0.0  # the hop's frames' power (linear), for its level
+        # Since the start, of input with more than one channel: the channels' power (mean over the channels) and the
+        # power of their mix to mono; far less in the mix means the channels cancel (see mix_loss_db).
+        self.channel_power = 0.0
+        self.mix_power = 0.0
         self._key_changed = False
         self._stream_key.reset()
 
@@ -166,8 +195,13 @@ class Analyzer:
         # Checked per channel before the mix: one clipping channel beside a quiet one is clipping, and the
         # peak is the loudest channel's (the mean of the two would hide both).
         x = self._inspect(x)
-        if x.ndim == 2:
-            x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+        if x.ndim == 2 and x.shape[1] > 1:
+            flat = x.reshape(-1)
+            x = x.mean(axis=1)
+            self.channel_power += float(np.dot(flat, flat)) / (flat.size // x.size)
+            self.mix_power += float(np.dot(x, x))
+        elif x.ndim == 2:
+            x = x[:, 0]
         return self._consume(self.frontend.push(x), overflows, t0)
 
     def finish(self, overflows: int = 0) -> list[Estimate]:

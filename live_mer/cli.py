@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from . import config as configmod
-from .analyzer import MAX_SAMPLE, MAX_SMOOTHING_S, Analyzer, hop_frames
+from .analyzer import MAX_SAMPLE, MAX_SMOOTHING_S, MIX_LOSS_DB, Analyzer, hop_frames, mix_loss_db, mix_loss_text
 from .batch import (AUDIO_EXTENSIONS, RESULT_ENDINGS, result_files, run_batch, scan, summary_csv, track_line,
                     write_whole)
 from .control import ControlServer, Controller
@@ -130,6 +130,7 @@ def _why(stats: dict) -> str:
     return f" (last: {stats['last_error']})"
 
 
+MIX_CHECK_S = 5.0  # listen judges whether the input's channels cancel in the mix over this much audio at a time
 INVALID_NOTICE_S = 60.0  # while the input keeps sending samples that are not audio, one line per this many seconds
 
 
@@ -156,6 +157,32 @@ class _InvalidInput:
             return (f"input: samples that are not audio (NaN, infinite or beyond +-{MAX_SAMPLE:g}) are arriving "
                     f"({count} so far); they are analysed as silence: check the sound card, its driver or the file")
         return f"input: {count} more samples that are not audio since the last notice ({self.total} in all)"
+
+
+class _MixLoss:
+    """Says on the terminal when the input's channels cancel each other in the mix to mono the analysis hears
+    (one in opposite polarity: a miswired cable, a phase switch), judged over each MIX_CHECK_S of input: when
+    it starts, and when it stops."""
+
+    def __init__(self):
+        self._at = (0.0, 0.0, 0)  # the analyzer's channel power, mix power and frames at the last judgement
+        self.cancelling = False
+
+    def notice(self, analyzer: Analyzer) -> str:
+        now = (analyzer.channel_power, analyzer.mix_power, analyzer.frames_heard)
+        frames = now[2] - self._at[2]
+        if frames < 0:  # the stream started again
+            self._at = now
+        if frames < MIX_CHECK_S * analyzer.input_rate:
+            return ""
+        loss = mix_loss_db(now[0] - self._at[0], now[1] - self._at[1], frames)
+        self._at = now
+        if (loss >= MIX_LOSS_DB) == self.cancelling:
+            return ""
+        self.cancelling = not self.cancelling
+        if self.cancelling:
+            return f"input: {mix_loss_text(loss)}: check the cabling, or take one channel (a sound card: --channels 1)"
+        return "input: the channels no longer cancel each other"
 
 
 def _receiver_notices(refused: dict, stats: list[dict]) -> list[str]:
@@ -306,7 +333,7 @@ def cmd_listen(args) -> int:
     tty = sys.stdout.isatty()
     last_print = last_check = 0.0
     receivers: dict = {}
-    invalid = _InvalidInput()
+    invalid, mixed = _InvalidInput(), _MixLoss()
     # The first run after an install or update compiles the analysis kernels before the audio starts.
     note = threading.Timer(1.5, lambda: print(f"{_when(sys.stderr)}preparing the analysis (the first run after an "
                                               "install or update compiles it: 10-20 s)...", file=sys.stderr, flush=True))
@@ -331,8 +358,9 @@ def cmd_listen(args) -> int:
                 for note in _receiver_notices(receivers, osc.stats()):
                     print(("\n" if tty else "") + _when(sys.stderr) + note, file=sys.stderr, flush=True)
             recent = latest.drain()
-            if note := invalid.notice(recent, time.monotonic()):
-                print(("\n" if tty else "") + _when(sys.stderr) + note, file=sys.stderr, flush=True)
+            for note in (invalid.notice(recent, time.monotonic()), mixed.notice(engine.analyzer)):
+                if note:
+                    print(("\n" if tty else "") + _when(sys.stderr) + note, file=sys.stderr, flush=True)
             if recent and not args.quiet and (tty or time.monotonic() - last_print >= 1.0):
                 last_print = time.monotonic()
                 print(("\r" + format_line(recent[-1])) if tty else _when(sys.stdout) + format_line(recent[-1]),

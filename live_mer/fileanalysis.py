@@ -25,7 +25,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from .analyzer import MAX_SAMPLE, Analyzer
+from .analyzer import MAX_SAMPLE, MIX_LOSS_DB, Analyzer, mix_loss_db, mix_loss_text
 from .estimate import Estimate
 from .harmony import camelot, key_name, open_key
 from .model import StudentModel
@@ -215,7 +215,9 @@ def analyze_file(path: str | Path, model: StudentModel, smoothing_s: float = 1.0
               "summary": summarize(estimates, analyzer.stream_key()), "timeline": [e.to_dict() for e in estimates]}
     cut = f"{blocks.damage}: a damaged or truncated file?; analysed as far as it goes" if blocks.damage else \
         _truncation_warning(stated, duration)
-    warnings = [w for w in (_input_warning(estimates, samples), cut) if w]
+    loss = mix_loss_db(analyzer.channel_power, analyzer.mix_power, analyzer.frames_heard)
+    mixed = mix_loss_text(loss) if loss >= MIX_LOSS_DB else ""
+    warnings = [w for w in (_input_warning(estimates, samples), mixed, cut) if w]
     if warnings:
         result["warning"] = "; ".join(warnings)
     return result

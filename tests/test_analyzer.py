@@ -344,3 +344,22 @@ def test_set_smoothing_takes_effect_mid_stream(tiny_model):
     assert fast[-1].arousal - slow[-1].arousal > 0.1  # without smoothing it jumps to the loud value
     with pytest.raises(ValueError, match="smoothing_s"):
         a.set_smoothing(-1)
+
+
+def test_the_mix_loss_tells_cancelling_channels_from_ordinary_stereo(tiny_model):
+    """What analyze and listen judge "channels that cancel" by: the mix to mono's power under the channels' own."""
+    from live_mer.analyzer import MIX_LOSS_DB, mix_loss_db
+
+    sr = 22050
+    x = triad(57, True, 3.0, sr, amp=0.3)
+    noise = 0.3 * np.random.default_rng(1).standard_normal(x.size).astype(np.float32)
+
+    def loss(audio):
+        an = Analyzer(tiny_model, sr)
+        an.process(audio)
+        return mix_loss_db(an.channel_power, an.mix_power, an.frames_heard)
+
+    assert loss(np.stack([x, x], 1)) == pytest.approx(0.0, abs=1e-6)  # one source in both channels
+    assert loss(np.stack([x, noise], 1)) == pytest.approx(3.0, abs=0.3)  # unrelated channels
+    assert loss(np.stack([x, -x], 1)) >= 100 and loss(np.stack([x, -0.9 * x], 1)) > MIX_LOSS_DB  # opposite polarity
+    assert loss(x) == 0.0 and loss(np.zeros((sr, 2), np.float32)) == 0.0  # one channel; silence: nothing to judge

@@ -736,6 +736,32 @@ def test_listen_says_when_the_input_sends_samples_that_are_not_audio(tmp_path, t
     assert re.search(r"; samples not audio 441\d\d; ", r.stderr), r.stderr  # the one second of NaN, counted
 
 
+def test_listen_and_analyze_say_when_the_channels_cancel_in_the_mix(tmp_path, tiny_model_path, monkeypatch, capsys):
+    """A stereo input with one channel in opposite polarity (a miswired cable) cancels in the mix to mono the
+    analysis hears: it read as silence, no chord, no key, with no word. listen says so when it starts and
+    when it stops; analyze warns. Channels of one source, or unrelated ones, are fine."""
+    from live_mer import cli
+
+    sr = 22050
+    x = triad(57, True, 4.0, sr, amp=0.3)
+    cancelling, fine = tmp_path / "cancelling.wav", tmp_path / "fine.wav"
+    sf.write(cancelling, np.concatenate([np.stack([x, -x], 1), np.stack([x, 0.5 * x], 1)]), sr)
+    sf.write(fine, np.stack([x, 0.05 * np.random.default_rng(0).standard_normal(x.size)], 1), sr)
+    monkeypatch.setattr(cli, "MIX_CHECK_S", 1.0)
+    assert cli.main(["listen", "--file", str(cancelling), "--duration", "7.5", "--quiet", "--model",
+                     str(tiny_model_path), "--osc", "127.0.0.1:9"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("input: the channels cancel each other when mixed to mono (the mix loses") == 1, err
+    assert err.count("input: the channels no longer cancel each other") == 1, err
+    assert err.index("cancel each other when mixed") < err.index("no longer cancel")
+    sf.write(cancelling, np.stack([x, -x], 1), sr)  # analyze judges the whole file
+    r = live_mer("analyze", cancelling, fine, "--json", tmp_path / "all.json", "--model", tiny_model_path)
+    assert r.returncode == 0, r.stderr
+    warned = {Path(t["path"]).name: t.get("warning", "") for t in json.loads((tmp_path / "all.json").read_text())}
+    assert "the channels cancel each other when mixed to mono" in warned["cancelling.wav"]
+    assert warned["fine.wav"] == ""
+
+
 def test_listen_says_how_much_audio_it_skipped_to_keep_up(tiny_model_path, monkeypatch, capsys):
     """The analysis held up for 2 s skips the audio older than max_backlog_s to stay live: that loss was
     counted (Engine.dropped_s) but never shown."""
