@@ -125,7 +125,7 @@ class Frame:
     key_camelot: str
     key_open: str
     key_confidence: float
-    key_changed: bool  # the held key changed (or was first established) in this step
+    key_changed: bool  # the held key differs from the one last sent unmuted (or was first established)
     level_db: float
     onset: float
     estimate: Estimate  # the newest estimate behind this frame (status fields come from it)
@@ -143,7 +143,7 @@ class Shaper:
         # goes out with its own confidence (and extended chord, Open Key), not the challenger's.
         self._chords: dict[str, tuple[float, str, float]] = {}
         self._keys: dict[str, tuple[str, float]] = {}
-        self._key = ""  # the held key of the previous step
+        self._key = ""  # the held key last sent (not muted)
 
     def _follow(self, key: str, output: str, target: float, dt: float) -> float:
         f = self._followers.get(key)
@@ -196,7 +196,8 @@ class Shaper:
         key, camelot = held_key.split("|")
         key_open, key_confidence = self._keys.get(held_key, ("", 0.0))
         key_changed = bool(key) and key != self._key
-        self._key = key
+        if "key" not in self.settings.muted:  # a key that changed while muted is announced when it is unmuted
+            self._key = key
         return Frame(valence=valence, arousal=arousal, quadrant=quadrant, quadrant_probs=probs, moods=moods, tags=tags,
                      chord=chord, chord_confidence=chord_confidence, chord_ext=chord_ext,
                      chord_ext_confidence=chord_ext_confidence, key=key, key_camelot=camelot, key_open=key_open,

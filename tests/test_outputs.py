@@ -406,6 +406,24 @@ def test_key_change_messages_follow_the_sent_key(rx):
     assert changes == [(1, "C major"), (switch + 1, "G major")]
 
 
+def test_a_key_that_changed_while_the_key_was_muted_is_announced_when_it_is_unmuted(rx):
+    """Muted, neither /mer/key nor /mer/key/change goes out; unmuted, /mer/key names the new key, and its
+    /mer/key/change comes with it (it was lost: a receiver acting on key changes stayed in the old key), once;
+    a key unmuted unchanged is not announced again."""
+    osc = OscSender([DestinationConfig("127.0.0.1", rx.port, outputs=("key",))],
+                    settings=OutputSettings(shapes={"key": OutputShape(hold_ms=0, hysteresis=0.05)}))
+    g = dict(key="G major", cam="9B", open_key="2d")
+    for e, muted in [(est(), False), (est(), True), (est(**g), True), (est(**g), False), (est(**g), False),
+                     (est(**g), True), (est(**g), False)]:
+        osc.settings = osc.settings.with_mute("key", muted)
+        osc(e)
+        osc.flush()
+    osc.close()
+    sent = [(m.address, m.params[0]) for d in collect(rx, 4) for m in parse(d)]
+    assert sent == [("/mer/key", "C major"), ("/mer/key/change", "C major"), ("/mer/key", "G major"),
+                    ("/mer/key/change", "G major"), ("/mer/key", "G major"), ("/mer/key", "G major")]
+
+
 def test_rate_interpolates_between_hops(rx):
     settings_ = OutputSettings(shapes={"valence": OutputShape(attack_ms=200, release_ms=200)})
     cfg = DestinationConfig("127.0.0.1", rx.port, rate_hz=50, outputs=("valence",))
