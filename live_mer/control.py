@@ -7,7 +7,7 @@ Messages (``<p>`` is the OSC prefix, ``/mer`` by default):
 ``<p>/control/smoothing s f f``       smoothed output (not chord, key), attack ms, release ms (0..600000)
 ``<p>/control/hold s f f``            label output (quadrant, chord, key), hold ms, hysteresis 0..1
 ``<p>/control/mute s i``              output (or ``all``), 1 = mute, 0 = unmute (also as a float or T/F)
-``<p>/control/query``                 replies ``<p>/state/preset s``, ``<p>/state/muted s...``,
+``<p>/control/query [i]``              replies ``<p>/state/preset s``, ``<p>/state/muted s...``,
                                       ``<p>/state/smoothing s f f`` per smoothed output and
                                       ``<p>/state/hold s f f`` per label output, to the sender
 ====================================  ===================================================
@@ -100,7 +100,10 @@ class Controller:
             self._check_output(output, (*OUTPUTS, "all"), address)
             self.set_settings(settings.with_mute(output, flag))
         elif cmd == "/control/query":
-            self._args(args, (), address)
+            # a controller's button (TouchOSC, a MIDI bridge) sends 1 when pressed and 0 when released: the press asks
+            if args and not self._args(args, (bool,), address)[0]:
+                self.accepted += 1
+                return []
             reply = [(f"{p}/state/preset", [settings.preset]), (f"{p}/state/muted", sorted(settings.muted))]
             reply += [(f"{p}/state/smoothing", [n, settings.shape(n).attack_ms, settings.shape(n).release_ms])
                       for n in SMOOTHED_OUTPUTS]

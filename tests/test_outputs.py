@@ -557,6 +557,20 @@ def test_control_port_applies_valid_messages_and_answers_queries():
         server.close()
 
 
+def test_a_query_from_a_controller_button_is_answered_on_the_press():
+    """TouchOSC buttons and MIDI bridges send 1.0 on press and 0.0 on release: a query with that argument was
+    refused ("expected 0 argument(s)"). The press asks, the release does nothing, anything else is refused."""
+    from live_mer.control import ControlError, Controller
+
+    ctl = Controller(lambda: OutputSettings(), lambda s: None, {})
+    plain = ctl.handle("/mer/control/query", ())
+    assert plain and ctl.handle("/mer/control/query", (1.0,)) == plain == ctl.handle("/mer/control/query", (True,))
+    assert ctl.handle("/mer/control/query", (0.0,)) == [] and ctl.accepted == 4
+    for bad in ((0.5,), ("now",), (1.0, 1.0)):
+        with pytest.raises(ControlError):
+            ctl.handle("/mer/control/query", bad)
+
+
 @pytest.mark.parametrize("address,args", [
     ("/mer/control/preset", ("nope",)),            # unknown preset
     ("/mer/control/preset", (3,)),                 # wrong type
