@@ -16,7 +16,7 @@ from live_mer.analyzer import MAX_SMOOTHING_S
 from live_mer.estimate import Estimate
 from live_mer.fileanalysis import AudioFileError
 from live_mer.model import ModelError
-from live_mer.osc import DestinationConfig, DestinationError
+from live_mer.osc import DestinationConfig, DestinationError, repeated
 from live_mer.outputs import LABEL_OUTPUTS, OutputSettings
 from live_mer.sources import DeviceSource, SourceError, list_input_devices
 
@@ -602,11 +602,10 @@ class MainWindow(QtWidgets.QMainWindow):
             for config in self._osc_configs:
                 detailed.setdefault(config.label, []).append(config)
             chosen = tuple(detailed[label].pop(0) if detailed.get(label) else label for label in labels)
-            as_configs = [d if isinstance(d, DestinationConfig) else DestinationConfig.parse(d) for d in chosen]
-            for i, config in enumerate(as_configs):
-                if config in as_configs[:i]:
-                    raise DestinationError(f"{config.label} is listed twice (with the same settings, it would get "
-                                           "every bundle twice)")
+            configs = [d if isinstance(d, DestinationConfig) else DestinationConfig.parse(d) for d in chosen]
+            if twice := repeated(configs):
+                raise DestinationError(f"{labels[twice[1]]} is listed twice (with the same settings, it would get "
+                                       "every bundle twice)")
         except DestinationError as exc:
             self._mark_osc(False)
             self.banner.show_message(f"OSC destination: {exc}", "error")

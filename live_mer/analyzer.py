@@ -196,9 +196,9 @@ class Analyzer:
         # peak is the loudest channel's (the mean of the two would hide both).
         x = self._inspect(x)
         if x.ndim == 2 and x.shape[1] > 1:
-            flat = x.reshape(-1)
+            channels, flat = x.shape[1], x.reshape(-1)
             x = x.mean(axis=1)
-            self.channel_power += float(np.dot(flat, flat)) / (flat.size // x.size)
+            self.channel_power += float(np.dot(flat, flat)) / channels
             self.mix_power += float(np.dot(x, x))
         elif x.ndim == 2:
             x = x[:, 0]

@@ -607,8 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--quiet", action="store_true", help="no live terminal line")
     listen.add_argument("--record", metavar="FILE", help="write every estimate to FILE (.csv or .jsonl)")
     listen.add_argument("--preset", help="start with this preset from the configuration")
-    listen.add_argument("--control", type=int, metavar="PORT", help="enable the OSC control port on this port (on control.host: "
-                        "127.0.0.1 unless the configuration file says otherwise)")
+    listen.add_argument("--control", type=int, metavar="PORT", help="enable the OSC control port on this port "
+                        "(on control.host: 127.0.0.1 unless the configuration file says otherwise)")
     listen.add_argument("--model", help="model name in models/ or path to an .onnx with its .json card")
     listen.add_argument("--provider", choices=PROVIDER_CHOICES, help="onnxruntime execution provider")
     listen.add_argument("--smoothing", type=float, help="smoothing of the estimates, seconds (the terminal, "

@@ -16,7 +16,7 @@ from typing import Mapping
 
 from .analyzer import MAX_SMOOTHING_S
 from .model import DEFAULT_MODEL, PROVIDER_CHOICES
-from .osc import DEFAULT_PREFIX, DestinationConfig, DestinationError, check_prefix, parse_destination
+from .osc import DEFAULT_PREFIX, DestinationConfig, DestinationError, check_prefix, parse_destination, repeated
 from .outputs import DEFAULT_SHAPES, LABEL_OUTPUTS, OUTPUTS, OutputSettings, OutputShape, shape_keys
 
 
@@ -167,14 +167,12 @@ class Config:
             bad("control.port", c.port, "1..65535")
         named = [("osc.destinations", DestinationConfig.parse(d)) for d in o.destinations]
         named += [(f"osc.destination[{i}]", d) for i, d in enumerate(o.destination)]
-        first: dict[DestinationConfig, str] = {}
-        for key, d in named:
-            if d in first:  # (two entries for one receiver with different settings are two streams: allowed)
-                which = (f"{key} lists {d.label} twice" if first[d] == key else
-                         f"{first[d]} and {key} are the same destination, {d.label} with the same settings")
-                raise ConfigError(f"{which} (--osc on the command line sets osc.destinations): every bundle would "
-                                  "arrive there twice; remove one")
-            first[d] = key
+        if twice := repeated([d for _, d in named]):
+            (first, _), (key, d) = named[twice[0]], named[twice[1]]
+            which = (f"{key} lists {d.label} twice" if first == key else
+                     f"{first} and {key} are the same destination, {d.label} with the same settings")
+            raise ConfigError(f"{which} (--osc on the command line sets osc.destinations): every bundle would "
+                              "arrive there twice; remove one")
         if c.enabled:
             for key, d in named:
                 if d.port == c.port and (d.host == c.host or (_is_loopback(d.host) and _is_loopback(c.host))):

@@ -132,6 +132,17 @@ def parse_destination(text: str) -> tuple[str, int]:
 PATTERN_CHARS = "#*,?[]{}"  # OSC 1.0 reserves these in addresses for patterns (and "//" is one in OSC 1.1)
 
 
+def repeated(destinations: list[DestinationConfig]) -> tuple[int, int] | None:
+    """The positions of the first destination listed again with the same settings, and of its first listing
+    (it would get every bundle twice), or None. One receiver with different settings is two streams: fine."""
+    first: dict[DestinationConfig, int] = {}
+    for i, d in enumerate(destinations):
+        if d in first:
+            return first[d], i
+        first[d] = i
+    return None
+
+
 def _prefix_problem(prefix: str) -> str:
     """What keeps ``prefix`` from starting OSC 1.0 addresses every receiver takes literally ("" if nothing)."""
     if not prefix.startswith("/"):
@@ -507,16 +518,14 @@ class OscSender:
                     d.sock, found = found, d.sock
                 found.close()
             return  # a failed lookup again: the address that worked stays
-        d.retry_at = time.monotonic() + RESOLVE_RETRY_S
         if isinstance(found, socket.socket):
             if d.last_error:
                 log.warning("OSC destination %s resolved; sending", d.label)
             d.sock, d.last_error = found, ""
-            if _is_address(d.cfg.host):
-                d.retry_at = float("inf")  # an address: nothing to look up again
-            else:
-                d.retry_at = time.monotonic() + RERESOLVE_S
+            # a name is looked up again; an address never needs it
+            d.retry_at = float("inf") if _is_address(d.cfg.host) else time.monotonic() + RERESOLVE_S
         else:
+            d.retry_at = time.monotonic() + RESOLVE_RETRY_S
             if not d.last_error:
                 log.warning("%s; retrying every %.0f s", found, RESOLVE_RETRY_S)
             d.last_error = str(found)
